@@ -1,0 +1,156 @@
+// Package cli builds the otabake command line. Commands parse flags, call the domain packages
+// and print; the work itself lives elsewhere. Each command file registers its commands with
+// register in an init function, so that command groups can be added without touching this file.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// Version is the otabake version, set at link time with -ldflags "-X …/internal/cli.Version=…".
+var Version = "dev"
+
+var registered []*ucli.Command
+
+// register adds a top-level command. It is called from init functions of the command files.
+func register(cmds ...*ucli.Command) { registered = append(registered, cmds...) }
+
+// Globals holds the options every command shares, resolved once before the command runs.
+type Globals struct {
+	// ProjectDir is the directory holding otabake.toml, .env and build/.
+	ProjectDir string
+	// JSON asks for one machine-readable JSON document on stdout instead of human output.
+	JSON bool
+	// Progress is true when progress bars may be drawn (stderr is a terminal and not disabled).
+	Progress bool
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Log      *slog.Logger
+}
+
+type globalsKey struct{}
+
+// globals returns the shared options of the running command.
+func globals(c *ucli.Context) *Globals {
+	if g, ok := c.Context.Value(globalsKey{}).(*Globals); ok {
+		return g
+	}
+	return &Globals{ProjectDir: ".", Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: slog.New(slog.DiscardHandler)}
+}
+
+// NewApp builds the otabake application with all registered commands.
+func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
+	cmds := append([]*ucli.Command(nil), registered...)
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
+	g := &Globals{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	app := &ucli.App{
+		Name:    "otabake",
+		Usage:   "build, sign and publish over-the-air system updates for embedded Linux fleets",
+		Version: Version,
+		Description: "otabake turns a root filesystem into a versioned release: disk images, Rugix update\n" +
+			"bundles with their hash, signatures and SBOMs, uploaded to Nexigon Hub or to an embedded\n" +
+			"local Hub under .otabake/hub/ when no Hub is configured.\n\n" +
+			"The release pipeline is:\n" +
+			"  otabake prepare-release            pin VERSION, create the Hub version, write .release-env\n" +
+			"  otabake build-release SYSTEM...    build/<system>/: image, bundle, hash, SBOM, build info\n" +
+			"  otabake upload-release             attach every artifact with its metadata\n" +
+			"  otabake promote-release --tag stable",
+		EnableBashCompletion: true,
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "project-dir", Aliases: []string{"C"}, Value: ".", EnvVars: []string{"OTABAKE_PROJECT_DIR"}, Usage: "project directory (holds otabake.toml, .env and build/)"},
+			&ucli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout instead of human-readable output"},
+			&ucli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OTABAKE_LOG_LEVEL"}, Usage: "log level on stderr: debug, info, warn or error"},
+			&ucli.BoolFlag{Name: "no-progress", EnvVars: []string{"OTABAKE_NO_PROGRESS"}, Usage: "never draw progress bars (they are drawn only when stderr is a terminal)"},
+		},
+		Before: func(c *ucli.Context) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+			}
+			g.ProjectDir = c.String("project-dir")
+			g.JSON = c.Bool("json")
+			g.Progress = !c.Bool("no-progress") && !g.JSON && isTerminal(stderr)
+			g.Log = slog.New(newLogHandler(stderr, lvl))
+			c.Context = context.WithValue(c.Context, globalsKey{}, g)
+			return nil
+		},
+		Commands: cmds,
+		ExitErrHandler: func(*ucli.Context, error) {
+			// Errors are printed once by Main.
+		},
+	}
+	return app
+}
+
+// Main runs otabake with args and returns the process exit code. Errors are printed as one
+// line "otabake: …" on stderr (or as {"error": …} on stdout with --json).
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := NewApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	code := 1
+	var ec ucli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+		if code == 0 {
+			return 0
+		}
+	}
+	if msg := strings.TrimSpace(err.Error()); msg != "" {
+		if hasFlag(args, "--json") {
+			_ = json.NewEncoder(stdout).Encode(map[string]string{"error": msg})
+		}
+		fmt.Fprintf(stderr, "otabake: %s\n", msg)
+	}
+	return code
+}
+
+func hasFlag(args []string, flag string) bool {
+	for _, a := range args[1:] {
+		if a == "--" {
+			return false
+		}
+		if a == flag || a == flag+"=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// printJSON writes v as indented JSON followed by a newline.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// usageError marks a wrong invocation; it is printed with a hint to --help.
+func usageError(c *ucli.Context, format string, args ...any) error {
+	return fmt.Errorf("%s (see 'otabake %s --help')", fmt.Sprintf(format, args...), c.Command.FullName())
+}
