@@ -1,0 +1,314 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/release"
+)
+
+func init() {
+	register(prepareReleaseCommand(), buildReleaseCommand(), uploadReleaseCommand(), promoteReleaseCommand())
+}
+
+// loadProject loads the project configuration with flag overrides.
+func loadProject(c *ucli.Context, overrides map[string]string) (*project.Config, error) {
+	return project.Load(globals(c).ProjectDir, project.LoadOptions{Overrides: overrides})
+}
+
+// openHub opens the project's Hub, telling the user when it waits for another process.
+func openHub(c *ucli.Context, cfg *project.Config) (hub.Hub, io.Closer, string, error) {
+	g := globals(c)
+	var once sync.Once
+	return release.OpenHub(c.Context, cfg, release.HubOptions{OnLockWait: func() {
+		once.Do(func() { g.Log.Warn("waiting for the local Hub lock held by another otabake process") })
+	}})
+}
+
+func flagOverrides(c *ucli.Context, pairs ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if c.IsSet(pairs[i]) {
+			m[pairs[i+1]] = c.String(pairs[i])
+		}
+	}
+	return m
+}
+
+func prepareReleaseCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "prepare-release",
+		Usage: "pin the release version, create it in the Hub and write .release-env",
+		Description: "Makes VERSION = BUILD_TAG = build-<UTC %Y%m%d%H%M%S>-<git short sha> (the time comes from\n" +
+			"SOURCE_DATE_EPOCH when set) and FLOATING_TAG = latest-build-<branch>, resolves\n" +
+			"<repository>/<package>/<BUILD_TAG> in the Hub and reuses that version, or creates it with\n" +
+			"the locked build tag, the floating tag and {\"imageVersion\": VERSION}. Then writes\n" +
+			".release-env (BUILD_TAG, FLOATING_TAG, VERSION, VERSION_ID) for the build and upload steps.\n" +
+			"Running it twice with the same BUILD_TAG reuses the version.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "build-tag", Usage: "use this build tag (and version) instead of generating one [$BUILD_TAG]"},
+			&ucli.StringFlag{Name: "floating-tag", Usage: "use this floating tag instead of latest-build-<branch> [$FLOATING_TAG]"},
+			&ucli.BoolFlag{Name: "allow-dirty", Usage: "allow uncommitted changes in the work tree (the version then does not name the exact source)"},
+		},
+		Action: func(c *ucli.Context) error {
+			g := globals(c)
+			cfg, err := loadProject(c, flagOverrides(c, "build-tag", "release.build_tag", "floating-tag", "release.floating_tag"))
+			if err != nil {
+				return err
+			}
+			if err := release.RequirePackage(cfg); err != nil {
+				return err
+			}
+			id, err := release.NewIdentity(c.Context, cfg.Dir, cfg, release.IdentityOptions{AllowDirty: c.Bool("allow-dirty")})
+			if err != nil {
+				return err
+			}
+			h, closer, desc, err := openHub(c, cfg)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
+			res, err := release.Prepare(c.Context, h, cfg, id)
+			if err != nil {
+				return err
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, res)
+			}
+			verb := "created"
+			if !res.Created {
+				verb = "reused existing"
+			}
+			fmt.Fprintf(g.Stdout, "%s version %s (%s) in %s\n", verb, res.VersionPath, res.VersionID, desc)
+			fmt.Fprintf(g.Stdout, "  VERSION      %s\n  FLOATING_TAG %s\nwrote %s\n", id.Version, id.FloatingTag, res.EnvFile)
+			return nil
+		},
+	}
+}
+
+// loadPinned loads the project and the identity pinned by prepare-release.
+func loadPinned(c *ucli.Context) (*project.Config, *release.Identity, error) {
+	cfg, err := loadProject(c, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, _, err := release.ReadEnvFile(cfg.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, id, nil
+}
+
+func buildReleaseCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "build-release",
+		Usage:     "build the artifacts of one or more systems with the version pinned in .release-env",
+		ArgsUsage: "SYSTEM...",
+		Description: "Produces build/<system>/ (system.img.xz, system.rugixb, system.rugixb-hash, sbom.spdx.json,\n" +
+			"system-build-info.json) with the backend configured for each system:\n" +
+			"  bakery  runs ./run-bakery bake image|bundle SYSTEM --release-version VERSION, then\n" +
+			"          compresses system.img with xz on all cores and writes system.rugixb-hash\n" +
+			"  yocto   collects *.wic[.xz|.bz2|.gz], *.rugixb, *.raucb and os-release from\n" +
+			"          build/tmp/deploy/images/<machine> into build/<system>/",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "backend", Usage: "override the configured backend: bakery or yocto"},
+		},
+		Action: func(c *ucli.Context) error {
+			g := globals(c)
+			if c.NArg() == 0 {
+				return usageError(c, "no system given")
+			}
+			cfg, id, err := loadPinned(c)
+			if err != nil {
+				return err
+			}
+			opts := release.BuildOptions{Backend: c.String("backend"), Output: g.Stderr}
+			if !g.JSON {
+				opts.Stage = func(system, stage string) { g.Log.Info(system + ": " + stage) }
+			} else {
+				opts.Output = io.Discard
+			}
+			res, err := release.Build(c.Context, cfg, id, c.Args().Slice(), opts)
+			if err != nil {
+				return err
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, map[string]any{"version": id.Version, "systems": res})
+			}
+			for _, r := range res {
+				fmt.Fprintf(g.Stdout, "%s (%s): %s: %s\n", r.System, r.Backend, r.Dir, strings.Join(r.Files, " "))
+			}
+			return nil
+		},
+	}
+}
+
+func uploadReleaseCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "upload-release",
+		Usage: "upload build/<system>/ artifacts into the pinned Hub version with their metadata",
+		Description: "For each build/<system>/ (or each --system), checks that the baked version\n" +
+			"(system-build-info.json, else os-release IMAGE_VERSION) equals VERSION, then uploads and\n" +
+			"attaches <system>.img.xz, <system>.rugixb (metadata rugix.bundleHash, relations.sbom,\n" +
+			"version), <system>.rugixb-hash, <system>.spdx.json, <system>.build-info.json and\n" +
+			"<system>.raucb. Uploads are content-addressed: re-running sends nothing new. A filename\n" +
+			"already attached with other content is an error naming both digests.",
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "system", Aliases: []string{"s"}, Usage: "upload only this system (repeatable)"},
+		},
+		Action: func(c *ucli.Context) error {
+			g := globals(c)
+			cfg, id, err := loadPinned(c)
+			if err != nil {
+				return err
+			}
+			h, closer, desc, err := openHub(c, cfg)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
+			opts := release.UploadOptions{Systems: c.StringSlice("system")}
+			bars := newBars(g)
+			opts.Progress = bars.update
+			rep, err := release.Upload(c.Context, h, cfg, id, opts)
+			bars.finish()
+			if err != nil {
+				return err
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, rep)
+			}
+			fmt.Fprintf(g.Stdout, "version %s (%s) in %s\n", rep.Version, rep.VersionID, desc)
+			for _, a := range rep.Artifacts {
+				state := "unchanged"
+				switch {
+				case a.Uploaded:
+					state = "uploaded"
+				case a.Attached:
+					state = "attached"
+				}
+				fmt.Fprintf(g.Stdout, "  %-10s %-40s %10s  %s\n", state, a.Filename, humanBytes(a.Size), a.Digest)
+			}
+			return nil
+		},
+	}
+}
+
+func promoteReleaseCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "promote-release",
+		Usage: "move a floating tag (stable, beta, …) to a released version",
+		Description: "Points --tag at the version named by --from (a tag or a pkg_v_ version ID; default:\n" +
+			"BUILD_TAG from .release-env). The Hub moves the tag atomically: devices following it see\n" +
+			"either the old or the new version. Locked tags are refused, and so are versions without\n" +
+			"assets.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "tag", Value: "", Usage: "the floating tag to move (default: the configured default tag, stable)"},
+			&ucli.StringFlag{Name: "from", Usage: "the version to promote: a tag or a pkg_v_ ID (default: BUILD_TAG of .release-env)"},
+		},
+		Action: func(c *ucli.Context) error {
+			g := globals(c)
+			cfg, err := loadProject(c, nil)
+			if err != nil {
+				return err
+			}
+			from := c.String("from")
+			if from == "" {
+				id, _, err := release.ReadEnvFile(cfg.Dir)
+				if err != nil {
+					return fmt.Errorf("%w (or name the version with --from)", err)
+				}
+				from = id.BuildTag
+			}
+			tag := c.String("tag")
+			if tag == "" {
+				tag = cfg.Hub.DefaultTag
+			}
+			h, closer, _, err := openHub(c, cfg)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
+			res, err := release.Promote(c.Context, h, cfg, tag, from)
+			if err != nil {
+				return err
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, res)
+			}
+			if !res.Moved {
+				fmt.Fprintf(g.Stdout, "%s already points at %s (%s)\n", res.Tag, res.From, res.VersionID)
+				return nil
+			}
+			fmt.Fprintf(g.Stdout, "%s now points at %s (%s)\n", res.Tag, res.From, res.VersionID)
+			return nil
+		},
+	}
+}
+
+// bars draws one progress bar per uploaded file on a terminal.
+type bars struct {
+	g    *Globals
+	mu   sync.Mutex
+	cur  *release.Artifact
+	bar  *progressbar.ProgressBar
+	last time.Time
+}
+
+func newBars(g *Globals) *bars { return &bars{g: g} }
+
+func (b *bars) update(a *release.Artifact, done, total int64) {
+	if !b.g.Progress {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur != a {
+		b.finishLocked()
+		b.cur = a
+		b.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(b.g.Stderr),
+			progressbar.OptionSetDescription(a.Filename),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	_ = b.bar.Set64(done)
+}
+
+func (b *bars) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.finishLocked()
+}
+
+func (b *bars) finishLocked() {
+	if b.bar != nil {
+		_ = b.bar.Finish()
+		b.bar = nil
+	}
+}
+
+// humanBytes formats a size with binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

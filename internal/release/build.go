@@ -1,0 +1,348 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/project"
+)
+
+// BuildOptions tune Build.
+type BuildOptions struct {
+	// Backend overrides the configured backend of every system ("native", "bakery", "yocto").
+	Backend string
+	// Output receives the output of the build tools (run-bakery); nil discards it.
+	Output io.Writer
+	// Stage is called when a stage of a system's build starts.
+	Stage func(system, stage string)
+}
+
+// BuildResult describes build/<system>/ after a build.
+type BuildResult struct {
+	System  string            `json:"system"`
+	Backend string            `json:"backend"`
+	Dir     string            `json:"dir"`
+	Files   []string          `json:"files"`
+	Stages  map[string]string `json:"stages"`
+}
+
+// Build produces build/<system>/ for each system with the version pinned in id, using the
+// system's backend: bakery runs Rugix Bakery and post-processes its output, yocto collects a
+// BitBake deploy directory. Every system is checked before any is built.
+func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []string, opts BuildOptions) ([]*BuildResult, error) {
+	if len(systems) == 0 {
+		return nil, fmt.Errorf("no system given: name one or more of %s", strings.Join(systemNames(cfg), ", "))
+	}
+	type job struct {
+		sys     *project.System
+		backend string
+	}
+	var jobs []job
+	for _, name := range systems {
+		sys, err := cfg.System(name)
+		if err != nil {
+			return nil, err
+		}
+		backend := sys.Backend
+		if opts.Backend != "" {
+			backend = opts.Backend
+		}
+		switch backend {
+		case "bakery", "yocto":
+		case "native":
+			return nil, fmt.Errorf("system %s: the native backend (otabake building the image and bundle itself from a rootfs) is not part of this otabake build yet; use --backend bakery or --backend yocto", name)
+		default:
+			return nil, fmt.Errorf("system %s: unknown backend %q (want native, bakery or yocto)", name, backend)
+		}
+		jobs = append(jobs, job{sys, backend})
+	}
+	var out []*BuildResult
+	for _, j := range jobs {
+		var (
+			r   *BuildResult
+			err error
+		)
+		switch j.backend {
+		case "bakery":
+			r, err = buildBakery(ctx, cfg, id, j.sys, opts)
+		case "yocto":
+			r, err = collectYocto(ctx, cfg, id, j.sys, opts)
+		}
+		if err != nil {
+			return out, fmt.Errorf("build %s: %w", j.sys.Name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func systemNames(cfg *project.Config) []string {
+	var names []string
+	for _, s := range cfg.Systems {
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return []string{"(no systems configured in otabake.toml or rugix-bakery.toml)"}
+	}
+	return names
+}
+
+// stageTimer records how long each stage of one system's build took.
+type stageTimer struct {
+	r     *BuildResult
+	opts  BuildOptions
+	name  string
+	start time.Time
+}
+
+func (t *stageTimer) begin(stage string) {
+	t.end()
+	t.name, t.start = stage, time.Now()
+	if t.opts.Stage != nil {
+		t.opts.Stage(t.r.System, stage)
+	}
+}
+
+func (t *stageTimer) end() {
+	if t.name != "" {
+		t.r.Stages[t.name] = time.Since(t.start).Round(time.Millisecond).String()
+		t.name = ""
+	}
+}
+
+// buildBakery runs `./run-bakery bake image|bundle SYSTEM --release-version VERSION` in the
+// project, then compresses system.img to system.img.xz on all cores and writes
+// system.rugixb-hash (Bakery writes neither).
+func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, opts BuildOptions) (*BuildResult, error) {
+	runBakery := filepath.Join(cfg.Dir, "run-bakery")
+	if _, err := os.Stat(runBakery); err != nil {
+		return nil, fmt.Errorf("%s not found: the bakery backend needs a Rugix Bakery project (see https://rugix.org/docs/getting-started)", runBakery)
+	}
+	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
+	t := &stageTimer{r: r, opts: opts}
+	for _, what := range []string{"image", "bundle"} {
+		t.begin("bake " + what)
+		if err := runTool(ctx, cfg.Dir, opts.Output, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
+			return nil, err
+		}
+	}
+	t.begin("compress image")
+	img := filepath.Join(r.Dir, "system.img")
+	if _, err := os.Stat(img); err == nil {
+		if err := image.CompressXZ(ctx, img, img+".xz", runtime.NumCPU()); err != nil {
+			return nil, fmt.Errorf("compress %s: %w", img, err)
+		}
+		if err := os.Remove(img); err != nil {
+			return nil, err
+		}
+	} else if _, xerr := os.Stat(img + ".xz"); xerr != nil {
+		return nil, fmt.Errorf("Rugix Bakery left no %s", img)
+	}
+	t.begin("bundle hash")
+	if err := writeBundleHash(filepath.Join(r.Dir, "system.rugixb")); err != nil {
+		return nil, err
+	}
+	t.end()
+	return r, listFiles(r)
+}
+
+// writeBundleHash writes <bundle>-hash next to a bundle, without a newline, as Rugix Bakery
+// users write it with rugix-bundler hash.
+func writeBundleHash(bundlePath string) error {
+	h, err := bundle.HashFile(bundlePath)
+	if err != nil {
+		return fmt.Errorf("bundle hash of %s: %w", bundlePath, err)
+	}
+	return atomicfile.WriteFile(bundlePath+"-hash", []byte(h), 0o644)
+}
+
+// collectYocto copies a BitBake deploy directory's image, bundles and os-release into
+// build/<system>/ with the names upload-release expects.
+func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, opts BuildOptions) (*BuildResult, error) {
+	machine := sys.Yocto.Machine
+	if machine == "" {
+		machine = sys.Name
+	}
+	deploy := sys.Yocto.DeployDir
+	if deploy == "" {
+		deploy = filepath.Join("build", "tmp", "deploy", "images", machine)
+	}
+	if !filepath.IsAbs(deploy) {
+		deploy = filepath.Join(cfg.Dir, deploy)
+	}
+	if st, err := os.Stat(deploy); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set [systems.%s] yocto_deploy_dir)", deploy, machine, sys.Name)
+	}
+	r := &BuildResult{System: sys.Name, Backend: "yocto", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
+	t := &stageTimer{r: r, opts: opts}
+	t.begin("collect")
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if sys.Yocto.Image != "" {
+		prefix = sys.Yocto.Image + "-"
+	}
+	pick := func(suffix string) (string, error) { return pickDeployed(deploy, prefix, machine, suffix) }
+
+	found := false
+	for _, ext := range []string{".wic.xz", ".wic.zst", ".wic.bz2", ".wic.gz", ".wic"} {
+		src, err := pick(".rootfs" + ext)
+		if err != nil {
+			return nil, err
+		}
+		if src == "" {
+			continue
+		}
+		found = true
+		if ext == ".wic" {
+			t.begin("compress image")
+			if err := image.CompressXZ(ctx, src, filepath.Join(r.Dir, "system.img.xz"), runtime.NumCPU()); err != nil {
+				return nil, fmt.Errorf("compress %s: %w", src, err)
+			}
+			t.begin("collect")
+		} else if err := copyFile(src, filepath.Join(r.Dir, "system.img"+strings.TrimPrefix(ext, ".wic"))); err != nil {
+			return nil, err
+		}
+		break
+	}
+	for _, b := range []struct{ suffix, dest string }{{".rootfs.rugixb", "system.rugixb"}, {".raucb", "system.raucb"}} {
+		src, err := pick(b.suffix)
+		if err != nil {
+			return nil, err
+		}
+		if src == "" {
+			continue
+		}
+		found = true
+		if err := copyFile(src, filepath.Join(r.Dir, b.dest)); err != nil {
+			return nil, err
+		}
+		if b.dest == "system.rugixb" {
+			if err := writeBundleHash(filepath.Join(r.Dir, b.dest)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%s holds no %s*-%s.rootfs.wic[.xz|.bz2|.gz], .rootfs.rugixb or .raucb", deploy, prefix, machine)
+	}
+	osr := filepath.Join(deploy, "os-release")
+	if _, err := os.Stat(osr); err == nil {
+		if err := copyFile(osr, filepath.Join(r.Dir, "os-release")); err != nil {
+			return nil, err
+		}
+	}
+	t.end()
+	if err := checkBakedVersion(r.Dir, id.Version); err != nil {
+		return nil, err
+	}
+	return r, listFiles(r)
+}
+
+// pickDeployed finds <prefix>*-<machine><suffix> in a deploy directory. BitBake writes
+// timestamped files plus an unversioned symlink to the newest; the symlink wins. Several
+// candidates without a symlink is an error asking for the image name.
+func pickDeployed(dir, prefix, machine, suffix string) (string, error) {
+	pattern := filepath.Join(dir, globEscape(prefix)+"*"+globEscape("-"+machine+suffix))
+	if prefix == "" {
+		pattern = filepath.Join(dir, "*"+globEscape("-"+machine+suffix))
+	}
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return "", err
+	}
+	var links, files []string
+	for _, m := range matches {
+		st, err := os.Lstat(m)
+		if err != nil {
+			continue
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			links = append(links, m)
+		} else if st.Mode().IsRegular() {
+			files = append(files, m)
+		}
+	}
+	sort.Strings(links)
+	sort.Strings(files)
+	switch {
+	case len(links) == 1:
+		return links[0], nil
+	case len(links) == 0 && len(files) == 1:
+		return files[0], nil
+	case len(links) == 0 && len(files) == 0:
+		return "", nil
+	}
+	cands := append(links, files...)
+	return "", fmt.Errorf("several images match %s (%s): set the image name with [systems.NAME] yocto_image", pattern, strings.Join(cands, ", "))
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// copyFile copies src (following symlinks) to dest atomically, hard-linking when possible.
+func copyFile(src, dest string) error {
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	tmp := dest + ".link-tmp"
+	os.Remove(tmp)
+	if err := os.Link(real, tmp); err == nil {
+		return os.Rename(tmp, dest)
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = atomicfile.WriteFrom(dest, f, 0o644)
+	return err
+}
+
+func listFiles(r *BuildResult) error {
+	ents, err := os.ReadDir(r.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			r.Files = append(r.Files, e.Name())
+		}
+	}
+	return nil
+}
+
+// runTool runs a build tool in dir with its output on w, and names it in errors.
+func runTool(ctx context.Context, dir string, w io.Writer, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	if w == nil {
+		w = io.Discard
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("%s %s failed with exit code %d", name, strings.Join(args, " "), ee.ExitCode())
+		}
+		return fmt.Errorf("run %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/project"
+)
+
+// PrepareResult is what prepare-release did.
+type PrepareResult struct {
+	Identity    *Identity `json:"identity"`
+	VersionPath string    `json:"versionPath"`
+	VersionID   string    `json:"versionId"`
+	// Created is false when a version with the build tag already existed and was reused.
+	Created bool   `json:"created"`
+	EnvFile string `json:"envFile"`
+}
+
+// Prepare pins a release in the Hub: it resolves <repo>/<pkg>/<BUILD_TAG> and reuses that
+// version, or creates it with the locked build tag, the floating tag and
+// {"imageVersion": VERSION}. Then it writes .release-env. Re-running with the same BUILD_TAG is
+// a no-op apart from rewriting .release-env with the same content.
+func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) (*PrepareResult, error) {
+	if err := RequirePackage(cfg); err != nil {
+		return nil, err
+	}
+	path := hub.VersionPath{Repository: cfg.Hub.Repository, Package: cfg.Hub.Package, Tag: id.BuildTag}
+	res := &PrepareResult{Identity: id, VersionPath: path.String(), EnvFile: filepath.Join(cfg.Dir, EnvFileName)}
+
+	ref, found, err := h.ResolveVersion(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", path, err)
+	}
+	if found {
+		if err := checkImageVersion(ctx, h, ref.VersionID, id.Version); err != nil {
+			return nil, err
+		}
+		res.VersionID = ref.VersionID
+	} else {
+		pkg, ok, err := h.ResolvePackage(ctx, cfg.Hub.Repository, cfg.Hub.Package)
+		if err != nil {
+			return nil, fmt.Errorf("resolve package %s/%s: %w", cfg.Hub.Repository, cfg.Hub.Package, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("package %s/%s not found in the Hub (or the token may not see it): create it first%s",
+				cfg.Hub.Repository, cfg.Hub.Package, initHint(cfg))
+		}
+		meta, _ := json.Marshal(map[string]string{"imageVersion": id.Version})
+		req := hub.CreateVersionRequest{
+			PackageID: pkg.PackageID,
+			Tags: []hub.TagItem{
+				{Tag: id.BuildTag, Locked: true, Reassign: false},
+				{Tag: id.FloatingTag, Locked: false, Reassign: true},
+			},
+			Metadata: meta,
+		}
+		vid, err := h.CreateVersion(ctx, req)
+		if err != nil {
+			// A create whose response was lost may still have happened: resolve once more
+			// before reporting, so that a retry of prepare-release never fails on its own tag.
+			if ref, found, rerr := h.ResolveVersion(ctx, path); rerr == nil && found {
+				vid, err = ref.VersionID, nil
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create version %s: %w", path, err)
+		}
+		res.VersionID, res.Created = vid, true
+	}
+	id.VersionID = res.VersionID
+	if err := WriteEnvFile(res.EnvFile, id); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkImageVersion refuses to reuse a version whose imageVersion names another release.
+func checkImageVersion(ctx context.Context, h hub.Hub, versionID, want string) error {
+	d, err := h.GetVersionDetails(ctx, versionID)
+	if err != nil {
+		return fmt.Errorf("version %s: %w", versionID, err)
+	}
+	if got := imageVersion(d); got != "" && got != want {
+		return fmt.Errorf("version %s already has imageVersion %q, not %q: use another BUILD_TAG", versionID, got, want)
+	}
+	return nil
+}
+
+// imageVersion returns the version metadata's imageVersion, or "".
+func imageVersion(d *hub.VersionDetails) string {
+	var m struct {
+		ImageVersion string `json:"imageVersion"`
+	}
+	if len(d.Metadata) > 0 {
+		_ = json.Unmarshal(d.Metadata, &m)
+	}
+	return m.ImageVersion
+}
+
+func initHint(cfg *project.Config) string {
+	if cfg.Hub.URL == "" {
+		return fmt.Sprintf(" with 'otabake hub init --repository %s --package %s'", cfg.Hub.Repository, cfg.Hub.Package)
+	}
+	return " in the Hub's web interface"
+}

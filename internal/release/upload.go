@@ -1,0 +1,289 @@
+package release
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/project"
+)
+
+// BuildDir is where build-release leaves the artifacts of a system.
+func BuildDir(projectDir, system string) string { return filepath.Join(projectDir, "build", system) }
+
+// Artifact is one file of build/<system>/ as it is published.
+type Artifact struct {
+	System   string          `json:"system"`
+	Path     string          `json:"path"`
+	Filename string          `json:"filename"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+	Size     int64           `json:"size"`
+	Digest   hub.Digest      `json:"digest,omitempty"`
+	AssetID  string          `json:"assetId,omitempty"`
+	// Uploaded is true when bytes were sent; Attached when the filename was newly added.
+	Uploaded bool `json:"uploaded"`
+	Attached bool `json:"attached"`
+}
+
+// UploadOptions tune Upload.
+type UploadOptions struct {
+	// Systems limits the upload to these systems; empty means every directory under build/.
+	Systems []string
+	// Progress reports bytes hashed and sent per file.
+	Progress func(a *Artifact, done, total int64)
+	// Upload carries HTTP and retry settings to hub.UploadFile.
+	Upload hub.UploadOptions
+}
+
+// UploadReport lists every artifact with what happened to it.
+type UploadReport struct {
+	Version   string      `json:"version"`
+	VersionID string      `json:"versionId"`
+	Artifacts []*Artifact `json:"artifacts"`
+}
+
+// imageExts are the compressed disk image forms uploaded as <system>.img.<ext>.
+var imageExts = []string{"xz", "zst", "bz2", "gz"}
+
+// CollectArtifacts lists what upload-release publishes for one system and checks that the
+// baked version equals version. It reads only small files (build info, os-release, hash).
+func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
+	if err := checkBakedVersion(dir, version); err != nil {
+		return nil, err
+	}
+	exists := func(name string) bool {
+		st, err := os.Stat(filepath.Join(dir, name))
+		return err == nil && st.Mode().IsRegular()
+	}
+	var arts []*Artifact
+	add := func(file, filename string, meta any) {
+		a := &Artifact{System: system, Path: filepath.Join(dir, file), Filename: filename}
+		if meta != nil {
+			a.Metadata, _ = json.Marshal(meta)
+		}
+		arts = append(arts, a)
+	}
+	sbomName := system + ".spdx.json"
+	type relations struct {
+		SBOM []string `json:"sbom"`
+	}
+	var rel *relations
+	if exists("sbom.spdx.json") {
+		rel = &relations{SBOM: []string{sbomName}}
+		add("sbom.spdx.json", sbomName, nil)
+	}
+	if exists("system-build-info.json") {
+		add("system-build-info.json", system+".build-info.json", nil)
+	}
+	imageFound := false
+	for _, ext := range imageExts {
+		if exists("system.img." + ext) {
+			var meta any
+			if rel != nil {
+				meta = struct {
+					Relations *relations `json:"relations"`
+				}{rel}
+			}
+			add("system.img."+ext, system+".img."+ext, meta)
+			imageFound = true
+			break
+		}
+	}
+	if !imageFound && exists("system.img") {
+		return nil, fmt.Errorf("%s: system.img is not compressed: run 'otabake build-release %s' (it writes system.img.xz)", dir, system)
+	}
+	if exists("system.rugixb") {
+		bundleHash, err := bundleHashFor(dir)
+		if err != nil {
+			return nil, err
+		}
+		meta := struct {
+			Rugix struct {
+				BundleHash string `json:"bundleHash"`
+			} `json:"rugix"`
+			Relations *relations `json:"relations,omitempty"`
+			Version   string     `json:"version"`
+		}{Relations: rel, Version: version}
+		meta.Rugix.BundleHash = bundleHash
+		add("system.rugixb", system+".rugixb", meta)
+		if exists("system.rugixb-hash") {
+			add("system.rugixb-hash", system+".rugixb-hash", nil)
+		}
+	}
+	if exists("system.raucb") {
+		add("system.raucb", system+".raucb", struct {
+			Version string `json:"version"`
+		}{version})
+	}
+	if len(arts) == 0 {
+		return nil, fmt.Errorf("%s: nothing to upload (no system.img.xz, system.rugixb or system.raucb): run 'otabake build-release %s'", dir, system)
+	}
+	return arts, nil
+}
+
+// bundleHashFor returns the bundle hash of dir/system.rugixb, read from its header, and checks
+// it against system.rugixb-hash when that file exists: a stale hash file would make devices
+// with useBundleHash refuse the update.
+func bundleHashFor(dir string) (string, error) {
+	bpath := filepath.Join(dir, "system.rugixb")
+	h, err := bundle.HashFile(bpath)
+	if err != nil {
+		return "", fmt.Errorf("read bundle hash of %s: %w", bpath, err)
+	}
+	hpath := filepath.Join(dir, "system.rugixb-hash")
+	data, err := os.ReadFile(hpath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return h, nil
+	case err != nil:
+		return "", err
+	}
+	if got := strings.TrimSpace(string(data)); got != h {
+		return "", fmt.Errorf("%s says %s but the bundle's header hash is %s: rebuild, or rewrite it with 'otabake bundle hash %s --output %s'", hpath, got, h, bpath, hpath)
+	}
+	return h, nil
+}
+
+// checkBakedVersion refuses a build directory whose baked version is not version: uploading it
+// would make devices install an image that reports another version and loop forever.
+func checkBakedVersion(dir, version string) error {
+	infoPath := filepath.Join(dir, "system-build-info.json")
+	data, err := os.ReadFile(infoPath)
+	if err == nil {
+		var info struct {
+			Release struct {
+				Version string `json:"version"`
+			} `json:"release"`
+		}
+		if err := json.Unmarshal(data, &info); err != nil {
+			return fmt.Errorf("%s: %w", infoPath, err)
+		}
+		if info.Release.Version != version {
+			return fmt.Errorf("version mismatch: %s has release.version %q but .release-env has VERSION %q: rebuild with 'otabake build-release'", infoPath, info.Release.Version, version)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	osr := filepath.Join(dir, "os-release")
+	v, ok, err := osReleaseValue(osr, "IMAGE_VERSION")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: neither system-build-info.json nor os-release says which version was built: run 'otabake build-release'", dir)
+		}
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s has no IMAGE_VERSION: the image does not say which version it is", osr)
+	}
+	if v != version {
+		return fmt.Errorf("version mismatch: %s has IMAGE_VERSION %q but .release-env has VERSION %q: rebuild with 'otabake build-release'", osr, v, version)
+	}
+	return nil
+}
+
+// osReleaseValue reads KEY from an os-release file, unquoting the value.
+func osReleaseValue(path, key string) (string, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if ok && k == key {
+			return strings.Trim(v, `"'`), true, nil
+		}
+	}
+	return "", false, sc.Err()
+}
+
+// Systems lists the systems with a build directory, sorted.
+func Systems(projectDir string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(projectDir, "build"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no build/ directory in %s: run 'otabake build-release SYSTEM' first", projectDir)
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "otabake" {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("build/ in %s holds no system: run 'otabake build-release SYSTEM' first", projectDir)
+	}
+	return out, nil
+}
+
+// Upload publishes build/<system>/ of every selected system into the version pinned by id:
+// each artifact is uploaded content-addressed and attached with its metadata. All systems are
+// checked before the first byte is sent. Re-running uploads nothing new and succeeds.
+func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, opts UploadOptions) (*UploadReport, error) {
+	if err := RequirePackage(cfg); err != nil {
+		return nil, err
+	}
+	systems := opts.Systems
+	if len(systems) == 0 {
+		var err error
+		if systems, err = Systems(cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
+	var arts []*Artifact
+	for _, s := range systems {
+		a, err := CollectArtifacts(BuildDir(cfg.Dir, s), s, id.Version)
+		if err != nil {
+			return nil, err
+		}
+		arts = append(arts, a...)
+	}
+	path := hub.VersionPath{Repository: cfg.Hub.Repository, Package: cfg.Hub.Package, Tag: id.BuildTag}
+	ref, found, err := h.ResolveVersion(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", path, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("version %s not found in the Hub: run 'otabake prepare-release' first", path)
+	}
+	if id.VersionID != "" && id.VersionID != ref.VersionID {
+		return nil, fmt.Errorf("%s resolves to %s but .release-env has VERSION_ID %s: run 'otabake prepare-release' again", path, ref.VersionID, id.VersionID)
+	}
+	if err := checkImageVersion(ctx, h, ref.VersionID, id.Version); err != nil {
+		return nil, err
+	}
+	rep := &UploadReport{Version: id.Version, VersionID: ref.VersionID, Artifacts: arts}
+	for _, a := range arts {
+		uo := opts.Upload
+		if opts.Progress != nil {
+			a := a
+			uo.Progress = func(done, total int64) { opts.Progress(a, done, total) }
+		}
+		res, err := hub.UploadFile(ctx, h, ref.RepositoryID, a.Path, uo)
+		if err != nil {
+			return rep, fmt.Errorf("upload %s: %w", a.Path, err)
+		}
+		a.AssetID, a.Digest, a.Size, a.Uploaded = res.AssetID, res.Digest, res.Size, res.Uploaded
+		added, err := hub.AttachAsset(ctx, h, ref.VersionID, res.AssetID, res.Digest, a.Filename, a.Metadata)
+		if err != nil {
+			return rep, fmt.Errorf("attach %s as %s: %w", a.Path, a.Filename, err)
+		}
+		a.Attached = added
+	}
+	return rep, nil
+}
