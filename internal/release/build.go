@@ -184,7 +184,7 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 		deploy = filepath.Join(cfg.Dir, deploy)
 	}
 	if st, err := os.Stat(deploy); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set [systems.%s] yocto_deploy_dir)", deploy, machine, sys.Name)
+		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set deploy_dir in [systems.%s.yocto])", deploy, machine, sys.Name)
 	}
 	r := &BuildResult{System: sys.Name, Backend: "yocto", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
 	t := &stageTimer{r: r, opts: opts}
@@ -238,7 +238,11 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("%s holds no %s*-%s.rootfs.wic[.xz|.bz2|.gz], .rootfs.rugixb or .raucb", deploy, prefix, machine)
+		img := prefix
+		if img == "" {
+			img = "*-"
+		}
+		return nil, fmt.Errorf("%s holds no %s%s.rootfs.wic[.xz|.bz2|.gz], .rootfs.rugixb or .raucb", deploy, img, machine)
 	}
 	osr := filepath.Join(deploy, "os-release")
 	if _, err := os.Stat(osr); err == nil {
@@ -253,13 +257,15 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 	return r, listFiles(r)
 }
 
-// pickDeployed finds <prefix>*-<machine><suffix> in a deploy directory. BitBake writes
+// pickDeployed finds <image>-<machine><suffix> in a deploy directory (any image when prefix
+// is empty, else prefix is "<image>-"). BitBake writes
 // timestamped files plus an unversioned symlink to the newest; the symlink wins. Several
 // candidates without a symlink is an error asking for the image name.
 func pickDeployed(dir, prefix, machine, suffix string) (string, error) {
-	pattern := filepath.Join(dir, globEscape(prefix)+"*"+globEscape("-"+machine+suffix))
-	if prefix == "" {
-		pattern = filepath.Join(dir, "*"+globEscape("-"+machine+suffix))
+	// BitBake's link names are <image>-<machine><suffix> (IMAGE_LINK_NAME).
+	pattern := filepath.Join(dir, "*"+globEscape("-"+machine+suffix))
+	if prefix != "" {
+		pattern = filepath.Join(dir, globEscape(prefix+machine+suffix))
 	}
 	matches, err := filepath.Glob(pattern)
 	if err != nil {
@@ -288,7 +294,7 @@ func pickDeployed(dir, prefix, machine, suffix string) (string, error) {
 		return "", nil
 	}
 	cands := append(links, files...)
-	return "", fmt.Errorf("several images match %s (%s): set the image name with [systems.NAME] yocto_image", pattern, strings.Join(cands, ", "))
+	return "", fmt.Errorf("several images match %s (%s): set image in [systems.NAME.yocto]", pattern, strings.Join(cands, ", "))
 }
 
 func globEscape(s string) string {
