@@ -141,6 +141,7 @@ func hasFlag(args []string, flag string) bool {
 // printJSON writes v as indented JSON followed by a newline.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

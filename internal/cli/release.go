@@ -11,17 +11,23 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/project"
 	"github.com/otabake/otabake/internal/release"
 )
 
 func init() {
-	register(prepareReleaseCommand(), buildReleaseCommand(), uploadReleaseCommand(), promoteReleaseCommand())
+	register(prepareReleaseCommand(), buildReleaseCommand(), uploadReleaseCommand(), promoteReleaseCommand(), releaseCommand())
 }
 
-// loadProject loads the project configuration with flag overrides.
-func loadProject(c *ucli.Context, overrides map[string]string) (*project.Config, error) {
-	return project.Load(globals(c).ProjectDir, project.LoadOptions{Overrides: overrides})
+// loadProject loads the project configuration with the override flags the user set.
+func loadProject(c *ucli.Context) (*project.Config, error) {
+	return project.Load(globals(c).ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
+}
+
+// hubFlags are the project override flags that say which Hub and package to use.
+func hubFlags(extra ...ucli.Flag) []ucli.Flag {
+	return append(projectOverrideFlags(project.KeyHubURL, project.KeyHubRepository, project.KeyHubPackage), extra...)
 }
 
 // openHub opens the project's Hub, telling the user when it waits for another process.
@@ -31,16 +37,6 @@ func openHub(c *ucli.Context, cfg *project.Config) (hub.Hub, io.Closer, string, 
 	return release.OpenHub(c.Context, cfg, release.HubOptions{OnLockWait: func() {
 		once.Do(func() { g.Log.Warn("waiting for the local Hub lock held by another otabake process") })
 	}})
-}
-
-func flagOverrides(c *ucli.Context, pairs ...string) map[string]string {
-	m := map[string]string{}
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if c.IsSet(pairs[i]) {
-			m[pairs[i+1]] = c.String(pairs[i])
-		}
-	}
-	return m
 }
 
 func prepareReleaseCommand() *ucli.Command {
@@ -53,14 +49,12 @@ func prepareReleaseCommand() *ucli.Command {
 			"the locked build tag, the floating tag and {\"imageVersion\": VERSION}. Then writes\n" +
 			".release-env (BUILD_TAG, FLOATING_TAG, VERSION, VERSION_ID) for the build and upload steps.\n" +
 			"Running it twice with the same BUILD_TAG reuses the version.",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "build-tag", Usage: "use this build tag (and version) instead of generating one [$BUILD_TAG]"},
-			&ucli.StringFlag{Name: "floating-tag", Usage: "use this floating tag instead of latest-build-<branch> [$FLOATING_TAG]"},
+		Flags: append(projectOverrideFlags(),
 			&ucli.BoolFlag{Name: "allow-dirty", Usage: "allow uncommitted changes in the work tree (the version then does not name the exact source)"},
-		},
+		),
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
-			cfg, err := loadProject(c, flagOverrides(c, "build-tag", "release.build_tag", "floating-tag", "release.floating_tag"))
+			cfg, err := loadProject(c)
 			if err != nil {
 				return err
 			}
@@ -96,7 +90,7 @@ func prepareReleaseCommand() *ucli.Command {
 
 // loadPinned loads the project and the identity pinned by prepare-release.
 func loadPinned(c *ucli.Context) (*project.Config, *release.Identity, error) {
-	cfg, err := loadProject(c, nil)
+	cfg, err := loadProject(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,9 +155,9 @@ func uploadReleaseCommand() *ucli.Command {
 			"version), <system>.rugixb-hash, <system>.spdx.json, <system>.build-info.json and\n" +
 			"<system>.raucb. Uploads are content-addressed: re-running sends nothing new. A filename\n" +
 			"already attached with other content is an error naming both digests.",
-		Flags: []ucli.Flag{
+		Flags: hubFlags(
 			&ucli.StringSliceFlag{Name: "system", Aliases: []string{"s"}, Usage: "upload only this system (repeatable)"},
-		},
+		),
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
 			cfg, id, err := loadPinned(c)
@@ -210,13 +204,13 @@ func promoteReleaseCommand() *ucli.Command {
 			"BUILD_TAG from .release-env). The Hub moves the tag atomically: devices following it see\n" +
 			"either the old or the new version. Locked tags are refused, and so are versions without\n" +
 			"assets.",
-		Flags: []ucli.Flag{
+		Flags: hubFlags(
 			&ucli.StringFlag{Name: "tag", Value: "", Usage: "the floating tag to move (default: the configured default tag, stable)"},
 			&ucli.StringFlag{Name: "from", Usage: "the version to promote: a tag or a pkg_v_ ID (default: BUILD_TAG of .release-env)"},
-		},
+		),
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
-			cfg, err := loadProject(c, nil)
+			cfg, err := loadProject(c)
 			if err != nil {
 				return err
 			}
@@ -311,4 +305,93 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func releaseCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "release",
+		Usage:     "prepare, build and upload in one go (the whole pipeline, for laptops and demos)",
+		ArgsUsage: "[SYSTEM...]",
+		Description: "Runs prepare-release, build-release for the given systems (default: every configured\n" +
+			"system) and upload-release, then lists the Hub. With the embedded local Hub, the\n" +
+			"configured repository and package are created first if they do not exist yet.\n" +
+			"In CI, run the three steps separately so that builds can run in parallel jobs.",
+		Flags: append(projectOverrideFlags(),
+			&ucli.BoolFlag{Name: "allow-dirty", Usage: "allow uncommitted changes in the work tree"},
+			&ucli.StringFlag{Name: "promote", Usage: "finally move this floating tag (e.g. stable) to the new version"},
+		),
+		Action: func(c *ucli.Context) error {
+			g := globals(c)
+			cfg, err := loadProject(c)
+			if err != nil {
+				return err
+			}
+			if err := release.RequirePackage(cfg); err != nil {
+				return err
+			}
+			systems := c.Args().Slice()
+			if len(systems) == 0 {
+				for _, s := range cfg.Systems {
+					systems = append(systems, s.Name)
+				}
+			}
+			id, err := release.NewIdentity(c.Context, cfg.Dir, cfg, release.IdentityOptions{AllowDirty: c.Bool("allow-dirty")})
+			if err != nil {
+				return err
+			}
+			h, closer, desc, err := openHub(c, cfg)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
+			if s, ok := h.(*local.Store); ok {
+				if _, _, err := s.Init(c.Context, cfg.Hub.Repository, cfg.Hub.Package); err != nil {
+					return err
+				}
+			}
+			prep, err := release.Prepare(c.Context, h, cfg, id)
+			if err != nil {
+				return err
+			}
+			g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
+			opts := release.BuildOptions{Output: g.Stderr}
+			if g.JSON {
+				opts.Output = io.Discard
+			} else {
+				opts.Stage = func(system, stage string) { g.Log.Info(system + ": " + stage) }
+			}
+			built, err := release.Build(c.Context, cfg, id, systems, opts)
+			if err != nil {
+				return err
+			}
+			bars := newBars(g)
+			rep, err := release.Upload(c.Context, h, cfg, id, release.UploadOptions{Systems: systems, Progress: bars.update})
+			bars.finish()
+			if err != nil {
+				return err
+			}
+			var prom *release.PromoteResult
+			if tag := c.String("promote"); tag != "" {
+				if prom, err = release.Promote(c.Context, h, cfg, tag, id.BuildTag); err != nil {
+					return err
+				}
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, map[string]any{"prepare": prep, "build": built, "upload": rep, "promote": prom})
+			}
+			fmt.Fprintf(g.Stdout, "released %s (%s): %d artifacts of %s\n", id.Version, prep.VersionID, len(rep.Artifacts), strings.Join(systems, ", "))
+			if prom != nil {
+				fmt.Fprintf(g.Stdout, "%s now points at %s\n", prom.Tag, id.Version)
+			}
+			if s, ok := h.(*local.Store); ok {
+				tree, err := s.Tree(c.Context, cfg.Hub.Repository+"/"+cfg.Hub.Package)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.Stdout)
+				return printTree(g.Stdout, s.Dir(), tree)
+			}
+			return nil
+		},
+	}
 }

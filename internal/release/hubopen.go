@@ -34,7 +34,7 @@ func OpenHub(ctx context.Context, cfg *project.Config, opts HubOptions) (hub.Hub
 		return s, s, "local Hub " + dir, nil
 	}
 	if cfg.Hub.Token.Reveal() == "" {
-		return nil, nil, "", fmt.Errorf("no token for the Hub at %s: set NEXIGON_TOKEN (or token in .nexigon-cli.toml)", cfg.Hub.URL)
+		return nil, nil, "", fmt.Errorf("no token for the Hub at %s: set %s (or token in .nexigon-cli.toml)", cfg.Hub.URL, cfg.Hub.TokenEnv)
 	}
 	c, err := nexigon.New(cfg.Hub.URL, cfg.Hub.Token.Reveal())
 	if err != nil {

@@ -1,0 +1,39 @@
+// Package project loads the configuration of an otabake project: otabake.toml, the .env file
+// the release scripts source, the process environment, .nexigon-cli.toml, rugix-bakery.toml
+// systems and command-line overrides, merged in one documented precedence order
+// (flags > environment > .env > .nexigon-cli.toml > otabake.toml > defaults) and validated
+// once, so that a typo is an error naming the file and line instead of a device that never
+// updates. Every resolved value remembers where it came from (see Config.Settings).
+//
+// The otabake.toml reference. Every key is optional; unknown keys and wrong types are errors
+// naming the file and line.
+//
+//	[hub]
+//	url = "https://eu.nexigon.cloud"  # "" or absent: the embedded local Hub in .otabake/hub
+//	token_env = "NEXIGON_TOKEN"       # the variable the token is read from; tokens never go here
+//	repository = "my-repo"
+//	package = "my-package"
+//	default_tag = "stable"            # the floating tag devices track
+//
+//	[release]
+//	build_tag = "build-{time}-{commit}"       # pattern; BUILD_TAG pins the value instead
+//	floating_tag = "latest-build-{branch}"    # pattern; FLOATING_TAG pins the value instead
+//	source_date_epoch = 1700000000            # SOURCE_DATE_EPOCH wins
+//
+//	[systems.NAME]
+//	target = "efi-grub"          # efi-grub | rpi-tryboot | rpi-uboot
+//	architecture = "amd64"       # amd64 | arm64 | armhf
+//	backend = "native"           # native | bakery | yocto; default: native with rootfs,
+//	                             # yocto with yocto.machine, bakery for rugix-bakery.toml systems
+//	rootfs = "rootfs/"           # native: a directory or tarball, relative to the project
+//	sizes = { config = "256M", boot = "256M", system = "2G", total = "4G" }  # Bakery size syntax
+//	bundle = { chunker = "casync-64", hash = "sha512-256", deduplicate = true, compression = "xz", xz_preset = 6 }
+//	signing = { key = "keys/k.pem", cert = "keys/c.pem", chain = ["keys/ca.pem"], password_env = "KEY_PASSWORD" }
+//	yocto = { machine = "qemux86-64", image = "core-image-minimal", deploy_dir = "build/tmp/deploy/images/qemux86-64" }
+//	grub = { efi_binary = "grubx64.efi" }   # efi-grub only: a prebuilt GRUB EFI binary
+//
+// Environment and .env names: NEXIGON_HUB_URL, NEXIGON_TOKEN (or [hub] token_env),
+// NEXIGON_REPOSITORY and NEXIGON_PACKAGE (with the Yocto names NEXIGON_OTA_REPOSITORY and
+// NEXIGON_OTA_PACKAGE as fallbacks), BUILD_TAG, FLOATING_TAG and SOURCE_DATE_EPOCH.
+// .nexigon-cli.toml contributes hub-url and token below .env.
+package project

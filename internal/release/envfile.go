@@ -1,0 +1,127 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/project"
+)
+
+// EnvFileName is the file prepare-release writes in the project directory and later steps
+// read, as the Rugix Bakery template's scripts do.
+const EnvFileName = ".release-env"
+
+// LegacyEnvFileName is the name the meta-nexigon (Yocto) scripts use; it is read when
+// .release-env is absent.
+const LegacyEnvFileName = ".release.env"
+
+// maxEnvFileSize bounds a .release-env read; a real one is about 150 bytes.
+const maxEnvFileSize = 64 << 10
+
+// WriteEnvFile atomically writes id as the KEY=VALUE lines the reference scripts source:
+// BUILD_TAG, FLOATING_TAG, VERSION and VERSION_ID, quoted only when the shell needs it.
+func WriteEnvFile(path string, id *Identity) error {
+	for _, kv := range [][2]string{{"BUILD_TAG", id.BuildTag}, {"FLOATING_TAG", id.FloatingTag}, {"VERSION", id.Version}, {"VERSION_ID", id.VersionID}} {
+		if kv[1] == "" {
+			return fmt.Errorf("write %s: %s is empty", path, kv[0])
+		}
+		if strings.ContainsAny(kv[1], "\n\r\x00") {
+			return fmt.Errorf("write %s: %s contains a line break or NUL", path, kv[0])
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "BUILD_TAG=%s\n", shellQuote(id.BuildTag))
+	fmt.Fprintf(&b, "FLOATING_TAG=%s\n", shellQuote(id.FloatingTag))
+	fmt.Fprintf(&b, "VERSION=%s\n", shellQuote(id.Version))
+	fmt.Fprintf(&b, "VERSION_ID=%s\n", shellQuote(id.VersionID))
+	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write release environment: %w", err)
+	}
+	return nil
+}
+
+// shellQuote returns s unchanged when the shell reads it literally, else single-quoted.
+func shellQuote(s string) string {
+	safe := s != ""
+	for i := 0; i < len(s) && safe; i++ {
+		c := s[i]
+		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-/:+@%,", c) >= 0
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ReadEnvFile reads the release identity pinned in dir: .release-env, or .release.env when
+// only that exists. It returns the identity and the path it read. Commit, Branch and Time are
+// not stored in the file and stay empty.
+func ReadEnvFile(dir string) (*Identity, string, error) {
+	var (
+		path string
+		data []byte
+	)
+	for _, name := range []string{EnvFileName, LegacyEnvFileName} {
+		p := filepath.Join(dir, name)
+		d, err := readLimited(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, p, err
+		}
+		path, data = p, d
+		break
+	}
+	if path == "" {
+		return nil, "", fmt.Errorf("no %s in %s: run 'otabake prepare-release' first", EnvFileName, dir)
+	}
+	entries, err := project.ParseDotEnv(path, strings.NewReader(string(data)))
+	if err != nil {
+		return nil, path, err
+	}
+	vals := map[string]string{}
+	for _, e := range entries {
+		vals[e.Key] = e.Value
+	}
+	id := &Identity{BuildTag: vals["BUILD_TAG"], FloatingTag: vals["FLOATING_TAG"], Version: vals["VERSION"], VersionID: vals["VERSION_ID"]}
+	if id.Version == "" {
+		return nil, path, fmt.Errorf("%s: VERSION is missing or empty: run 'otabake prepare-release' again", path)
+	}
+	if id.BuildTag == "" {
+		return nil, path, fmt.Errorf("%s: BUILD_TAG is missing or empty: run 'otabake prepare-release' again", path)
+	}
+	for _, t := range [][2]string{{"BUILD_TAG", id.BuildTag}, {"FLOATING_TAG", id.FloatingTag}} {
+		if t[1] == "" {
+			continue
+		}
+		if err := validTag(t[1]); err != nil {
+			return nil, path, fmt.Errorf("%s: %s: %w", path, t[0], err)
+		}
+	}
+	return id, path, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxEnvFileSize {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxEnvFileSize)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
+}

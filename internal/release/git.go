@@ -1,0 +1,125 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// errNotGitRepo reports that the project is not inside a git work tree.
+var errNotGitRepo = errors.New("not a git repository")
+
+// gitState is what the release identity needs from git.
+type gitState struct {
+	Commit string // short commit of HEAD, as `git rev-parse --short HEAD` prints it
+	Branch string // current branch, "" on a detached HEAD
+	// Changes are `git status --porcelain` entries ("M path", "?? path") outside otabake's
+	// own outputs.
+	Changes []string
+}
+
+// gitIgnoredOutputs are project-relative paths that otabake itself writes or that are never
+// committed by design (.env holds secrets); they do not make a work tree dirty.
+var gitIgnoredOutputs = []string{EnvFileName, LegacyEnvFileName, ".env", ".otabake/", "build/"}
+
+// readGit inspects the git work tree containing dir.
+func readGit(ctx context.Context, dir string) (*gitState, error) {
+	if _, err := exec.LookPath("git"); err != nil {
+		return nil, fmt.Errorf("git not found in PATH (Debian package git): %w", err)
+	}
+	if _, err := runGit(ctx, dir, "rev-parse", "--is-inside-work-tree"); err != nil {
+		if strings.Contains(err.Error(), "not a git repository") {
+			return nil, errNotGitRepo
+		}
+		return nil, err
+	}
+	var st gitState
+	commit, err := runGit(ctx, dir, "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return nil, fmt.Errorf("git repository has no commit to name the release after: %w", err)
+	}
+	st.Commit = commit
+	// symbolic-ref exits 1 with no output on a detached HEAD; that is not an error here.
+	if branch, err := runGit(ctx, dir, "symbolic-ref", "--quiet", "--short", "HEAD"); err == nil {
+		st.Branch = branch
+	}
+	prefix, err := runGit(ctx, dir, "rev-parse", "--show-prefix")
+	if err != nil {
+		return nil, err
+	}
+	out, err := runGitRaw(ctx, dir, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
+	if err != nil {
+		return nil, err
+	}
+	st.Changes = parseStatus(out, prefix)
+	return &st, nil
+}
+
+// parseStatus turns NUL-separated porcelain v1 output into "XY path" entries, skipping the
+// project's own outputs (paths in porcelain output are relative to the repository root).
+func parseStatus(out []byte, prefix string) []string {
+	var changes []string
+	fields := bytes.Split(out, []byte{0})
+	for i := 0; i < len(fields); i++ {
+		f := string(fields[i])
+		if len(f) < 4 {
+			continue
+		}
+		code, p := strings.TrimSpace(f[:2]), f[3:]
+		if f[0] == 'R' || f[0] == 'C' {
+			i++ // the next field is the rename source
+		}
+		if ignoredOutput(p, prefix) {
+			continue
+		}
+		changes = append(changes, code+" "+p)
+	}
+	return changes
+}
+
+func ignoredOutput(p, prefix string) bool {
+	rel, ok := strings.CutPrefix(p, prefix)
+	if !ok {
+		return false
+	}
+	for _, ig := range gitIgnoredOutputs {
+		if rel == ig || strings.HasSuffix(ig, "/") && (strings.HasPrefix(rel, ig) || rel+"/" == ig) {
+			return true
+		}
+	}
+	return false
+}
+
+// runGit runs git in dir and returns its trimmed stdout.
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := runGitRaw(ctx, dir, args...)
+	return strings.TrimSpace(string(out)), err
+}
+
+func runGitRaw(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	// C locale for parseable messages; no optional index lock, so a concurrent git is undisturbed.
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_OPTIONAL_LOCKS=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("git %s: %s", strings.Join(args, " "), firstLine(msg))
+	}
+	return stdout.Bytes(), nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
