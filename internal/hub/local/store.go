@@ -1,0 +1,227 @@
+// Package local is the embedded Hub: repositories, packages, versions, tags, assets and device
+// state kept under one directory (usually <project>/.otabake/hub), so that every otabake command
+// works without a Nexigon Hub. Metadata lives in a bbolt database (hub.db); asset bytes live in
+// a content-addressed blob store (blobs/<algorithm>/<xx>/<hex>).
+//
+// bbolt holds an exclusive file lock for as long as a database is open, so the store opens the
+// database for each operation only: several otabake processes (and a long-running
+// `otabake hub serve`) then take turns instead of starving each other.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/otabake/otabake/internal/hub"
+)
+
+// Options tune how a Store waits for other processes.
+type Options struct {
+	// LockTimeout bounds how long an operation waits for the database lock held by another
+	// process. Zero means 60 s.
+	LockTimeout time.Duration
+	// OnWait is called (at most once per operation) when the lock is not free at once, so that a
+	// command can tell its user why it is not making progress. It may be nil.
+	OnWait func()
+	// MaxEvents is how many events are kept per device; older ones are dropped. Zero means 10000.
+	MaxEvents int
+}
+
+// Store is an embedded Hub. It implements hub.Hub and hub.BlobStore. A Store is safe for
+// concurrent use by multiple goroutines, and several processes may open the same directory.
+type Store struct {
+	dir    string
+	dbPath string
+	opts   Options
+
+	// mu serialises the goroutines of this process: flock conflicts between two opens of the
+	// same file even within one process, and waiting on a mutex is cheaper than polling flock.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var (
+	_ hub.Hub       = (*Store)(nil)
+	_ hub.BlobStore = (*Store)(nil)
+)
+
+// lockPoll is how often a busy database lock is retried.
+const lockPoll = 25 * time.Millisecond
+
+// Open opens (creating if needed) the local Hub in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 60 * time.Second
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 10000
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
+		return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
+	ready := false
+	if _, err := os.Stat(s.dbPath); err == nil {
+		// Opening an initialised store must not need the write lock (nor an fsync).
+		err := s.view(context.Background(), func(tx *bolt.Tx) error {
+			ready = tx.Bucket(bMeta) != nil && tx.Bucket(bMeta).Get(keyOrganization) != nil
+			for _, b := range allBuckets {
+				ready = ready && tx.Bucket(b) != nil
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
+		}
+	}
+	if ready {
+		return s, nil
+	}
+	err := s.update(context.Background(), func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		if meta.Get(keyOrganization) == nil {
+			if err := meta.Put(keyOrganization, []byte(newID("org"))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Dir returns the directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+// Close marks the store closed. The database is not held open between operations, so there is
+// nothing else to release; later operations fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// errClosed is returned by operations on a closed Store.
+var errClosed = errors.New("local Hub store is closed")
+
+// view runs fn in a read-only transaction under a shared lock.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	db, err := s.openDB(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(fn)
+}
+
+// update runs fn in a read-write transaction under the exclusive lock; fn's changes are
+// committed atomically or not at all.
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	db, err := s.openDB(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(fn)
+}
+
+// openDB opens hub.db, polling the file lock until it is free, ctx ends or LockTimeout passes.
+// bbolt's own timeout cannot report that it is waiting nor honour ctx, so each attempt uses a
+// timeout that fails at once.
+func (s *Store) openDB(ctx context.Context, readOnly bool) (*bolt.DB, error) {
+	if readOnly {
+		// A read-only open needs an existing file; Open created it.
+		if _, err := os.Stat(s.dbPath); err != nil {
+			return nil, fmt.Errorf("open local Hub database: %w", err)
+		}
+	}
+	opts := &bolt.Options{Timeout: time.Nanosecond, ReadOnly: readOnly}
+	deadline := time.Now().Add(s.opts.LockTimeout)
+	waited := false
+	for {
+		db, err := bolt.Open(s.dbPath, 0o644, opts)
+		if err == nil {
+			return db, nil
+		}
+		if !errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open local Hub database %s: %w", s.dbPath, err)
+		}
+		if !waited {
+			waited = true
+			if s.opts.OnWait != nil {
+				s.opts.OnWait()
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("local Hub database %s is locked by another otabake process; gave up after %s", s.dbPath, s.opts.LockTimeout)
+		}
+		t := time.NewTimer(lockPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wait for local Hub lock on %s: %w", s.dbPath, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Bucket names. Composite keys join their parts with a NUL byte, which no name or ID contains.
+var (
+	bMeta         = []byte("meta")
+	bRepos        = []byte("repos")        // repo ID → repoRec
+	bRepoNames    = []byte("repoNames")    // name → repo ID
+	bPackages     = []byte("packages")     // pkg ID → pkgRec
+	bPackageNames = []byte("packageNames") // repo ID \0 name → pkg ID
+	bVersions     = []byte("versions")     // version ID → versionRec
+	bPkgVersions  = []byte("pkgVersions")  // pkg ID \0 version ID → nothing
+	bTags         = []byte("tags")         // pkg ID \0 tag → version ID
+	bAssets       = []byte("assets")       // asset ID → assetRec
+	bAssetDigests = []byte("assetDigests") // repo ID \0 digest → asset ID
+	bProperties   = []byte("properties")   // device ID \0 name → hub.Property
+	bEvents       = []byte("events")       // device ID → bucket of seq → hub.Event
+
+	allBuckets = [][]byte{bMeta, bRepos, bRepoNames, bPackages, bPackageNames, bVersions, bPkgVersions, bTags, bAssets, bAssetDigests, bProperties, bEvents}
+
+	keyOrganization = []byte("organizationId")
+)
+
+func key(parts ...string) []byte {
+	n := len(parts) - 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
