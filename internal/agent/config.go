@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// OTAConfig is the effective update configuration: the image defaults deep-merged with the
+// dev.nexigon.ota.config property, as a JSON object (unknown keys are kept and republished).
+type OTAConfig map[string]any
+
+// Path is the configured <repository>/<package>/<tag>.
+func (c OTAConfig) Path() string {
+	s, _ := c["path"].(string)
+	return s
+}
+
+// UseBundleHash reports rugix.useBundleHash.
+func (c OTAConfig) UseBundleHash() bool {
+	r, _ := c["rugix"].(map[string]any)
+	b, _ := r["useBundleHash"].(bool)
+	return b
+}
+
+// DeferFile is defer.file: while it exists, updates are deferred.
+func (c OTAConfig) DeferFile() string {
+	d, _ := c["defer"].(map[string]any)
+	s, _ := d["file"].(string)
+	return s
+}
+
+// DeferInhibitor is defer.inhibitor: while a systemd inhibitor lock of that "who" is held,
+// updates are deferred.
+func (c OTAConfig) DeferInhibitor() string {
+	d, _ := c["defer"].(map[string]any)
+	s, _ := d["inhibitor"].(string)
+	return s
+}
+
+func (c OTAConfig) digest() string {
+	b, _ := json.Marshal(c) // maps marshal with sorted keys: a canonical form
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// parseObject decodes a JSON object; null or empty input is an empty object.
+func parseObject(data []byte, what string) (OTAConfig, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || string(data) == "null" {
+		return OTAConfig{}, nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON object: %w", what, err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// loadDefaults reads the image defaults; a missing file is an empty configuration.
+func loadDefaults(path string) (OTAConfig, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return OTAConfig{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read image OTA defaults: %w", err)
+	}
+	return parseObject(data, path)
+}
+
+// Merge deep-merges override over base like jq's `*`: objects merge key by key, anything else
+// replaces. Neither input is modified.
+func Merge(base, override map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(override))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range override {
+		if bo, ok := out[k].(map[string]any); ok {
+			if oo, ok := v.(map[string]any); ok {
+				out[k] = Merge(bo, oo)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// effectiveConfig merges the property over the defaults and pins rugix.useBundleHash to the
+// image's value: verification policy is the image's, not the cloud's. sources says where each
+// top-level key came from.
+func effectiveConfig(defaults, override OTAConfig) (OTAConfig, map[string]string) {
+	eff := OTAConfig(Merge(defaults, override))
+	sources := map[string]string{}
+	for k := range defaults {
+		sources[k] = "image defaults (" + DefaultsFile + ")"
+	}
+	for k := range override {
+		sources[k] = "device property " + ConfigProperty
+	}
+	if r, ok := eff["rugix"].(map[string]any); ok {
+		r = Merge(r, nil)
+		if dr, ok := defaults["rugix"].(map[string]any); ok && dr["useBundleHash"] != nil {
+			r["useBundleHash"] = dr["useBundleHash"]
+		} else {
+			delete(r, "useBundleHash")
+		}
+		if len(r) == 0 {
+			delete(eff, "rugix")
+		} else {
+			eff["rugix"] = r
+		}
+	}
+	if _, ok := eff["rugix"]; ok {
+		if _, fromOverride := override["rugix"]; fromOverride {
+			sources["rugix"] = "image defaults, merged with device property (useBundleHash from the image only)"
+		}
+	}
+	return eff, sources
+}
+
+// identity returns the system name and running version: Rugix Bakery's build info if present,
+// otherwise IMAGE_ID and IMAGE_VERSION from os-release.
+func (a *Agent) identity() (system, version string, err error) {
+	data, err := os.ReadFile(a.path(BuildInfoFile))
+	if err == nil {
+		var bi struct {
+			Name    string `json:"name"`
+			Release struct {
+				Version string `json:"version"`
+			} `json:"release"`
+		}
+		if err := json.Unmarshal(data, &bi); err != nil {
+			return "", "", fmt.Errorf("parse %s: %w", BuildInfoFile, err)
+		}
+		if bi.Name == "" || bi.Release.Version == "" {
+			return "", "", fmt.Errorf("%s: name or release.version missing", BuildInfoFile)
+		}
+		return bi.Name, bi.Release.Version, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", fmt.Errorf("read build info: %w", err)
+	}
+	for _, f := range osReleaseFiles {
+		data, err := os.ReadFile(a.path(f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("read os-release: %w", err)
+		}
+		vals := ParseOSRelease(data)
+		if vals["IMAGE_ID"] == "" || vals["IMAGE_VERSION"] == "" {
+			return "", "", fmt.Errorf("%s: IMAGE_ID or IMAGE_VERSION not set (and no %s)", f, BuildInfoFile)
+		}
+		return vals["IMAGE_ID"], vals["IMAGE_VERSION"], nil
+	}
+	return "", "", fmt.Errorf("cannot determine the system name and version: neither %s nor os-release exists", BuildInfoFile)
+}
+
+// ParseOSRelease parses os-release KEY=value lines with shell-style quotes.
+func ParseOSRelease(data []byte) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			q := v[0]
+			v = v[1 : len(v)-1]
+			if q == '"' {
+				r := strings.NewReplacer(`\"`, `"`, `\\`, `\`, `\$`, `$`, "\\`", "`")
+				v = r.Replace(v)
+			}
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+// Package engine drives the update tool of a device: Rugix Ctrl or RAUC. Each engine is one
+// small runner around the tool's command line; errors quote the tool's stderr, because on a
+// device that is usually the only diagnosis an operator gets to see in the Hub.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// BootState is what the agent needs to know about the running boot: which group (or slot) is
+// running, which one the bootloader boots by default, and whether the running one still needs
+// to be committed (confirmed) to stay.
+type BootState struct {
+	// ActiveGroup is the running boot group ("a", "b" for Rugix; the bootname for RAUC).
+	ActiveGroup string `json:"activeGroup"`
+	// DefaultGroup is the group booted when nothing else is requested.
+	DefaultGroup string `json:"defaultGroup"`
+	// SpareGroup is the group an update is installed into.
+	SpareGroup string `json:"spareGroup,omitempty"`
+	// NeedsCommit is true when the running group is on trial and reverts on the next reboot.
+	NeedsCommit bool `json:"needsCommit"`
+	// SpareUpdatedAt is when the update tool last finished writing the spare group, if it
+	// records that (Rugix slot DB, RAUC slot status). Zero when unknown. The agent uses it to
+	// notice, after a crash, that an install completed without having been told so.
+	SpareUpdatedAt time.Time `json:"spareUpdatedAt,omitzero"`
+}
+
+// InstallOptions are the verification inputs of an install.
+type InstallOptions struct {
+	// BundleHash is the expected bundle hash (sha512-256:<hex>); empty means the tool's
+	// default verification (signatures).
+	BundleHash string
+}
+
+// Engine is one update tool.
+type Engine interface {
+	// Name is "rugix" or "rauc".
+	Name() string
+	// BundleSuffix is the asset filename suffix of the engine's bundles (".rugixb", ".raucb").
+	BundleSuffix() string
+	// BootState reports the running boot.
+	BootState(ctx context.Context) (BootState, error)
+	// Commit confirms the running boot group.
+	Commit(ctx context.Context) error
+	// Install writes the bundle at url into the spare group without rebooting.
+	Install(ctx context.Context, url string, opts InstallOptions) error
+	// RebootSpare reboots into the freshly installed spare group (once, on trial).
+	RebootSpare(ctx context.Context) error
+	// RebootDefault reboots into the default group; for an uncommitted boot that is a rollback.
+	RebootDefault(ctx context.Context) error
+	// Describe returns the command lines Install would run, for dry runs.
+	DescribeInstall(ctx context.Context, url string, opts InstallOptions) ([]string, error)
+}
+
+// Runner executes a tool. Tests and dry runs replace it; the default is exec.
+type Runner func(ctx context.Context, name string, args ...string) (stdout []byte, err error)
+
+// Exec runs name with args, capturing stdout, and returns an error quoting stderr.
+func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s not found on PATH (install the %s package): %w", name, debianPackage(name), err)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
+	if err := cmd.Run(); err != nil {
+		line := name + " " + Redact(strings.Join(args, " "))
+		msg := Redact(strings.TrimSpace(stderr.String()))
+		if msg == "" {
+			return stdout.Bytes(), fmt.Errorf("%s: %w", line, err)
+		}
+		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", line, err, lastLines(msg, 5))
+	}
+	return stdout.Bytes(), nil
+}
+
+var urlQueryRE = regexp.MustCompile(`(https?://[^\s?"']+)\?[^\s"']*`)
+
+// Redact removes the query of every URL in s: download URLs are presigned, and their
+// signatures must not end up in logs, errors or the published status.
+func Redact(s string) string {
+	return urlQueryRE.ReplaceAllString(s, "$1?<redacted>")
+}
+
+func debianPackage(tool string) string {
+	switch tool {
+	case "rauc":
+		return "rauc"
+	case "rugix-ctrl":
+		return "rugix-ctrl (from the Rugix releases)"
+	case "reboot":
+		return "systemd-sysv"
+	}
+	return tool
+}
+
+// limitedBuffer keeps at most max bytes (the tail), so a chatty tool cannot exhaust memory.
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > l.max {
+		p = p[len(p)-l.max:]
+	}
+	if l.buf.Len()+len(p) > l.max {
+		keep := l.buf.Bytes()[l.buf.Len()+len(p)-l.max:]
+		keep = append([]byte(nil), keep...)
+		l.buf.Reset()
+		l.buf.Write(keep)
+	}
+	l.buf.Write(p)
+	return n, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// ErrUnknownEngine is returned by New for an engine name it does not know.
+var ErrUnknownEngine = errors.New("unknown engine")
+
+// New returns the engine called name ("rugix" or "rauc"); run may be nil for Exec.
+func New(name string, run Runner) (Engine, error) {
+	if run == nil {
+		run = Exec
+	}
+	switch name {
+	case "rugix":
+		return &Rugix{run: run}, nil
+	case "rauc":
+		return &Rauc{run: run}, nil
+	}
+	return nil, fmt.Errorf("%w %q: want rugix or rauc", ErrUnknownEngine, name)
+}
+
+// Detect picks the engine whose tool is on PATH, preferring Rugix.
+func Detect() (string, error) {
+	if _, err := exec.LookPath("rugix-ctrl"); err == nil {
+		return "rugix", nil
+	}
+	if _, err := exec.LookPath("rauc"); err == nil {
+		return "rauc", nil
+	}
+	return "", errors.New("no update engine found: neither rugix-ctrl nor rauc is on PATH (set engine in agent.toml)")
+}

@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Rugix drives rugix-ctrl (0.8.x and 1.x).
+type Rugix struct {
+	run   Runner
+	major int // cached rugix-ctrl major version, -1 when unknown
+	known bool
+}
+
+// Name implements Engine.
+func (r *Rugix) Name() string { return "rugix" }
+
+// BundleSuffix implements Engine.
+func (r *Rugix) BundleSuffix() string { return ".rugixb" }
+
+// RugixSystemInfo is the part of `rugix-ctrl system info` the agent reads (spec §6.2).
+type RugixSystemInfo struct {
+	Slots map[string]RugixSlot `json:"slots"`
+	Boot  *struct {
+		BootFlow     string              `json:"bootFlow"`
+		ActiveGroup  *string             `json:"activeGroup"`
+		DefaultGroup *string             `json:"defaultGroup"`
+		Groups       map[string]struct{} `json:"groups"`
+	} `json:"boot"`
+}
+
+// RugixSlot is one slot of the system info.
+type RugixSlot struct {
+	Active    bool   `json:"active"`
+	UpdatedAt string `json:"updatedAt,omitempty"`
+}
+
+// ParseRugixSystemInfo parses the JSON printed by `rugix-ctrl system info` into a BootState.
+// With two boot groups the spare is the other one; Rugix Ctrl refuses to guess with more.
+func ParseRugixSystemInfo(data []byte) (BootState, error) {
+	var info RugixSystemInfo
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&info); err != nil {
+		return BootState{}, fmt.Errorf("parse rugix-ctrl system info: %w", err)
+	}
+	if info.Boot == nil {
+		return BootState{}, fmt.Errorf("parse rugix-ctrl system info: no boot section (is Rugix Ctrl managing this system?)")
+	}
+	if info.Boot.ActiveGroup == nil || *info.Boot.ActiveGroup == "" {
+		return BootState{}, fmt.Errorf("parse rugix-ctrl system info: boot.activeGroup missing")
+	}
+	if info.Boot.DefaultGroup == nil || *info.Boot.DefaultGroup == "" {
+		return BootState{}, fmt.Errorf("parse rugix-ctrl system info: boot.defaultGroup missing")
+	}
+	st := BootState{
+		ActiveGroup:  *info.Boot.ActiveGroup,
+		DefaultGroup: *info.Boot.DefaultGroup,
+		NeedsCommit:  *info.Boot.ActiveGroup != *info.Boot.DefaultGroup,
+	}
+	if len(info.Boot.Groups) == 2 {
+		for g := range info.Boot.Groups {
+			if g != st.ActiveGroup {
+				st.SpareGroup = g
+			}
+		}
+	} else if len(info.Boot.Groups) == 0 {
+		switch st.ActiveGroup {
+		case "a":
+			st.SpareGroup = "b"
+		case "b":
+			st.SpareGroup = "a"
+		}
+	}
+	if st.SpareGroup != "" {
+		if s, ok := info.Slots["system-"+st.SpareGroup]; ok && s.UpdatedAt != "" {
+			if t, err := time.Parse(time.RFC3339Nano, s.UpdatedAt); err == nil {
+				st.SpareUpdatedAt = t
+			}
+		}
+	}
+	return st, nil
+}
+
+// BootState implements Engine.
+func (r *Rugix) BootState(ctx context.Context) (BootState, error) {
+	out, err := r.run(ctx, "rugix-ctrl", "system", "info", "--json")
+	if err != nil {
+		return BootState{}, fmt.Errorf("rugix-ctrl system info failed: %w", err)
+	}
+	return ParseRugixSystemInfo(out)
+}
+
+// Commit implements Engine.
+func (r *Rugix) Commit(ctx context.Context) error {
+	if _, err := r.run(ctx, "rugix-ctrl", "system", "commit"); err != nil {
+		return fmt.Errorf("rugix-ctrl system commit failed: %w", err)
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`(\d+)\.(\d+)(?:\.(\d+))?`)
+
+// ParseRugixVersion returns the major version in `rugix-ctrl --version` output.
+func ParseRugixVersion(out []byte) (major int, err error) {
+	m := versionRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("rugix-ctrl --version: no version number in %q", bytes.TrimSpace(out))
+	}
+	return strconv.Atoi(string(m[1]))
+}
+
+func (r *Rugix) majorVersion(ctx context.Context) (int, error) {
+	if r.known {
+		return r.major, nil
+	}
+	out, err := r.run(ctx, "rugix-ctrl", "--version")
+	if err != nil {
+		return 0, fmt.Errorf("rugix-ctrl --version failed: %w", err)
+	}
+	m, err := ParseRugixVersion(out)
+	if err != nil {
+		return 0, err
+	}
+	r.major, r.known = m, true
+	return m, nil
+}
+
+func (r *Rugix) installArgs(ctx context.Context, url string, opts InstallOptions) ([]string, error) {
+	args := []string{"update", "install"}
+	if opts.BundleHash != "" {
+		major, err := r.majorVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// 0.8 calls it --verify-bundle; 1.x renamed it to --bundle-hash.
+		if major >= 1 {
+			args = append(args, "--bundle-hash", opts.BundleHash)
+		} else {
+			args = append(args, "--verify-bundle", opts.BundleHash)
+		}
+	}
+	return append(args, "--reboot", "no", url), nil
+}
+
+// Install implements Engine.
+func (r *Rugix) Install(ctx context.Context, url string, opts InstallOptions) error {
+	args, err := r.installArgs(ctx, url, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := r.run(ctx, "rugix-ctrl", args...); err != nil {
+		return fmt.Errorf("rugix-ctrl update install failed: %w", err)
+	}
+	return nil
+}
+
+// DescribeInstall implements Engine.
+func (r *Rugix) DescribeInstall(ctx context.Context, url string, opts InstallOptions) ([]string, error) {
+	args, err := r.installArgs(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{"rugix-ctrl"}, args...), nil
+}
+
+// RebootSpare implements Engine.
+func (r *Rugix) RebootSpare(ctx context.Context) error {
+	if _, err := r.run(ctx, "rugix-ctrl", "system", "reboot", "--spare"); err != nil {
+		return fmt.Errorf("rugix-ctrl system reboot --spare failed: %w", err)
+	}
+	return nil
+}
+
+// RebootDefault implements Engine.
+func (r *Rugix) RebootDefault(ctx context.Context) error {
+	if _, err := r.run(ctx, "rugix-ctrl", "system", "reboot"); err != nil {
+		return fmt.Errorf("rugix-ctrl system reboot failed: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+// Command rauc is a rauc simulator for otabake-agent's tests (also installed as "reboot"):
+// status --output-format=json, install (verifying the bundle with otabake's reader, as the
+// tests use Rugix bundles as stand-in payloads), status mark-good and reboot into the primary
+// slot. State lives in the file named by $OTABAKE_SIM_STATE.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/otabake/otabake/internal/agent/internal/sim"
+)
+
+func main() {
+	if err := run(filepath.Base(os.Args[0]), os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "rauc: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(prog string, args []string) error {
+	statePath := os.Getenv(sim.StateEnv)
+	if statePath == "" {
+		return fmt.Errorf("%s not set", sim.StateEnv)
+	}
+	d, unlock, err := sim.Load(statePath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if prog == "reboot" {
+		// The bootloader boots the primary slot (Default) next.
+		d.Reboots = append(d.Reboots, "reboot")
+		d.RebootPending = true
+		return sim.Save(statePath, d)
+	}
+	switch {
+	case len(args) >= 2 && args[0] == "status" && args[1] == "mark-good":
+		d.Groups[d.Active].Good = true
+		d.Commits++
+	case len(args) >= 1 && args[0] == "status":
+		return status(d)
+	case len(args) == 2 && args[0] == "install":
+		d.InstallAttempts++
+		hash, err := sim.FetchAndVerify(context.Background(), args[1], "")
+		if err != nil {
+			_ = sim.Save(statePath, d)
+			return fmt.Errorf("Failed to install bundle: %w", err)
+		}
+		version, ok := d.Bundles[hash]
+		if !ok {
+			return fmt.Errorf("no version registered for bundle %s", hash)
+		}
+		spare := d.Spare()
+		d.Groups[spare].Version = version
+		d.Groups[spare].UpdatedAt = time.Now()
+		d.Groups[spare].Good = true
+		d.Default = spare // rauc marks the new slot primary
+		d.Installs++
+		d.InstallArgs = append(d.InstallArgs, args)
+	default:
+		return fmt.Errorf("unsupported command %q", strings.Join(args, " "))
+	}
+	return sim.Save(statePath, d)
+}
+
+func status(d *sim.Device) error {
+	names := make([]string, 0, len(d.Groups))
+	for g := range d.Groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	var slots []map[string]any
+	primary := ""
+	for i, g := range names {
+		name := fmt.Sprintf("rootfs.%d", i)
+		if g == d.Default {
+			primary = name
+		}
+		state := "inactive"
+		if g == d.Active {
+			state = "booted"
+		}
+		bs := "bad"
+		if d.Groups[g].Good {
+			bs = "good"
+		}
+		ss := map[string]any{"bundle": map[string]any{"version": d.Groups[g].Version}}
+		if !d.Groups[g].UpdatedAt.IsZero() {
+			ss["installed"] = map[string]any{"timestamp": d.Groups[g].UpdatedAt.UTC().Format(time.RFC3339), "count": 1}
+		}
+		slots = append(slots, map[string]any{name: map[string]any{
+			"class": "rootfs", "device": "/dev/sda" + fmt.Sprint(i+2), "type": "ext4", "bootname": g,
+			"state": state, "boot_status": bs, "slot_status": ss,
+		}})
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"compatible": d.System, "variant": "", "booted": d.Active, "boot_primary": primary, "slots": slots,
+	})
+}
