@@ -1,0 +1,166 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMakeFATWithFieldTools(t *testing.T) {
+	fsck := needTool(t, "fsck.vfat", "dosfstools")
+	src := t.TempDir()
+	mkfile(t, src, "UPPER.TXT", "upper")
+	mkfile(t, src, "lower.txt", "lower")
+	mkfile(t, src, "Mixed.Txt", "mixed")
+	mkfile(t, src, ".rugix/bootstrap", "")
+	mkfile(t, src, "overlays/vc4-kms-v3d-pi4.dtbo", strings.Repeat("o", 5000))
+	mkfile(t, src, "boot_spare.disabled.env", "x")
+	mkfile(t, src, "boot_spare.enabled.env", "y")
+	mkfile(t, src, "a/b/c/deep file with spaces.txt", "deep")
+	for i := range 40 {
+		mkfile(t, src, fmt.Sprintf("many/long-file-name-%02d.dat", i), strings.Repeat("m", i*100))
+	}
+	tests := []struct {
+		name string
+		size int64
+		want string // what file(1)-like check: FAT16 or FAT32 in the boot sector
+	}{
+		{"fat16-16MiB", 16 * MiB, "FAT16   "},
+		{"fat16-256MiB", 256 * MiB, "FAT16   "},
+		{"fat32-3GiB", 3 << 30, "FAT32   "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := filepath.Join(dir, "fat.img")
+			if err := MakeFAT(context.Background(), src, img, tt.size, FATOptions{Serial: 0x12345678, Clamp: testEpoch}); err != nil {
+				t.Fatal(err)
+			}
+			run(t, fsck, "-n", img)
+			b := make([]byte, 512)
+			f, _ := os.Open(img)
+			f.ReadAt(b, 0)
+			f.Close()
+			if !strings.Contains(string(b[:100]), tt.want) {
+				t.Errorf("boot sector does not say %q", tt.want)
+			}
+			out := extractFAT(t, img, dir)
+			err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				rel, _ := filepath.Rel(src, p)
+				want, _ := os.ReadFile(p)
+				got, err := os.ReadFile(filepath.Join(out, rel))
+				if err != nil || string(got) != string(want) {
+					t.Errorf("%s: got %d bytes, %v", rel, len(got), err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMakeFATErrors(t *testing.T) {
+	src := t.TempDir()
+	mkfile(t, src, "big", strings.Repeat("x", 3*MiB))
+	dir := t.TempDir()
+	img := filepath.Join(dir, "fat.img")
+	if err := MakeFAT(context.Background(), src, img, 3*MiB, FATOptions{}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("overfull: err = %v", err)
+	}
+	if _, err := os.Stat(img); !os.IsNotExist(err) {
+		t.Errorf("partial image left: %v", err)
+	}
+	if err := MakeFAT(context.Background(), src, img, 512*1024, FATOptions{}); err == nil || !strings.Contains(err.Error(), "too small") {
+		t.Errorf("tiny: err = %v", err)
+	}
+	os.Remove(filepath.Join(src, "big"))
+	os.Symlink("nowhere", filepath.Join(src, "dangling"))
+	if err := MakeFAT(context.Background(), src, img, 8*MiB, FATOptions{}); err == nil {
+		t.Error("dangling symlink accepted")
+	}
+	os.Remove(filepath.Join(src, "dangling"))
+	mkfile(t, src, "bad:name", "x")
+	if err := MakeFAT(context.Background(), src, img, 8*MiB, FATOptions{}); err == nil || !strings.Contains(err.Error(), "characters FAT does not allow") {
+		t.Errorf("bad name: err = %v", err)
+	}
+}
+
+func TestResolveInRootStaysInside(t *testing.T) {
+	root := t.TempDir()
+	mkfile(t, root, "boot/vmlinuz-1", "k")
+	outside := t.TempDir()
+	mkfile(t, outside, "secret", "s")
+	os.Symlink("/boot/vmlinuz-1", filepath.Join(root, "abs"))
+	os.Symlink("../../../../../../"+outside+"/secret", filepath.Join(root, "escape"))
+	os.Symlink("loop", filepath.Join(root, "loop"))
+	for _, tt := range []struct {
+		rel, want string
+		err       bool
+	}{
+		{"abs", filepath.Join(root, "boot/vmlinuz-1"), false},
+		{"boot/../../../boot/vmlinuz-1", filepath.Join(root, "boot/vmlinuz-1"), false},
+		{"escape", filepath.Join(root, outside, "secret"), true}, // resolves inside root, where it does not exist
+		{"loop", "", true},
+	} {
+		got, err := resolveInRoot(root, tt.rel)
+		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
+			t.Errorf("resolveInRoot(%q) = %q, %v", tt.rel, got, err)
+		}
+		if strings.HasPrefix(got, outside) {
+			t.Errorf("resolveInRoot(%q) escaped to %s", tt.rel, got)
+		}
+	}
+}
+
+func TestRewriteCmdline(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"console=tty1 root=/dev/mmcblk0p2 rootwait quiet init=/sbin/init panic=5\n", "console=tty1 rootwait panic=60 root=R init=/usr/bin/rugix-ctrl"},
+		{"", "panic=60 root=R init=/usr/bin/rugix-ctrl"},
+	} {
+		if got := RewriteCmdline(tt.in, "R"); got != tt.want {
+			t.Errorf("RewriteCmdline(%q) = %q", tt.in, got)
+		}
+	}
+}
+
+func TestCopyTreeRefusesEscapes(t *testing.T) {
+	src := t.TempDir()
+	mkfile(t, src, "ok.txt", "ok")
+	mkfile(t, src, "sub/inner.txt", "inner")
+	os.Symlink("sub/inner.txt", filepath.Join(src, "link-inside"))
+	if err := copyTree(src, filepath.Join(t.TempDir(), "a")); err != nil {
+		t.Fatalf("inside link: %v", err)
+	}
+	os.Symlink("/etc/passwd", filepath.Join(src, "host"))
+	if err := copyTree(src, filepath.Join(t.TempDir(), "b")); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("absolute link to the host: err = %v", err)
+	}
+}
+
+func TestGrubMkimageReproducible(t *testing.T) {
+	needTool(t, "grub-mkimage", "grub-common")
+	if _, err := os.Stat("/usr/lib/grub/x86_64-efi/linux.mod"); err != nil {
+		t.Skip("SKIPPING: /usr/lib/grub/x86_64-efi missing (Debian package grub-efi-amd64-bin)")
+	}
+	var sums []string
+	for range 2 {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "BOOTX64.efi")
+		if err := grubMkimage(context.Background(), "/usr/lib/grub/x86_64-efi", "x86_64-efi", out, dir, testEpoch); err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, sha256File(t, out))
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("grub-mkimage output differs: %v", sums)
+	}
+}

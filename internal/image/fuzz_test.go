@@ -1,0 +1,58 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzRewriteCmdline feeds arbitrary cmdline.txt contents (they come from the rootfs) to the
+// Rugix patch: the result must end with the Rugix arguments and carry no other root= or init=.
+func FuzzRewriteCmdline(f *testing.F) {
+	f.Add("console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet\n")
+	f.Add("")
+	f.Add("init=/bin/sh panic=5\troot=PARTUUID=1234-02")
+	f.Fuzz(func(t *testing.T, cmdline string) {
+		got := RewriteCmdline(cmdline, "PARTUUID=6F746162-05")
+		if !strings.HasSuffix(got, "panic=60 root=PARTUUID=6F746162-05 init=/usr/bin/rugix-ctrl") {
+			t.Fatalf("missing Rugix arguments: %q", got)
+		}
+		fields := strings.Fields(got)
+		for _, f := range fields[:len(fields)-3] {
+			if strings.HasPrefix(f, "root=") || strings.HasPrefix(f, "init=") || strings.HasPrefix(f, "panic") || f == "quiet" {
+				t.Fatalf("leftover argument %q in %q", f, got)
+			}
+		}
+		if strings.ContainsAny(got, "\n\t") {
+			t.Fatalf("whitespace other than spaces in %q", got)
+		}
+	})
+}
+
+// FuzzParseUUID checks that every accepted UUID string formats back to itself.
+func FuzzParseUUID(f *testing.F) {
+	f.Add(TypeESP)
+	f.Add(strings.ToLower(TypeLinuxGPT))
+	f.Add("not-a-uuid")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseUUID(s)
+		if err != nil {
+			return
+		}
+		if !strings.EqualFold(u.String(), s) {
+			t.Fatalf("ParseUUID(%q) formats as %q", s, u.String())
+		}
+	})
+}
+
+func TestGrubScriptsParse(t *testing.T) {
+	check := needTool(t, "grub-script-check", "grub-common")
+	for name, script := range map[string]string{"first": GrubFirstStage, "second": GrubSecondStage, "embedded": grubEmbedded} {
+		p := filepath.Join(t.TempDir(), name+".cfg")
+		if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, check, p)
+	}
+}

@@ -1,0 +1,127 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var testEpoch = time.Unix(1700000000, 0).UTC()
+
+// needTool skips the test loudly when a field tool used as an oracle is missing.
+func needTool(t *testing.T, name, debianPackage string) string {
+	t.Helper()
+	p, err := findTool(name, debianPackage)
+	if err != nil {
+		t.Skipf("SKIPPING: %s not installed (Debian package %s); this acceptance check did not run", name, debianPackage)
+	}
+	return p
+}
+
+func mkfile(t *testing.T, root, rel, content string) {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeRootfs makes a tiny rootfs with the boot files each target looks for. It is not
+// bootable: the kernel and firmware files are placeholders named as the spec expects.
+func fakeRootfs(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "rootfs")
+	mkfile(t, root, "etc/os-release", "ID=demo\n")
+	mkfile(t, root, "usr/bin/rugix-ctrl", "#!/bin/sh\n")
+	mkfile(t, root, "etc/rugix/system-build-info.json", `{"name":"demo"}`)
+	mkfile(t, root, "boot/vmlinuz-6.1.0-13-amd64", "fake kernel\n")
+	mkfile(t, root, "boot/initrd.img-6.1.0-13-amd64", "fake initrd\n")
+	for _, l := range [][2]string{{"boot/vmlinuz-6.1.0-13-amd64", "vmlinuz"}, {"/boot/initrd.img-6.1.0-13-amd64", "initrd.img"}} {
+		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkfile(t, root, "boot/firmware/cmdline.txt", "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/sbin/init\n")
+	mkfile(t, root, "boot/firmware/config.txt", "dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\n")
+	mkfile(t, root, "boot/firmware/kernel8.img", "fake rpi kernel\n")
+	mkfile(t, root, "boot/firmware/start4.elf", "fake firmware\n")
+	mkfile(t, root, "boot/firmware/fixup4.dat", "fake fixup\n")
+	mkfile(t, root, "boot/firmware/bcm2711-rpi-4-b.dtb", "fake dtb\n")
+	mkfile(t, root, "boot/firmware/overlays/vc4-kms-v3d.dtbo", "fake overlay\n")
+	mkfile(t, root, "boot/firmware/second.scr", "fake second stage\n")
+	mkfile(t, root, "usr/share/rugix/u-boot/u-boot-arm64.bin", "fake u-boot\n")
+	mkfile(t, root, "usr/share/rugix/u-boot/boot.scr", "fake boot.scr\n")
+	mkfile(t, root, "usr/share/rugix/grub/BOOTX64.efi", "fake grub\n")
+	mkfile(t, root, "usr/share/rugix/grub/BOOTAA64.efi", "fake grub arm64\n")
+	mkfile(t, root, "usr/share/doc/a-file-with-a-rather-long-name.txt", "long names\n")
+	return root
+}
+
+type built struct {
+	layout Layout
+	ids    Identifiers
+	parts  *Partitions
+	img    string
+}
+
+// buildImage runs the whole pipeline for a target with small partitions so tests stay fast.
+func buildImage(t *testing.T, dir, target, arch, rootfs string) built {
+	t.Helper()
+	tgt, err := TargetByName(target, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := TreeSize(rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := Plan(tgt, Sizes{Config: 16 * MiB, BootA: 16 * MiB, BootB: 16 * MiB}, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := DeriveIdentifiers("demo-"+target, "demo@1.0.0")
+	parts, err := BuildPartitions(context.Background(), Input{
+		Target: tgt, Layout: layout, IDs: ids, RootfsDir: rootfs,
+		WorkDir: filepath.Join(dir, "work"), SourceDateEpoch: testEpoch,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "system.img")
+	if err := Assemble(context.Background(), layout, parts, img, ids); err != nil {
+		t.Fatal(err)
+	}
+	return built{layout, ids, parts, img}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func sha256File(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
