@@ -1,0 +1,255 @@
+// Package bake writes a release's identity and OTA defaults into a root filesystem before it
+// becomes a system partition: /etc/rugix/system-build-info.json exactly as Rugix Bakery writes
+// it, IMAGE_ID and IMAGE_VERSION in os-release for Yocto-style consumers, the agent's defaults
+// in /etc/otabake/ota.json, and optionally an explicit /etc/rugix/system.toml.
+//
+// Bake works on a staging directory as an ordinary user, resolves every path as if the rootfs
+// were "/" (so etc/os-release -> /usr/lib/os-release stays inside), writes atomically, and
+// rewrites nothing whose bytes are already right, so a second run changes neither contents
+// nor modification times.
+package bake
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/hub"
+)
+
+// Paths inside the rootfs that Bake writes.
+const (
+	BuildInfoPath = "etc/rugix/system-build-info.json"
+	OTADefaults   = "etc/otabake/ota.json"
+	SystemTOML    = "etc/rugix/system.toml"
+	OSRelease     = "etc/os-release"
+	usrOSRelease  = "usr/lib/os-release"
+)
+
+// Options is the release identity and the defaults to bake.
+type Options struct {
+	// System is the system name (Bakery's system name, "name" in the build info).
+	System string
+	// Version is the release version ("release.version").
+	Version string
+	// ReleaseID defaults to "<System>@<Version>", as Bakery does.
+	ReleaseID string
+	// OTAPath, when set, is the agent's update path "<repository>/<package>/<tag>" and makes
+	// Bake write OTADefaults.
+	OTAPath string
+	// UseBundleHash tells the agent to pin the bundle hash when installing. It is part of
+	// ota.json and so has no effect without OTAPath.
+	UseBundleHash bool
+	// Target, when set, makes Bake write SystemTOML with Rugix Ctrl's defaults for the target
+	// (efi-grub, rpi-tryboot, rpi-uboot; generic-grub-efi is accepted as Bakery's alias).
+	Target string
+}
+
+// BuildInfo is the content of system-build-info.json, in Bakery's field order.
+type BuildInfo struct {
+	Name    string       `json:"name"`
+	Release ReleaseField `json:"release"`
+}
+
+// ReleaseField is the "release" object of BuildInfo.
+type ReleaseField struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+}
+
+// File reports one file Bake is responsible for.
+type File struct {
+	// Path is the path inside the rootfs that was asked for (e.g. "etc/os-release").
+	Path string `json:"path"`
+	// Resolved is the path inside the rootfs after following symlinks.
+	Resolved string `json:"resolved"`
+	// Changed is false when the file already had the right bytes and was left untouched.
+	Changed bool `json:"changed"`
+}
+
+// Result describes what Bake did.
+type Result struct {
+	BuildInfo BuildInfo `json:"buildInfo"`
+	// BuildInfoJSON is the exact content of system-build-info.json, which build-release also
+	// writes next to the image.
+	BuildInfoJSON []byte `json:"-"`
+	Files         []File `json:"files"`
+}
+
+// Validate checks the options without touching any file.
+func (o Options) Validate() error {
+	if o.System == "" {
+		return errors.New("bake: system name is empty")
+	}
+	if o.Version == "" {
+		return errors.New("bake: version is empty")
+	}
+	for _, f := range []struct{ name, v string }{{"system name", o.System}, {"version", o.Version}, {"release id", o.ReleaseID}} {
+		for _, r := range f.v {
+			if r < 0x20 || r == 0x7f {
+				return fmt.Errorf("bake: %s %q contains a control character", f.name, f.v)
+			}
+		}
+	}
+	if o.OTAPath != "" {
+		p, err := hub.ParseVersionPath(o.OTAPath)
+		if err != nil {
+			return fmt.Errorf("bake: --ota-path: %w", err)
+		}
+		for _, c := range []struct{ what, s string }{{"repository", p.Repository}, {"package", p.Package}, {"tag", p.Tag}} {
+			if err := hub.ValidName(c.what, c.s, 64); err != nil {
+				return fmt.Errorf("bake: --ota-path %q: %w", o.OTAPath, err)
+			}
+		}
+	}
+	if o.Target != "" {
+		if _, err := SystemConfig(o.Target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalBuildInfo renders info exactly as Bakery's serde_json::to_string_pretty does:
+// 2-space indent, fixed key order, no trailing newline.
+func MarshalBuildInfo(info BuildInfo) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(info); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Bake writes the release identity and defaults into the rootfs at rootfsDir.
+func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(rootfsDir)
+	if err != nil {
+		return nil, fmt.Errorf("bake: rootfs: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("bake: rootfs %s is not a directory", rootfsDir)
+	}
+	id := opts.ReleaseID
+	if id == "" {
+		id = opts.System + "@" + opts.Version
+	}
+	res := &Result{BuildInfo: BuildInfo{Name: opts.System, Release: ReleaseField{ID: id, Version: opts.Version}}}
+	res.BuildInfoJSON, err = MarshalBuildInfo(res.BuildInfo)
+	if err != nil {
+		return nil, fmt.Errorf("bake: encode build info: %w", err)
+	}
+	b := baker{root: rootfsDir, res: res}
+	if err := b.put(ctx, BuildInfoPath, func([]byte) ([]byte, error) { return res.BuildInfoJSON, nil }); err != nil {
+		return nil, err
+	}
+	if err := b.osRelease(ctx, opts.System, opts.Version); err != nil {
+		return nil, err
+	}
+	if opts.OTAPath != "" {
+		data, err := marshalOTADefaults(opts.OTAPath, opts.UseBundleHash)
+		if err != nil {
+			return nil, fmt.Errorf("bake: encode %s: %w", OTADefaults, err)
+		}
+		if err := b.put(ctx, OTADefaults, func([]byte) ([]byte, error) { return data, nil }); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Target != "" {
+		data, _ := SystemConfig(opts.Target)
+		if err := b.put(ctx, SystemTOML, func([]byte) ([]byte, error) { return data, nil }); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// otaDefaults is the image-level configuration of otabake-agent (agent.DefaultsFile).
+type otaDefaults struct {
+	Path  string `json:"path"`
+	Rugix struct {
+		UseBundleHash bool `json:"useBundleHash"`
+	} `json:"rugix"`
+}
+
+func marshalOTADefaults(path string, useHash bool) ([]byte, error) {
+	var d otaDefaults
+	d.Path = path
+	d.Rugix.UseBundleHash = useHash
+	data, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+type baker struct {
+	root string
+	res  *Result
+}
+
+// put resolves name inside the rootfs and replaces its content with edit(old), where old is
+// nil when the file does not exist. Equal content is left alone so that re-runs keep mtimes.
+func (b *baker) put(ctx context.Context, name string, edit func(old []byte) ([]byte, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	host, err := resolve(b.root, name, true)
+	if err != nil {
+		return fmt.Errorf("bake: %w", err)
+	}
+	rel := relName(b.root, host)
+	perm := fs.FileMode(0o644)
+	old, err := os.ReadFile(host)
+	switch {
+	case err == nil:
+		fi, err := os.Stat(host)
+		if err != nil {
+			return fmt.Errorf("bake: %s: %w", rel, err)
+		}
+		perm = fi.Mode().Perm()
+	case errors.Is(err, fs.ErrNotExist):
+		old = nil
+	default:
+		return fmt.Errorf("bake: read %s: %w", rel, err)
+	}
+	data, err := edit(old)
+	if err != nil {
+		return fmt.Errorf("bake: %s: %w", rel, err)
+	}
+	f := File{Path: name, Resolved: rel}
+	if old == nil || !bytes.Equal(old, data) {
+		if err := atomicfile.WriteFile(host, data, perm); err != nil {
+			return fmt.Errorf("bake: write %s: %w", rel, err)
+		}
+		f.Changed = true
+	}
+	b.res.Files = append(b.res.Files, f)
+	return nil
+}
+
+// osRelease updates etc/os-release, or usr/lib/os-release when only that exists (os-release(5)
+// reads it as the fallback), or creates etc/os-release when neither exists.
+func (b *baker) osRelease(ctx context.Context, name, version string) error {
+	target := OSRelease
+	if _, err := os.Lstat(joinRoot(b.root, OSRelease)); errors.Is(err, fs.ErrNotExist) {
+		if host, err := resolve(b.root, usrOSRelease, false); err == nil {
+			if _, err := os.Stat(host); err == nil {
+				target = usrOSRelease
+			}
+		}
+	}
+	return b.put(ctx, target, func(old []byte) ([]byte, error) {
+		return SetOSRelease(old, map[string]string{"IMAGE_ID": name, "IMAGE_VERSION": version}), nil
+	})
+}

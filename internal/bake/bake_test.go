@@ -1,0 +1,310 @@
+package bake
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+func writeTree(t *testing.T, root string, files map[string]string, links map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range links {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const debianOSRelease = `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+# a comment = kept
+ID=debian
+IMAGE_VERSION=old
+HOME_URL="https://www.debian.org/"`
+
+func TestBakeBuildInfoExact(t *testing.T) {
+	root := t.TempDir()
+	// UseBundleHash without an OTA path has nothing to go into: no ota.json.
+	res, err := Bake(context.Background(), root, Options{System: "customized-efi-arm64", Version: "20250629165915", UseBundleHash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "{\n  \"name\": \"customized-efi-arm64\",\n  \"release\": {\n    \"id\": \"customized-efi-arm64@20250629165915\",\n    \"version\": \"20250629165915\"\n  }\n}"
+	if got := readFile(t, filepath.Join(root, BuildInfoPath)); got != want {
+		t.Fatalf("build info:\n%s\nwant:\n%s", got, want)
+	}
+	if string(res.BuildInfoJSON) != want {
+		t.Fatalf("Result.BuildInfoJSON differs from the file")
+	}
+	if got := readFile(t, filepath.Join(root, OSRelease)); got != "IMAGE_ID=customized-efi-arm64\nIMAGE_VERSION=20250629165915\n" {
+		t.Fatalf("created os-release: %q", got)
+	}
+	for _, p := range []string{OTADefaults, SystemTOML} {
+		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Fatalf("%s written without being asked for (err %v)", p, err)
+		}
+	}
+}
+
+func TestBakeOSRelease(t *testing.T) {
+	wantEdited := strings.Replace(debianOSRelease, "IMAGE_VERSION=old", "IMAGE_VERSION=\"1.0 rc\"", 1) + "\nIMAGE_ID=pc\n"
+	tests := []struct {
+		name   string
+		files  map[string]string
+		links  map[string]string
+		edited string // path whose content must become wantEdited
+	}{
+		{"plain file", map[string]string{"etc/os-release": debianOSRelease}, nil, "etc/os-release"},
+		{"relative symlink", map[string]string{"usr/lib/os-release": debianOSRelease}, map[string]string{"etc/os-release": "../usr/lib/os-release"}, "usr/lib/os-release"},
+		{"absolute symlink is inside the rootfs", map[string]string{"usr/lib/os-release": debianOSRelease}, map[string]string{"etc/os-release": "/usr/lib/os-release"}, "usr/lib/os-release"},
+		{"only usr/lib", map[string]string{"usr/lib/os-release": debianOSRelease}, nil, "usr/lib/os-release"},
+		{"symlinked usr/lib", map[string]string{"usr/lib64/os-release": debianOSRelease}, map[string]string{"usr/lib": "lib64", "etc/os-release": "../usr/lib/os-release"}, "usr/lib64/os-release"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, tt.files, tt.links)
+			if _, err := Bake(context.Background(), root, Options{System: "pc", Version: "1.0 rc"}); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, filepath.Join(root, tt.edited)); got != wantEdited {
+				t.Fatalf("%s:\n%q\nwant\n%q", tt.edited, got, wantEdited)
+			}
+			for name, target := range tt.links {
+				if got, err := os.Readlink(filepath.Join(root, name)); err != nil || got != target {
+					t.Fatalf("symlink %s replaced: %q %v", name, got, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBakeRefusesEscapes(t *testing.T) {
+	outside := t.TempDir()
+	tests := []struct {
+		name  string
+		links map[string]string
+		files map[string]string
+		opts  Options
+		want  string
+	}{
+		{"etc relative outside", map[string]string{"etc": "../../../../../../.." + outside}, nil, Options{}, "escapes the rootfs"},
+		{"etc absolute host path", map[string]string{"etc": outside}, nil, Options{}, "does not exist inside the rootfs"},
+		{"etc/rugix outside", map[string]string{"etc/rugix": "../../.."}, nil, Options{}, "escapes the rootfs"},
+		{"os-release outside", map[string]string{"etc/os-release": "../../../../../../../../etc/os-release"}, map[string]string{"etc/rugix/x": ""}, Options{}, "escapes the rootfs"},
+		{"link loop", map[string]string{"etc/otabake": "loop", "etc/loop": "otabake"}, nil, Options{OTAPath: "r/p/t"}, "too many levels"},
+		{"not a directory", nil, map[string]string{"etc/rugix": "file"}, Options{}, "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, tt.files, tt.links)
+			tt.opts.System, tt.opts.Version = "pc", "1"
+			_, err := Bake(context.Background(), root, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 0 {
+				t.Fatalf("wrote outside the rootfs: %v", ents)
+			}
+		})
+	}
+}
+
+func TestBakeOTADefaultsAndSystemTOML(t *testing.T) {
+	root := t.TempDir()
+	_, err := Bake(context.Background(), root, Options{System: "rpi", Version: "2", ReleaseID: "custom", OTAPath: "fleet/rpi/stable", UseBundleHash: true, Target: "rpi-tryboot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ota map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(root, OTADefaults))), &ota); err != nil {
+		t.Fatal(err)
+	}
+	if ota["path"] != "fleet/rpi/stable" || ota["rugix"].(map[string]any)["useBundleHash"] != true || len(ota) != 2 {
+		t.Fatalf("ota.json = %v", ota)
+	}
+	if !strings.Contains(readFile(t, filepath.Join(root, BuildInfoPath)), `"id": "custom"`) {
+		t.Fatal("release id not used")
+	}
+	for _, tc := range []struct {
+		target           string
+		flow             string
+		data, sysA, sysB int64
+	}{{"efi-grub", "grub", 6, 4, 5}, {"generic-grub-efi", "grub", 6, 4, 5}, {"rpi-tryboot", "rpi-tryboot", 7, 5, 6}, {"rpi-uboot", "rpi-uboot", 7, 5, 6}} {
+		data, err := SystemConfig(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			ConfigPartition struct{ Partition int64 } `toml:"config-partition"`
+			DataPartition   struct{ Partition int64 } `toml:"data-partition"`
+			BootFlow        struct{ Type string }     `toml:"boot-flow"`
+			Slots           map[string]struct {
+				Type      string
+				Partition int64
+				Immutable bool
+			}
+			BootGroups map[string]struct{ Slots map[string]string } `toml:"boot-groups"`
+		}
+		if _, err := toml.Decode(string(data), &cfg); err != nil {
+			t.Fatalf("%s: %v", tc.target, err)
+		}
+		if cfg.ConfigPartition.Partition != 1 || cfg.DataPartition.Partition != tc.data || cfg.BootFlow.Type != tc.flow ||
+			cfg.Slots["boot-a"].Partition != 2 || cfg.Slots["boot-b"].Partition != 3 ||
+			cfg.Slots["system-a"].Partition != tc.sysA || !cfg.Slots["system-a"].Immutable ||
+			cfg.Slots["system-b"].Partition != tc.sysB || cfg.Slots["boot-a"].Immutable ||
+			cfg.BootGroups["b"].Slots["system"] != "system-b" || cfg.BootGroups["a"].Slots["boot"] != "boot-a" {
+			t.Fatalf("%s: %+v", tc.target, cfg)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		opts Options
+		want string
+	}{
+		{Options{Version: "1"}, "system name is empty"},
+		{Options{System: "a"}, "version is empty"},
+		{Options{System: "a", Version: "1\n"}, "control character"},
+		{Options{System: "a", Version: "1", OTAPath: "a/b"}, "ota-path"},
+		{Options{System: "a", Version: "1", OTAPath: "a/b/c/d"}, "ota-path"},
+		{Options{System: "a", Version: "1", OTAPath: "a/-b/c"}, "invalid package"},
+		{Options{System: "a", Version: "1", Target: "x86"}, "unknown target"},
+	}
+	for _, tt := range tests {
+		err := tt.opts.Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: err = %v, want %q", tt.opts, err, tt.want)
+		}
+		if _, err := Bake(context.Background(), t.TempDir(), tt.opts); err == nil {
+			t.Errorf("%+v: Bake accepted invalid options", tt.opts)
+		}
+	}
+}
+
+type snap struct {
+	data  string
+	mtime time.Time
+	mode  fs.FileMode
+}
+
+func snapshot(t *testing.T, root string) map[string]snap {
+	t.Helper()
+	m := map[string]snap{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		s := snap{mtime: fi.ModTime(), mode: fi.Mode()}
+		if fi.Mode().IsRegular() {
+			s.data = readFile(t, p)
+		} else if fi.Mode()&fs.ModeSymlink != 0 {
+			s.data, _ = os.Readlink(p)
+		}
+		m[p] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestBakeIdempotent(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"usr/lib/os-release": debianOSRelease}, map[string]string{"etc/os-release": "../usr/lib/os-release"})
+	opts := Options{System: "pc", Version: "1", OTAPath: "r/p/t", Target: "efi-grub"}
+	res, err := Bake(context.Background(), root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Files {
+		if !f.Changed {
+			t.Fatalf("first run: %s not changed", f.Path)
+		}
+	}
+	// Make a rewrite visible even on filesystems with coarse timestamps.
+	old := time.Unix(1_000_000_000, 0)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, root)
+	res, err = Bake(context.Background(), root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Files {
+		if f.Changed {
+			t.Fatalf("second run changed %s", f.Path)
+		}
+	}
+	after := snapshot(t, root)
+	if len(before) != len(after) {
+		t.Fatalf("second run changed the set of files: %d -> %d", len(before), len(after))
+	}
+	for p, s := range before {
+		if after[p] != s {
+			t.Fatalf("second run changed %s: %+v -> %+v", p, s, after[p])
+		}
+	}
+}
+
+func TestSetOSRelease(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "IMAGE_ID=x\nIMAGE_VERSION=1\n"},
+		{"ID=a", "ID=a\nIMAGE_ID=x\nIMAGE_VERSION=1\n"},
+		{"IMAGE_ID=old\r\nID=a\n", "IMAGE_ID=x\nID=a\nIMAGE_VERSION=1\n"},
+		{"#IMAGE_ID=c\n IMAGE_VERSION=\"0\"\n", "#IMAGE_ID=c\nIMAGE_VERSION=1\nIMAGE_ID=x\n"},
+	}
+	for _, tt := range tests {
+		if got := string(SetOSRelease([]byte(tt.in), map[string]string{"IMAGE_ID": "x", "IMAGE_VERSION": "1"})); got != tt.want {
+			t.Errorf("SetOSRelease(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := quoteOSRelease(`a "b" $c`); got != `"a \"b\" \$c"` {
+		t.Errorf("quote = %s", got)
+	}
+}
