@@ -108,12 +108,18 @@ func buildReleaseCommand() *ucli.Command {
 		ArgsUsage: "SYSTEM...",
 		Description: "Produces build/<system>/ (system.img.xz, system.rugixb, system.rugixb-hash, sbom.spdx.json,\n" +
 			"system-build-info.json) with the backend configured for each system:\n" +
+			"  native  builds everything from the system's rootfs (a directory or a tarball): bakes\n" +
+			"          the version into it, partitions the disk image for the target, encodes the\n" +
+			"          update bundle from the same boot and system partitions, hashes and signs it,\n" +
+			"          writes the SPDX SBOM, compresses the image and writes its bmap; reproducible\n" +
+			"          for the same rootfs, version and SOURCE_DATE_EPOCH\n" +
 			"  bakery  runs ./run-bakery bake image|bundle SYSTEM --release-version VERSION, then\n" +
 			"          compresses system.img with xz on all cores and writes system.rugixb-hash\n" +
 			"  yocto   collects *.wic[.xz|.bz2|.gz], *.rugixb, *.raucb and os-release from\n" +
 			"          build/tmp/deploy/images/<machine> into build/<system>/",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "backend", Usage: "override the configured backend: bakery or yocto"},
+			&ucli.StringFlag{Name: "backend", Usage: "override the configured backend: native, bakery or yocto"},
+			&ucli.StringFlag{Name: "image-compression", Value: "xz", Usage: "native backend: compress system.img with xz (parallel), zst, or none"},
 		},
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
@@ -124,7 +130,7 @@ func buildReleaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			opts := release.BuildOptions{Backend: c.String("backend"), Output: g.Stderr}
+			opts := release.BuildOptions{Backend: c.String("backend"), Output: g.Stderr, ImageCompression: c.String("image-compression")}
 			if !g.JSON {
 				opts.Stage = func(system, stage string) { g.Log.Info(system + ": " + stage) }
 			} else {

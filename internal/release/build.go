@@ -28,6 +28,8 @@ type BuildOptions struct {
 	Output io.Writer
 	// Stage is called when a stage of a system's build starts.
 	Stage func(system, stage string)
+	// ImageCompression is the native backend's image compression: xz (default), zst or none.
+	ImageCompression string
 }
 
 // BuildResult describes build/<system>/ after a build.
@@ -37,11 +39,14 @@ type BuildResult struct {
 	Dir     string            `json:"dir"`
 	Files   []string          `json:"files"`
 	Stages  map[string]string `json:"stages"`
+	// Warnings are things the build could do only partly, such as an SBOM without packages.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Build produces build/<system>/ for each system with the version pinned in id, using the
-// system's backend: bakery runs Rugix Bakery and post-processes its output, yocto collects a
-// BitBake deploy directory. Every system is checked before any is built.
+// system's backend: native builds everything from a root filesystem, bakery runs Rugix Bakery
+// and post-processes its output, yocto collects a BitBake deploy directory. Every system is
+// checked before any is built.
 func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []string, opts BuildOptions) ([]*BuildResult, error) {
 	if len(systems) == 0 {
 		return nil, fmt.Errorf("no system given: name one or more of %s", strings.Join(systemNames(cfg), ", "))
@@ -61,9 +66,7 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 			backend = opts.Backend
 		}
 		switch backend {
-		case "bakery", "yocto":
-		case "native":
-			return nil, fmt.Errorf("system %s: the native backend (otabake building the image and bundle itself from a rootfs) is not part of this otabake build yet; use --backend bakery or --backend yocto", name)
+		case "native", "bakery", "yocto":
 		default:
 			return nil, fmt.Errorf("system %s: unknown backend %q (want native, bakery or yocto)", name, backend)
 		}
@@ -76,6 +79,8 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 			err error
 		)
 		switch j.backend {
+		case "native":
+			r, err = buildNative(ctx, cfg, id, j.sys, opts)
 		case "bakery":
 			r, err = buildBakery(ctx, cfg, id, j.sys, opts)
 		case "yocto":
@@ -133,6 +138,12 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
 	t := &stageTimer{r: r, opts: opts}
+	if arch := sys.Arch; arch != "" && usesAgentRecipe(cfg.Dir) {
+		t.begin("otabake-agent")
+		if _, err := BuildAgents(ctx, cfg.Dir, []string{arch}); err != nil {
+			return nil, err
+		}
+	}
 	for _, what := range []string{"image", "bundle"} {
 		t.begin("bake " + what)
 		if err := runTool(ctx, cfg.Dir, opts.Output, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
@@ -157,6 +168,22 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	t.end()
 	return r, listFiles(r)
+}
+
+// usesAgentRecipe reports whether a Bakery project's layers use otabake's otabake-agent recipe
+// with the default (local binary) source, which needs build/otabake/otabake-agent-<arch>.
+func usesAgentRecipe(projectDir string) bool {
+	found := false
+	filepath.WalkDir(filepath.Join(projectDir, "layers"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".toml") {
+			return nil
+		}
+		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), "otabake-agent") {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // writeBundleHash writes <bundle>-hash next to a bundle, without a newline, as Rugix Bakery

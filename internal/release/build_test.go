@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"debug/elf"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -193,5 +194,37 @@ func TestBuildUnknownSystem(t *testing.T) {
 	_, err := Build(context.Background(), cfg, &Identity{Version: "v"}, []string{"nope"}, BuildOptions{})
 	if err == nil || !strings.Contains(err.Error(), "pi") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBuildAgents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles otabake-agent")
+	}
+	src, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OTABAKE_SOURCE_DIR", src)
+	dir := t.TempDir()
+	outs, err := BuildAgents(context.Background(), dir, []string{"armhf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(outs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_ARM || f.Class != elf.ELFCLASS32 {
+		t.Errorf("%s: machine %v class %v, want 32-bit ARM", outs[0], f.Machine, f.Class)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked", outs[0])
+		}
+	}
+	if _, err := BuildAgents(context.Background(), dir, []string{"mips"}); err == nil || !strings.Contains(err.Error(), "mips") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -51,8 +51,8 @@ type UploadReport struct {
 	Artifacts []*Artifact `json:"artifacts"`
 }
 
-// imageExts are the compressed disk image forms uploaded as <system>.img.<ext>.
-var imageExts = []string{"xz", "zst", "bz2", "gz"}
+// imageExts are the disk image forms uploaded as <system>.img<ext>, in order of preference.
+var imageExts = []string{".xz", ".zst", ".bz2", ".gz", ""}
 
 // CollectArtifacts lists what upload-release publishes for one system and checks that the
 // baked version equals version. It reads only small files (build info, os-release, hash).
@@ -84,22 +84,19 @@ func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
 	if exists("system-build-info.json") {
 		add("system-build-info.json", system+".build-info.json", nil)
 	}
-	imageFound := false
+	// The disk image: compressed as build-release leaves it, or raw when built with
+	// --image-compression none.
+	var imageMeta any
+	if rel != nil {
+		imageMeta = struct {
+			Relations *relations `json:"relations"`
+		}{rel}
+	}
 	for _, ext := range imageExts {
-		if exists("system.img." + ext) {
-			var meta any
-			if rel != nil {
-				meta = struct {
-					Relations *relations `json:"relations"`
-				}{rel}
-			}
-			add("system.img."+ext, system+".img."+ext, meta)
-			imageFound = true
+		if exists("system.img" + ext) {
+			add("system.img"+ext, system+".img"+ext, imageMeta)
 			break
 		}
-	}
-	if !imageFound && exists("system.img") {
-		return nil, fmt.Errorf("%s: system.img is not compressed: run 'otabake build-release %s' (it writes system.img.xz)", dir, system)
 	}
 	if exists("system.rugixb") {
 		bundleHash, err := bundleHashFor(dir)

@@ -1,0 +1,278 @@
+package release
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/bake"
+	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/rootfs"
+	"github.com/otabake/otabake/internal/sbom"
+	"github.com/otabake/otabake/internal/sign"
+)
+
+// Image compressions build-release can write next to system.img.
+const (
+	ImageXZ   = "xz"
+	ImageZstd = "zst"
+	ImageNone = "none"
+)
+
+// buildNative makes build/<system>/ from a root filesystem without any other build system:
+// stage and bake the rootfs, generate the SBOM, build the partition images and the disk image,
+// encode the update bundle from the same boot and system partition images, hash and sign it,
+// compress the image and write its bmap. Everything is produced in a work directory next to
+// build/<system>/ and moved into place only when complete, so a failed build never leaves a
+// build directory that looks finished.
+func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, opts BuildOptions) (_ *BuildResult, err error) {
+	if sys.Rootfs == "" {
+		return nil, fmt.Errorf("the native backend needs rootfs = \"DIR or TARBALL\" in [systems.%s]", sys.Name)
+	}
+	target, err := image.TargetByName(sys.Target, sys.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("[systems.%s]: %w", sys.Name, err)
+	}
+	compression := opts.ImageCompression
+	if compression == "" {
+		compression = ImageXZ
+	}
+	if compression != ImageXZ && compression != ImageZstd && compression != ImageNone {
+		return nil, fmt.Errorf("image compression %q: want xz, zst or none", compression)
+	}
+	src := cfg.Path(sys.Rootfs)
+	sde := time.Now().UTC().Truncate(time.Second)
+	if cfg.Release.SourceDateEpoch != nil {
+		sde = time.Unix(*cfg.Release.SourceDateEpoch, 0).UTC()
+	}
+	releaseID := sys.Name + "@" + id.Version
+
+	dest := BuildDir(cfg.Dir, sys.Name)
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(dest), err)
+	}
+	work, err := os.MkdirTemp(filepath.Dir(dest), "."+sys.Name+".work-")
+	if err != nil {
+		return nil, fmt.Errorf("create a work directory next to %s: %w", dest, err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(work); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	out := filepath.Join(work, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return nil, err
+	}
+	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, Stages: map[string]string{}}
+	t := &stageTimer{r: r, opts: opts}
+	defer t.end()
+
+	// Stage the rootfs: extract a tarball, or clone a directory so that baking never touches
+	// the user's tree.
+	t.begin("rootfs")
+	tree, err := rootfs.Open(ctx, src, filepath.Join(work, "extract"), rootfs.Options{Clamp: sde})
+	if err != nil {
+		return nil, err
+	}
+	rootDir := tree.Dir
+	if rootDir == src {
+		rootDir = filepath.Join(work, "rootfs")
+		if err := rootfs.Clone(ctx, src, rootDir); err != nil {
+			return nil, err
+		}
+	}
+
+	t.begin("bake")
+	otaPath := ""
+	if cfg.Hub.Repository != "" && cfg.Hub.Package != "" {
+		otaPath = cfg.Hub.Repository + "/" + cfg.Hub.Package + "/" + cfg.Hub.DefaultTag
+	}
+	baked, err := bake.Bake(ctx, rootDir, bake.Options{
+		System: sys.Name, Version: id.Version, ReleaseID: releaseID,
+		OTAPath: otaPath, UseBundleHash: sys.Signing.Key == "", Target: sys.Target,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(out, "system-build-info.json"), baked.BuildInfoJSON, 0o644); err != nil {
+		return nil, err
+	}
+
+	t.begin("sbom")
+	doc, warnings, err := sbom.Generate(rootDir, sbom.Options{System: sys.Name, Version: id.Version, ReleaseID: releaseID, Created: sde})
+	if err != nil {
+		return nil, fmt.Errorf("SBOM of %s: %w", src, err)
+	}
+	r.Warnings = append(r.Warnings, warnings...)
+	if err := atomicfile.WriteFile(filepath.Join(out, "sbom.spdx.json"), doc, 0o644); err != nil {
+		return nil, err
+	}
+
+	t.begin("partitions")
+	size, err := image.TreeSize(rootDir)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := image.Plan(target, image.Sizes{Config: sys.Sizes.Config, BootA: sys.Sizes.Boot, BootB: sys.Sizes.Boot, System: sys.Sizes.System, Image: sys.Sizes.Total}, size)
+	if err != nil {
+		return nil, fmt.Errorf("[systems.%s] layout: %w", sys.Name, err)
+	}
+	ids := image.DeriveIdentifiers(sys.Name, releaseID)
+	bootloader := ""
+	if sys.Grub.EFIBinary != "" {
+		bootloader = cfg.Path(sys.Grub.EFIBinary)
+	}
+	parts, err := image.BuildPartitions(ctx, image.Input{
+		Target: target, Layout: layout, IDs: ids, RootfsDir: rootDir, Bootloader: bootloader,
+		WorkDir: filepath.Join(work, "parts"), SourceDateEpoch: sde, SystemFixups: tree.Fixups(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	t.begin("disk image")
+	img := filepath.Join(out, "system.img")
+	if err := image.Assemble(ctx, layout, parts, img, ids); err != nil {
+		return nil, err
+	}
+
+	t.begin("bundle")
+	bundlePath := filepath.Join(out, "system.rugixb")
+	spec, err := bundleSpec(sys, layout, parts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bundle.Create(ctx, bundlePath, spec, bundle.CreateOptions{TempDir: work}); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	if sys.Signing.Key != "" {
+		t.begin("sign")
+		signer, err := sign.LoadSigner(ctx, signingRef(cfg, sys.Signing.Key), cfg.Path(sys.Signing.Cert), paths(cfg, sys.Signing.Chain), sys.Signing.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
+		}
+		if err := bundle.Sign(ctx, bundlePath, bundlePath, signer); err != nil {
+			return nil, fmt.Errorf("sign %s: %w", bundlePath, err)
+		}
+	}
+	if err := writeBundleHash(bundlePath); err != nil {
+		return nil, err
+	}
+
+	t.begin("compress image")
+	if err := image.WriteBmap(img, img+".bmap"); err != nil {
+		return nil, err
+	}
+	switch compression {
+	case ImageXZ:
+		err = image.CompressXZ(ctx, img, img+".xz", runtime.NumCPU())
+	case ImageZstd:
+		err = image.CompressZstd(ctx, img, img+".zst", runtime.NumCPU())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compress %s: %w", img, err)
+	}
+	t.end()
+
+	if err := replaceDir(out, dest); err != nil {
+		return nil, err
+	}
+	return r, listFiles(r)
+}
+
+// bundleSpec is the full update bundle Bakery builds for a target (rugix-images.md §9): the
+// boot and system partition images as slot payloads named partition-<N>.img, with the
+// configured block encoding.
+func bundleSpec(sys *project.System, layout image.Layout, parts *image.Partitions) (bundle.Spec, error) {
+	enc := &bundle.BlockEncoding{Chunker: sys.Bundle.Chunker, Deduplicate: sys.Bundle.Deduplicate}
+	if sys.Bundle.Hash != "" && sys.Bundle.Hash != "sha512-256" {
+		alg, err := bundle.ParseHashAlgorithm(sys.Bundle.Hash)
+		if err != nil {
+			return bundle.Spec{}, fmt.Errorf("[systems.%s.bundle] hash: %w", sys.Name, err)
+		}
+		enc.HashAlgorithm = alg
+	}
+	if sys.Bundle.Compression != "none" {
+		enc.Compression = &bundle.Compression{}
+		if sys.Bundle.XZPreset != bundle.DefaultXZLevel {
+			level := sys.Bundle.XZPreset
+			enc.Compression.Level = &level
+		}
+	}
+	var spec bundle.Spec
+	for _, p := range []struct {
+		role image.Role
+		slot string
+		path string
+	}{{image.RoleBootA, "boot", parts.Boot}, {image.RoleSystemA, "system", parts.System}} {
+		part, ok := layout.ByRole(p.role)
+		if !ok || p.path == "" {
+			return bundle.Spec{}, fmt.Errorf("layout has no %s partition image", p.role)
+		}
+		spec.Payloads = append(spec.Payloads, bundle.Payload{
+			Filename: fmt.Sprintf("partition-%d.img", part.Number), Slot: p.slot, Path: p.path, BlockEncoding: enc,
+		})
+	}
+	return spec, nil
+}
+
+// signingRef resolves a key reference: KMS URIs stay as they are, files are project-relative.
+func signingRef(cfg *project.Config, key string) string {
+	if u := key; len(u) > 3 && containsScheme(u) {
+		return u
+	}
+	return cfg.Path(key)
+}
+
+func containsScheme(s string) bool {
+	for i := 0; i < len(s)-2; i++ {
+		if s[i:i+3] == "://" {
+			return i > 0
+		}
+	}
+	return false
+}
+
+func paths(cfg *project.Config, ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = cfg.Path(p)
+	}
+	return out
+}
+
+// replaceDir moves the finished directory src to dest, replacing what dest held: the old
+// build is renamed aside first and removed only after the new one is in place.
+func replaceDir(src, dest string) error {
+	var old string
+	if _, err := os.Stat(dest); err == nil {
+		b := make([]byte, 6)
+		rand.Read(b)
+		old = filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".old-"+hex.EncodeToString(b))
+		if err := os.Rename(dest, old); err != nil {
+			return fmt.Errorf("move the previous %s aside: %w", dest, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(src, dest); err != nil {
+		if old != "" {
+			os.Rename(old, dest)
+		}
+		return fmt.Errorf("move the new build into %s: %w", dest, err)
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}
