@@ -23,10 +23,13 @@ import (
 // Version is the otabake version, set at link time with -ldflags "-X …/internal/cli.Version=…".
 var Version = "dev"
 
-var registered []*ucli.Command
+var registered []func() *ucli.Command
 
-// register adds a top-level command. It is called from init functions of the command files.
-func register(cmds ...*ucli.Command) { registered = append(registered, cmds...) }
+// register adds constructors of top-level commands. It is called from init functions of the
+// command files. Commands are built anew for every App because urfave/cli flags keep the
+// values they parse (from the environment too): a shared flag would carry one run's values
+// into the next run in the same process.
+func register(newCmds ...func() *ucli.Command) { registered = append(registered, newCmds...) }
 
 // Globals holds the options every command shares, resolved once before the command runs.
 type Globals struct {
@@ -54,7 +57,10 @@ func globals(c *ucli.Context) *Globals {
 
 // NewApp builds the otabake application with all registered commands.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
-	cmds := append([]*ucli.Command(nil), registered...)
+	cmds := make([]*ucli.Command, len(registered))
+	for i, newCmd := range registered {
+		cmds[i] = newCmd()
+	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	g := &Globals{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	app := &ucli.App{

@@ -8,7 +8,7 @@ import (
 	"github.com/otabake/otabake/internal/bake"
 )
 
-func init() { register(bakeCommand()) }
+func init() { register(bakeCommand) }
 
 func bakeCommand() *ucli.Command {
 	return &ucli.Command{

@@ -14,34 +14,36 @@ import (
 )
 
 func init() {
-	register(&ucli.Command{
-		Name:  "config",
-		Usage: "inspect the project configuration",
-		Subcommands: []*ucli.Command{{
-			Name:  "show",
-			Usage: "print the effective configuration and where each value came from",
-			Description: "Resolves every setting with the precedence flags > environment > .env >\n" +
-				".nexigon-cli.toml > otabake.toml > defaults and prints it with its source\n" +
-				"(\"environment NEXIGON_TOKEN\", \".env:3\", \"otabake.toml:12\", \"default\"), followed by the\n" +
-				"systems of otabake.toml and rugix-bakery.toml. Secrets are always shown as <redacted>.\n" +
-				"With --json: {\"dir\", \"files\", \"settings\": [{key, value, source}], \"systems\": [...]}.",
-			Flags: projectOverrideFlags(),
-			Action: func(c *ucli.Context) error {
-				g := globals(c)
-				cfg, err := project.Load(g.ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
-				if err != nil {
-					return err
-				}
-				if g.JSON {
-					// Not printJSON: "<redacted>" should read as itself, not as \u003credacted\u003e.
-					enc := json.NewEncoder(g.Stdout)
-					enc.SetIndent("", "  ")
-					enc.SetEscapeHTML(false)
-					return enc.Encode(configDocument(cfg))
-				}
-				return writeConfig(g.Stdout, cfg)
-			},
-		}},
+	register(func() *ucli.Command {
+		return &ucli.Command{
+			Name:  "config",
+			Usage: "inspect the project configuration",
+			Subcommands: []*ucli.Command{{
+				Name:  "show",
+				Usage: "print the effective configuration and where each value came from",
+				Description: "Resolves every setting with the precedence flags > environment > .env >\n" +
+					".nexigon-cli.toml > otabake.toml > defaults and prints it with its source\n" +
+					"(\"environment NEXIGON_TOKEN\", \".env:3\", \"otabake.toml:12\", \"default\"), followed by the\n" +
+					"systems of otabake.toml and rugix-bakery.toml. Secrets are always shown as <redacted>.\n" +
+					"With --json: {\"dir\", \"files\", \"settings\": [{key, value, source}], \"systems\": [...]}.",
+				Flags: projectOverrideFlags(),
+				Action: func(c *ucli.Context) error {
+					g := globals(c)
+					cfg, err := project.Load(g.ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
+					if err != nil {
+						return err
+					}
+					if g.JSON {
+						// Not printJSON: "<redacted>" should read as itself, not as \u003credacted\u003e.
+						enc := json.NewEncoder(g.Stdout)
+						enc.SetIndent("", "  ")
+						enc.SetEscapeHTML(false)
+						return enc.Encode(configDocument(cfg))
+					}
+					return writeConfig(g.Stdout, cfg)
+				},
+			}},
+		}
 	})
 }
 

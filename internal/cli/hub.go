@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(hubCommand())
+	register(hubCommand)
 }
 
 func hubCommand() *ucli.Command {
@@ -34,7 +34,9 @@ func hubCommand() *ucli.Command {
 }
 
 // hubDirFlag is on every subcommand (not on "hub") so that it can follow the subcommand name.
-var hubDirFlag = &ucli.StringFlag{Name: "hub-dir", EnvVars: []string{"OTABAKE_HUB_DIR"}, Usage: "local Hub directory (default <project-dir>/.otabake/hub)"}
+func hubDirFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "hub-dir", EnvVars: []string{"OTABAKE_HUB_DIR"}, Usage: "local Hub directory (default <project-dir>/.otabake/hub)"}
+}
 
 // openLocalHub opens the local Hub the command works on, telling the user (once) when it waits
 // for another process's lock.
@@ -56,7 +58,7 @@ func hubInitCommand() *ucli.Command {
 		Usage:     "create a repository and a package in the local Hub (idempotent)",
 		UsageText: "otabake hub init --repository R --package P",
 		Flags: []ucli.Flag{
-			hubDirFlag,
+			hubDirFlag(),
 			&ucli.StringFlag{Name: "repository", Usage: "repository name", Required: true},
 			&ucli.StringFlag{Name: "package", Usage: "package name", Required: true},
 		},
@@ -89,7 +91,7 @@ func hubLsCommand() *ucli.Command {
 		Name:      "ls",
 		Usage:     "list repositories, packages, versions with tags, and assets of the local Hub",
 		UsageText: "otabake hub ls [REPOSITORY[/PACKAGE[/TAG]]]",
-		Flags:     []ucli.Flag{hubDirFlag},
+		Flags:     []ucli.Flag{hubDirFlag()},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 1 {
 				return usageError(c, "want at most one path")
@@ -164,7 +166,7 @@ func hubServeCommand() *ucli.Command {
 			"token is generated and printed once. Only loopback addresses are served unless\n" +
 			"--allow-remote is given. Stops cleanly on SIGINT or SIGTERM.",
 		Flags: []ucli.Flag{
-			hubDirFlag,
+			hubDirFlag(),
 			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8470", Usage: "address to listen on (port 0 picks a free port)"},
 			&ucli.StringFlag{Name: "token", EnvVars: []string{"OTABAKE_HUB_TOKEN"}, Usage: "bearer token clients must send (default: generate one)"},
 			&ucli.BoolFlag{Name: "allow-remote", Usage: "allow listening on non-loopback addresses"},

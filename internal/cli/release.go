@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(prepareReleaseCommand(), buildReleaseCommand(), uploadReleaseCommand(), promoteReleaseCommand(), releaseCommand())
+	register(prepareReleaseCommand, buildReleaseCommand, uploadReleaseCommand, promoteReleaseCommand, releaseCommand)
 }
 
 // loadProject loads the project configuration with the override flags the user set.

@@ -1,0 +1,769 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/chunker"
+	"github.com/otabake/otabake/internal/sign"
+)
+
+func init() { register(bundleCommand) }
+
+func bundleCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "bundle",
+		Usage: "create, inspect, verify, sign and extract Rugix update bundles (.rugixb)",
+		Description: "Rugix update bundles are what devices running rugix-ctrl install. otabake writes them\n" +
+			"natively, byte-compatible with rugix-bundler: the same inputs give the same bundle hash.",
+		Subcommands: []*ucli.Command{
+			bundleCreateCommand(), bundleHashCommand(), bundleInspectCommand(), bundleVerifyCommand(),
+			bundleExtractCommand(), bundleBlocksCommand(), bundleIndexCommand(), bundleDeltaCommand(),
+			bundleSignCommand(), bundleAddSignatureCommand(), bundleSignedMetadataCommand(),
+		},
+	}
+}
+
+func oneArg(c *ucli.Context, args []string, what string) (string, error) {
+	if len(args) != 1 {
+		return "", usageError(c, "want exactly one argument, %s", what)
+	}
+	return args[0], nil
+}
+
+// interspersed lets the bundle commands take flags after their arguments, as documented
+// (`otabake bundle create DIR -o OUT`): urfave/cli v2 stops parsing flags at the first
+// argument, so the remaining arguments are parsed here. Required flags are checked here too,
+// because urfave/cli would check them before the late flags are seen.
+func interspersed(cmd *ucli.Command, run func(c *ucli.Context, args []string) error) *ucli.Command {
+	byName := map[string]ucli.Flag{}
+	var required []string
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			byName[n] = f
+		}
+		switch f := f.(type) {
+		case *ucli.StringFlag:
+			if f.Required {
+				f.Required = false
+				required = append(required, f.Name)
+			}
+		case *ucli.StringSliceFlag:
+			if f.Required {
+				f.Required = false
+				required = append(required, f.Name)
+			}
+		}
+	}
+	cmd.Action = func(c *ucli.Context) error {
+		in := c.Args().Slice()
+		var args []string
+		for i := 0; i < len(in); i++ {
+			a := in[i]
+			if a == "--" {
+				args = append(args, in[i+1:]...)
+				break
+			}
+			if len(a) < 2 || a[0] != '-' {
+				args = append(args, a)
+				continue
+			}
+			name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			f, ok := byName[name]
+			if !ok {
+				return usageError(c, "unknown flag %s", a)
+			}
+			if _, isBool := f.(*ucli.BoolFlag); isBool {
+				if !hasVal {
+					val = "true"
+				}
+			} else if !hasVal {
+				if i+1 >= len(in) {
+					return usageError(c, "flag %s needs a value", a)
+				}
+				i++
+				val = in[i]
+			}
+			if err := c.Set(f.Names()[0], val); err != nil {
+				return usageError(c, "flag %s: %v", a, err)
+			}
+		}
+		for _, n := range required {
+			if !c.IsSet(n) {
+				return usageError(c, "required flag --%s not set", n)
+			}
+		}
+		return run(c, args)
+	}
+	return cmd
+}
+
+func bundleCreateCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "create",
+		Usage:     "build a bundle from a rugix-bundler directory (rugix-bundle.toml and payloads/)",
+		ArgsUsage: "DIR",
+		Description: "Reads DIR/rugix-bundle.toml and DIR/payloads/ exactly like `rugix-bundler bundle DIR OUT`\n" +
+			"and prints the bundle hash. Compression runs on all cores; the output does not depend on\n" +
+			"the number of workers.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle file to write"},
+			&ucli.BoolFlag{Name: "without-compression", Usage: "store blocks uncompressed (drops compression from every payload and the manifest)"},
+			&ucli.IntFlag{Name: "workers", Usage: "goroutines hashing and compressing blocks (default: all cores)"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		dir, err := oneArg(c, args, "the bundle directory")
+		if err != nil {
+			return err
+		}
+		g := globals(c)
+		opts := bundle.CreateOptions{Workers: c.Int("workers")}
+		var bar *progressbar.ProgressBar
+		barFor := -1
+		if g.Progress {
+			opts.Progress = func(p bundle.Progress) {
+				if bar == nil || barFor != p.Payload {
+					if bar != nil {
+						bar.Finish()
+					}
+					barFor = p.Payload
+					bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(g.Stderr),
+						progressbar.OptionSetDescription(fmt.Sprintf("payload %d/%d", p.Payload+1, p.Payloads)),
+						progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+				}
+				bar.Set64(p.Done)
+			}
+		}
+		res, warnings, err := bundle.CreateFromDir(c.Context, dir, c.String("output"), c.Bool("without-compression"), opts)
+		if bar != nil {
+			bar.Finish()
+		}
+		for _, w := range warnings {
+			g.Log.Warn(w)
+		}
+		if err != nil {
+			return err
+		}
+		if g.JSON {
+			return printJSON(g.Stdout, res)
+		}
+		_, err = fmt.Fprintln(g.Stdout, res.Hash)
+		return err
+	})
+}
+
+func bundleHashCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "hash",
+		Usage:     "print the bundle hash (reads only the header)",
+		ArgsUsage: "FILE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the hash to this file without a newline, as Rugix Bakery writes system.rugixb-hash"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		h, err := bundle.HashFile(path)
+		if err != nil {
+			return err
+		}
+		g := globals(c)
+		if out := c.String("output"); out != "" {
+			if err := atomicfile.WriteFile(out, []byte(h), 0o644); err != nil {
+				return err
+			}
+			if g.JSON {
+				return printJSON(g.Stdout, map[string]string{"hash": h, "output": out})
+			}
+			return nil
+		}
+		if g.JSON {
+			return printJSON(g.Stdout, map[string]string{"hash": h})
+		}
+		_, err = fmt.Fprintln(g.Stdout, h)
+		return err
+	})
+}
+
+// inspectJSON is the --json shape of bundle inspect.
+type inspectJSON struct {
+	Hash          string            `json:"hash"`
+	HashAlgorithm string            `json:"hashAlgorithm"`
+	Size          int64             `json:"size"`
+	Incremental   bool              `json:"incremental"`
+	HeaderSize    int               `json:"headerSize"`
+	Manifest      *string           `json:"manifest,omitempty"`
+	Payloads      []inspectPayload  `json:"payloads"`
+	Signatures    []inspectSigEntry `json:"signatures"`
+}
+
+type inspectPayload struct {
+	Index         int           `json:"index"`
+	Slot          string        `json:"slot,omitempty"`
+	Handler       []string      `json:"handler,omitempty"`
+	FileHash      string        `json:"fileHash"`
+	HeaderHash    string        `json:"headerHash"`
+	DataOffset    int64         `json:"dataOffset"`
+	DataSize      int64         `json:"dataSize"`
+	BlockEncoding *inspectBlock `json:"blockEncoding,omitempty"`
+	DeltaEncoding any           `json:"deltaEncoding,omitempty"`
+}
+
+type inspectBlock struct {
+	Chunker       string  `json:"chunker"`
+	HashAlgorithm string  `json:"hashAlgorithm"`
+	Deduplicated  bool    `json:"deduplicated"`
+	Compression   string  `json:"compression,omitempty"`
+	Blocks        int     `json:"blocks"`
+	StoredBlocks  int     `json:"storedBlocks"`
+	UniqueBlocks  int     `json:"uniqueBlocks"`
+	DedupRatio    float64 `json:"dedupRatio"`
+	Error         string  `json:"error,omitempty"`
+}
+
+type inspectSigEntry struct {
+	Index   int      `json:"index"`
+	Size    int      `json:"size"`
+	Signers []string `json:"signers"`
+}
+
+func bundleInspectCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "inspect",
+		Usage:     "show a bundle's header, manifest, payloads, block encodings and signatures",
+		ArgsUsage: "FILE",
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		b, err := bundle.Open(path)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		h := b.Header()
+		out := inspectJSON{Hash: b.Hash(), HashAlgorithm: string(b.HashAlgorithm()), Size: b.Size(), Incremental: h.IsIncremental,
+			HeaderSize: len(b.HeaderBytes()), Manifest: h.Manifest, Payloads: []inspectPayload{}, Signatures: []inspectSigEntry{}}
+		alg := b.HashAlgorithm()
+		for _, p := range b.Payloads() {
+			ip := inspectPayload{Index: p.Index, Slot: p.Slot(), FileHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.FileHash}.String(),
+				HeaderHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.HeaderHash}.String(), DataOffset: p.DataOffset, DataSize: p.DataSize}
+			if p.Entry.TypeExecute != nil {
+				ip.Handler = p.Entry.TypeExecute.Handler
+			}
+			if p.Entry.DeltaEncoding != nil {
+				ip.DeltaEncoding = p.Entry.DeltaEncoding
+			}
+			if be := p.Header.BlockEncoding; be != nil {
+				ib := &inspectBlock{Chunker: be.Chunker, HashAlgorithm: be.HashAlgorithm, Deduplicated: be.Deduplicated}
+				if be.Compression != nil {
+					ib.Compression = *be.Compression
+				}
+				if t, err := b.BlockTable(p.Index); err != nil {
+					ib.Error = err.Error()
+				} else {
+					ib.Blocks = t.Blocks()
+					uniq := map[string]struct{}{}
+					for k := 0; k < t.Blocks(); k++ {
+						uniq[string(t.Hash(k))] = struct{}{}
+					}
+					ib.UniqueBlocks = len(uniq)
+					ib.StoredBlocks = ib.Blocks
+					if t.Deduplicated {
+						ib.StoredBlocks = ib.UniqueBlocks
+					}
+					if ib.Blocks > 0 {
+						ib.DedupRatio = float64(ib.UniqueBlocks) / float64(ib.Blocks)
+					}
+				}
+				ip.BlockEncoding = ib
+			}
+			out.Payloads = append(out.Payloads, ip)
+		}
+		for i, der := range b.Signatures() {
+			out.Signatures = append(out.Signatures, inspectSigEntry{Index: i, Size: len(der), Signers: bundle.CMSSigners(der)})
+		}
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, out)
+		}
+		w := bufio.NewWriter(g.Stdout)
+		kind := "full"
+		if out.Incremental {
+			kind = "incremental"
+		}
+		fmt.Fprintf(w, "Bundle:      %s\nHash:        %s\nSize:        %d bytes (header %d bytes)\nUpdate type: %s\n", path, out.Hash, out.Size, out.HeaderSize, kind)
+		if out.Manifest != nil {
+			fmt.Fprintf(w, "Manifest:    %s\n", *out.Manifest)
+		}
+		fmt.Fprintf(w, "Payloads:\n")
+		for _, p := range out.Payloads {
+			if p.Slot != "" {
+				fmt.Fprintf(w, "  %d: slot=%q file=%s\n", p.Index, p.Slot, p.FileHash)
+			} else {
+				fmt.Fprintf(w, "  %d: execute(%s) file=%s\n", p.Index, strings.Join(p.Handler, " "), p.FileHash)
+			}
+			fmt.Fprintf(w, "     data: %d bytes at offset %d\n", p.DataSize, p.DataOffset)
+			if be := p.BlockEncoding; be != nil {
+				comp := "none"
+				if be.Compression != "" {
+					comp = be.Compression
+				}
+				fmt.Fprintf(w, "     blocks: %s %s, deduplicated=%t, compression=%s\n", be.Chunker, be.HashAlgorithm, be.Deduplicated, comp)
+				if be.Error != "" {
+					fmt.Fprintf(w, "     block table: %s\n", be.Error)
+				} else {
+					fmt.Fprintf(w, "     %d blocks, %d unique (ratio %.3f), %d stored\n", be.Blocks, be.UniqueBlocks, be.DedupRatio, be.StoredBlocks)
+				}
+			}
+		}
+		if len(out.Signatures) == 0 {
+			fmt.Fprintf(w, "Signatures:  none\n")
+		} else {
+			fmt.Fprintf(w, "Signatures:\n")
+			for _, s := range out.Signatures {
+				fmt.Fprintf(w, "  %d: CMS, %d bytes, signer %s\n", s.Index, s.Size, strings.Join(s.Signers, "; "))
+			}
+		}
+		return w.Flush()
+	})
+}
+
+func bundleVerifyCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "verify",
+		Usage:     "check the header hash, signatures, payload header hashes, every block hash and every payload hash",
+		ArgsUsage: "FILE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash (sha512-256:<hex>); a file holding it may be given as @FILE"},
+			&ucli.StringSliceFlag{Name: "root-cert", Usage: "trusted root certificate (PEM); requires a valid signature (repeatable)"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		opts := bundle.VerifyOptions{BundleHash: c.String("bundle-hash")}
+		if f, ok := strings.CutPrefix(opts.BundleHash, "@"); ok {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("--bundle-hash: %w", err)
+			}
+			opts.BundleHash = strings.TrimSpace(string(data))
+		}
+		if roots := c.StringSlice("root-cert"); len(roots) > 0 {
+			if opts.Roots, err = sign.LoadCertPool(roots...); err != nil {
+				return err
+			}
+		}
+		b, err := bundle.Open(path)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		start := time.Now()
+		rep, err := b.Verify(c.Context, opts)
+		if err != nil {
+			return err
+		}
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, rep)
+		}
+		var blocks int
+		var bytes int64
+		for _, p := range rep.Payloads {
+			blocks += p.Blocks
+			bytes += p.FileSize
+		}
+		fmt.Fprintf(g.Stdout, "OK %s: %d payloads, %d blocks, %d bytes decoded in %s\n", rep.Hash, len(rep.Payloads), blocks, bytes, time.Since(start).Round(time.Millisecond))
+		if rep.HashChecked {
+			fmt.Fprintln(g.Stdout, "bundle hash matches")
+		}
+		for _, s := range rep.Signatures {
+			switch {
+			case s.Verified:
+				fmt.Fprintf(g.Stdout, "signature %d: valid, signed by %s\n", s.Index, strings.Join(s.Signers, "; "))
+			case s.Error != "":
+				fmt.Fprintf(g.Stdout, "signature %d: rejected: %s\n", s.Index, s.Error)
+			default:
+				fmt.Fprintf(g.Stdout, "signature %d: not checked (no --root-cert), signer %s\n", s.Index, strings.Join(s.Signers, "; "))
+			}
+		}
+		return nil
+	})
+}
+
+// payloadIndex resolves --payload: a number, or a slot name.
+func payloadIndex(b *bundle.Bundle, sel string) (int, error) {
+	if n, err := strconv.Atoi(sel); err == nil {
+		if n < 0 || n >= len(b.Payloads()) {
+			return 0, fmt.Errorf("--payload %d: the bundle has %d payloads", n, len(b.Payloads()))
+		}
+		return n, nil
+	}
+	found := -1
+	for _, p := range b.Payloads() {
+		if p.Slot() == sel {
+			if found >= 0 {
+				return 0, fmt.Errorf("--payload %q: several payloads go to this slot; give an index", sel)
+			}
+			found = p.Index
+		}
+	}
+	if found < 0 {
+		return 0, fmt.Errorf("--payload %q: no payload goes to this slot", sel)
+	}
+	return found, nil
+}
+
+func bundleExtractCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "extract",
+		Usage:     "decode one payload into a file, checking every block hash",
+		ArgsUsage: "FILE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "payload", Aliases: []string{"p"}, Required: true, Usage: "payload index or slot name"},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"},
+			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		b, err := bundle.Open(path)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if want := c.String("bundle-hash"); want != "" {
+			d, err := bundle.ParseDigest(want)
+			if err != nil {
+				return fmt.Errorf("--bundle-hash: %w", err)
+			}
+			if got := d.Algorithm.Sum(b.HeaderBytes()); string(got) != string(d.Sum) {
+				return fmt.Errorf("invalid header hash: bundle is %s, expected %s", bundle.Digest{Algorithm: d.Algorithm, Sum: got}, d)
+			}
+		}
+		i, err := payloadIndex(b, c.String("payload"))
+		if err != nil {
+			return err
+		}
+		out, err := atomicfile.Create(c.String("output"), 0o644)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		st, err := b.ExtractPayload(c.Context, i, out.File)
+		if err != nil {
+			return err
+		}
+		if err := out.Commit(); err != nil {
+			return err
+		}
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, st)
+		}
+		fmt.Fprintf(g.Stdout, "payload %d: %d bytes, %d blocks (%d stored) -> %s\n", i, st.FileSize, st.Blocks, st.StoredBlocks, c.String("output"))
+		return nil
+	})
+}
+
+func chunkerFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "chunker", Value: "casync-64", Usage: "casync-N or fixed-N (N in KiB)"},
+		&ucli.StringFlag{Name: "hash", Value: "sha512-256", Usage: "block hash: sha512-256, sha256 or sha512"},
+		&ucli.IntFlag{Name: "workers", Usage: "hashing goroutines (default: all cores)"},
+	}
+}
+
+func parseChunkerFlags(c *ucli.Context) (chunker.Spec, bundle.HashAlgorithm, error) {
+	spec, err := chunker.ParseSpec(c.String("chunker"))
+	if err == nil {
+		err = spec.Validate()
+	}
+	if err != nil {
+		return spec, "", fmt.Errorf("--chunker: %w", err)
+	}
+	alg, err := bundle.ParseHashAlgorithm(c.String("hash"))
+	if err != nil {
+		return spec, "", fmt.Errorf("--hash: %w", err)
+	}
+	return spec, alg, nil
+}
+
+func bundleBlocksCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "blocks",
+		Usage:     "chunk a file and print one line per block: <offset> <size> <hash>",
+		ArgsUsage: "FILE",
+		Description: "Uses the same chunkers as bundles and device block indices; the boundaries and hashes\n" +
+			"equal casync's chunk ids for the same sizes and digest.",
+		Flags: chunkerFlags(),
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the file to chunk")
+		if err != nil {
+			return err
+		}
+		spec, alg, err := parseChunkerFlags(c)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		g := globals(c)
+		w := bufio.NewWriterSize(g.Stdout, 64<<10)
+		line := make([]byte, 0, 256)
+		err = chunker.HashBlocks(c.Context, spec, f, alg.New, c.Int("workers"), func(b chunker.BlockSum) error {
+			line = strconv.AppendInt(line[:0], b.Offset, 10)
+			line = append(line, ' ')
+			line = strconv.AppendInt(line, b.Size, 10)
+			line = append(line, ' ')
+			line = hex.AppendEncode(line, b.Sum)
+			line = append(line, '\n')
+			_, err := w.Write(line)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return w.Flush()
+	})
+}
+
+func bundleIndexCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "index",
+		Usage:     "write the on-device block index of a slot image or device (rugix-ctrl slots create-index)",
+		ArgsUsage: "FILE|DEVICE",
+		Flags: append(chunkerFlags(),
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "index file to write (rugix-ctrl names it <chunker>_<hash>.rugix-block-index)"}),
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the slot image or device")
+		if err != nil {
+			return err
+		}
+		spec, alg, err := parseChunkerFlags(c)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		x, err := bundle.ComputeBlockIndex(c.Context, f, spec, alg, c.Int("workers"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		data, err := x.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(c.String("output"), data, 0o644); err != nil {
+			return err
+		}
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, map[string]any{"output": c.String("output"), "blocks": x.Blocks(), "chunker": spec.String(), "hashAlgorithm": alg})
+		}
+		fmt.Fprintf(g.Stdout, "%d blocks (%s, %s) -> %s\n", x.Blocks(), spec, alg, c.String("output"))
+		return nil
+	})
+}
+
+func bundleDeltaCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "delta",
+		Usage:     "estimate what a device holding the indexed data downloads of a bundle",
+		ArgsUsage: "NEW.rugixb",
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "index", Required: true, Usage: "block index file of data the device holds (repeatable)"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the new bundle")
+		if err != nil {
+			return err
+		}
+		var indices []*bundle.BlockIndex
+		for _, p := range c.StringSlice("index") {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			x, err := bundle.ReadBlockIndex(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			indices = append(indices, x)
+		}
+		b, err := bundle.Open(path)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		ds, err := b.Delta(indices)
+		if err != nil {
+			return err
+		}
+		var total int64
+		for _, d := range ds {
+			total += d.DownloadBytes
+		}
+		overhead := b.Size()
+		for _, p := range b.Payloads() {
+			overhead -= p.DataSize
+		}
+		total += overhead
+		ratio := float64(total) / float64(b.Size())
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, map[string]any{"payloads": ds, "downloadBytes": total, "bundleSize": b.Size(), "ratio": ratio})
+		}
+		for _, d := range ds {
+			note := ""
+			if !d.Reusable {
+				note = " (no matching index: full download)"
+			}
+			fmt.Fprintf(g.Stdout, "payload %d: download %d of %d blocks, %d of %d bytes%s\n", d.Index, d.DownloadBlocks, d.Blocks, d.DownloadBytes, d.Bytes, note)
+		}
+		fmt.Fprintf(g.Stdout, "total: %d of %d bytes (ratio %.4f, headers included)\n", total, b.Size(), ratio)
+		return nil
+	})
+}
+
+func bundleSignCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "sign",
+		Usage:     "add a CMS signature (the bundle hash does not change; signing again appends)",
+		ArgsUsage: "FILE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "key", Required: true, Usage: "signing key: PEM file or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)"},
+			&ucli.StringFlag{Name: "cert", Required: true, Usage: "signer certificate (PEM); embedded in the signature"},
+			&ucli.StringSliceFlag{Name: "chain", Usage: "intermediate certificates to embed (PEM, repeatable)"},
+			&ucli.StringFlag{Name: "password-env", Value: "OTABAKE_KEY_PASSWORD", Usage: "environment variable holding the key's password"},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "signed bundle to write (default: replace FILE)"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		s, err := sign.LoadSigner(c.Context, c.String("key"), c.String("cert"), c.StringSlice("chain"), c.String("password-env"))
+		if err != nil {
+			return err
+		}
+		out := c.String("output")
+		if out == "" {
+			out = path
+		}
+		if err := bundle.Sign(c.Context, path, out, s); err != nil {
+			return err
+		}
+		return reportSigned(c, out)
+	})
+}
+
+func reportSigned(c *ucli.Context, out string) error {
+	b, err := bundle.Open(out)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	g := globals(c)
+	if g.JSON {
+		return printJSON(g.Stdout, map[string]any{"output": out, "hash": b.Hash(), "signatures": len(b.Signatures())})
+	}
+	fmt.Fprintf(g.Stdout, "%s: %s, %d signature(s)\n", out, b.Hash(), len(b.Signatures()))
+	return nil
+}
+
+func bundleAddSignatureCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "add-signature",
+		Usage:     "add an externally made DER CMS signature of the signed metadata (see signed-metadata)",
+		ArgsUsage: "FILE SIGNATURE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "signed bundle to write (default: replace FILE)"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		if len(args) != 2 {
+			return usageError(c, "want the bundle file and the signature file")
+		}
+		path := args[0]
+		der, err := readLimited(args[1], bundle.SignaturesSizeLimit)
+		if err != nil {
+			return err
+		}
+		out := c.String("output")
+		if out == "" {
+			out = path
+		}
+		if err := bundle.AddSignature(c.Context, path, out, der); err != nil {
+			return err
+		}
+		return reportSigned(c, out)
+	})
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
+func bundleSignedMetadataCommand() *ucli.Command {
+	return interspersed(&ucli.Command{
+		Name:      "signed-metadata",
+		Usage:     "write the bytes a signature must sign (like rugix-bundler signatures prepare)",
+		ArgsUsage: "FILE",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"},
+		},
+	}, func(c *ucli.Context, args []string) error {
+		path, err := oneArg(c, args, "the bundle file")
+		if err != nil {
+			return err
+		}
+		h, err := bundle.HashFile(path)
+		if err != nil {
+			return err
+		}
+		d, err := bundle.ParseDigest(h)
+		if err != nil {
+			return errors.New("internal: bundle hash does not parse")
+		}
+		return atomicfile.WriteFile(c.String("output"), bundle.SignedMetadataFor(d), 0o644)
+	})
+}
