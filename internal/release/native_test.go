@@ -204,3 +204,82 @@ func checkBundleMatchesImage(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestNativeBadInput checks that each broken input fails with an error naming the problem and
+// leaves no build/<system>/ (and no work directory) behind.
+func TestNativeBadInput(t *testing.T) {
+	needTools(t, "mkfs.ext4", "debugfs")
+	const sys = "quickstart-efi-amd64"
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, dir string)
+		want   string
+	}{
+		{"missing kernel", func(t *testing.T, dir string) {
+			matches, _ := filepath.Glob(filepath.Join(dir, "rootfs/boot/vmlinuz-*"))
+			for _, m := range matches {
+				os.Remove(m)
+			}
+		}, "vmlinuz"},
+		{"rootfs larger than the system partition", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "rootfs/usr/lib/big"), bytes.Repeat([]byte("x"), 3<<20), 0o644)
+			appendTOML(t, dir, "[systems.quickstart-efi-amd64.sizes]\nboot = \"32M\"\nsystem = \"2M\"\n", true)
+		}, "does not fit"},
+		{"unknown target", func(t *testing.T, dir string) {
+			replaceInFile(t, filepath.Join(dir, "otabake.toml"), `target = "efi-grub"`, `target = "efi-lilo"`)
+		}, "efi-lilo"},
+		{"unwritable output directory", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "build"), []byte("a file where build/ should be"), 0o644)
+		}, "build"},
+		{"corrupt tarball", func(t *testing.T, dir string) {
+			gz := append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, bytes.Repeat([]byte{0xde, 0xad}, 500)...)
+			os.WriteFile(filepath.Join(dir, "rootfs.tar.gz"), gz, 0o644)
+			replaceInFile(t, filepath.Join(dir, "otabake.toml"), `rootfs = "rootfs"`, `rootfs = "rootfs.tar.gz"`)
+		}, "rootfs.tar.gz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "project")
+			copyTree(t, "../../examples/quickstart", dir)
+			tt.break_(t, dir)
+			cfg, err := project.Load(dir, project.LoadOptions{Env: []string{"SOURCE_DATE_EPOCH=1767225600"}})
+			if err == nil {
+				_, err = Build(context.Background(), cfg, &Identity{Version: "v1", BuildTag: "v1"}, []string{sys}, BuildOptions{})
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			t.Logf("%s: %v", tt.name, err)
+			if st, err := os.Stat(BuildDir(dir, sys)); err == nil && st.IsDir() {
+				t.Errorf("build/%s exists after a failed build", sys)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "build", ".*")); len(left) > 0 {
+				t.Errorf("work directories left behind: %v", left)
+			}
+		})
+	}
+}
+
+func replaceInFile(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(old)) {
+		t.Fatalf("%s does not contain %q", path, old)
+	}
+	os.WriteFile(path, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644)
+}
+
+// appendTOML replaces the efi system's sizes table (dropExisting) and appends text.
+func appendTOML(t *testing.T, dir, text string, dropExisting bool) {
+	t.Helper()
+	p := filepath.Join(dir, "otabake.toml")
+	data, _ := os.ReadFile(p)
+	s := string(data)
+	if dropExisting {
+		s = strings.Replace(s, "[systems.quickstart-efi-amd64.sizes]\nboot = \"32M\"\n", "", 1)
+	}
+	os.WriteFile(p, []byte(s+"\n"+text), 0o644)
+}
