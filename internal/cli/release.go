@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -144,7 +146,7 @@ func buildReleaseCommand() *ucli.Command {
 				return printJSON(g.Stdout, map[string]any{"version": id.Version, "systems": res})
 			}
 			for _, r := range res {
-				fmt.Fprintf(g.Stdout, "%s (%s): %s: %s\n", r.System, r.Backend, r.Dir, strings.Join(r.Files, " "))
+				printBuildSummary(g.Stdout, r)
 			}
 			return nil
 		},
@@ -399,5 +401,31 @@ func releaseCommand() *ucli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// printBuildSummary prints one screen about a built system: files with sizes, the bundle hash
+// and the time each stage took.
+func printBuildSummary(w io.Writer, r *release.BuildResult) {
+	fmt.Fprintf(w, "%s (%s backend) -> %s\n", r.System, r.Backend, r.Dir)
+	for _, f := range r.Files {
+		size := ""
+		if st, err := os.Stat(filepath.Join(r.Dir, f)); err == nil {
+			size = humanBytes(st.Size())
+		}
+		fmt.Fprintf(w, "  %-24s %10s\n", f, size)
+	}
+	if h, err := os.ReadFile(filepath.Join(r.Dir, "system.rugixb-hash")); err == nil {
+		fmt.Fprintf(w, "  bundle hash  %s\n", strings.TrimSpace(string(h)))
+	}
+	if len(r.Stages) > 0 {
+		parts := make([]string, len(r.Stages))
+		for i, st := range r.Stages {
+			parts[i] = fmt.Sprintf("%s %.2fs", st.Name, st.Seconds)
+		}
+		fmt.Fprintf(w, "  stages       %s\n", strings.Join(parts, ", "))
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
 }

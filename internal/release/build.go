@@ -37,8 +37,8 @@ type BuildResult struct {
 	System  string            `json:"system"`
 	Backend string            `json:"backend"`
 	Dir     string            `json:"dir"`
-	Files   []string          `json:"files"`
-	Stages  map[string]string `json:"stages"`
+	Files   []string `json:"files"`
+	Stages  []Stage  `json:"stages"`
 	// Warnings are things the build could do only partly, such as an SBOM without packages.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -105,6 +105,12 @@ func systemNames(cfg *project.Config) []string {
 	return names
 }
 
+// Stage is one step of a system's build and how long it took.
+type Stage struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
 // stageTimer records how long each stage of one system's build took.
 type stageTimer struct {
 	r     *BuildResult
@@ -123,7 +129,7 @@ func (t *stageTimer) begin(stage string) {
 
 func (t *stageTimer) end() {
 	if t.name != "" {
-		t.r.Stages[t.name] = time.Since(t.start).Round(time.Millisecond).String()
+		t.r.Stages = append(t.r.Stages, Stage{Name: t.name, Seconds: time.Since(t.start).Round(time.Millisecond).Seconds()})
 		t.name = ""
 	}
 }
@@ -136,7 +142,7 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if _, err := os.Stat(runBakery); err != nil {
 		return nil, fmt.Errorf("%s not found: the bakery backend needs a Rugix Bakery project (see https://rugix.org/docs/getting-started)", runBakery)
 	}
-	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
+	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name)}
 	t := &stageTimer{r: r, opts: opts}
 	if arch := sys.Arch; arch != "" && usesAgentRecipe(cfg.Dir) {
 		t.begin("otabake-agent")
@@ -213,7 +219,7 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 	if st, err := os.Stat(deploy); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set deploy_dir in [systems.%s.yocto])", deploy, machine, sys.Name)
 	}
-	r := &BuildResult{System: sys.Name, Backend: "yocto", Dir: BuildDir(cfg.Dir, sys.Name), Stages: map[string]string{}}
+	r := &BuildResult{System: sys.Name, Backend: "yocto", Dir: BuildDir(cfg.Dir, sys.Name)}
 	t := &stageTimer{r: r, opts: opts}
 	t.begin("collect")
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {

@@ -73,7 +73,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return nil, err
 	}
-	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, Stages: map[string]string{}}
+	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest}
 	t := &stageTimer{r: r, opts: opts}
 	defer t.end()
 
