@@ -34,9 +34,9 @@ type BuildOptions struct {
 
 // BuildResult describes build/<system>/ after a build.
 type BuildResult struct {
-	System  string            `json:"system"`
-	Backend string            `json:"backend"`
-	Dir     string            `json:"dir"`
+	System  string   `json:"system"`
+	Backend string   `json:"backend"`
+	Dir     string   `json:"dir"`
 	Files   []string `json:"files"`
 	Stages  []Stage  `json:"stages"`
 	// Warnings are things the build could do only partly, such as an SBOM without packages.
@@ -277,10 +277,20 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 		}
 		return nil, fmt.Errorf("%s holds no %s%s.rootfs.wic[.xz|.bz2|.gz], .rootfs.rugixb or .raucb", deploy, img, machine)
 	}
-	osr := filepath.Join(deploy, "os-release")
-	if _, err := os.Stat(osr); err == nil {
-		if err := copyFile(osr, filepath.Join(r.Dir, "os-release")); err != nil {
+	// Written by meta-otabake's otabake-release class next to the image.
+	if src, err := pick(".rootfs.sbom.spdx.json"); err != nil {
+		return nil, err
+	} else if src != "" {
+		if err := copyFile(src, filepath.Join(r.Dir, "sbom.spdx.json")); err != nil {
 			return nil, err
+		}
+	}
+	for _, name := range []string{"os-release", "system-build-info.json"} {
+		src := filepath.Join(deploy, name)
+		if _, err := os.Stat(src); err == nil {
+			if err := copyFile(src, filepath.Join(r.Dir, name)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	t.end()

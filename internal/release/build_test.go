@@ -2,10 +2,10 @@ package release
 
 import (
 	"bytes"
-	"debug/elf"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -160,6 +160,12 @@ func TestBuildYocto(t *testing.T) {
 			t.Errorf("%s: %v (content matches: %v)", name, err, string(got) == want)
 		}
 	}
+	// What meta-otabake's class deploys comes along too.
+	os.WriteFile(filepath.Join(deploy, "core-image-minimal-qemux86-64.rootfs-20260101000000.sbom.spdx.json"), []byte(`{"spdxVersion":"SPDX-2.3"}`), 0o644)
+	os.Symlink("core-image-minimal-qemux86-64.rootfs-20260101000000.sbom.spdx.json", filepath.Join(deploy, "core-image-minimal-qemux86-64.rootfs.sbom.spdx.json"))
+	if _, err := Build(context.Background(), cfg, &Identity{Version: version}, []string{"qemu"}, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	arts, err := CollectArtifacts(b, "qemu", version)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +174,7 @@ func TestBuildYocto(t *testing.T) {
 	for _, a := range arts {
 		names = append(names, a.Filename)
 	}
-	if got := strings.Join(names, " "); got != "qemu.img.xz qemu.rugixb qemu.rugixb-hash" {
+	if got := strings.Join(names, " "); got != "qemu.spdx.json qemu.img.xz qemu.rugixb qemu.rugixb-hash" {
 		t.Errorf("artifacts %s", got)
 	}
 	if _, err := CollectArtifacts(b, "qemu", "build-other"); err == nil || !strings.Contains(err.Error(), "IMAGE_VERSION") {
