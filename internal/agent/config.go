@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/otabake/otabake/internal/schema"
 )
 
 // OTAConfig is the effective update configuration: the image defaults deep-merged with the
@@ -77,7 +79,16 @@ func loadDefaults(path string) (OTAConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read image OTA defaults: %w", err)
 	}
-	return parseObject(data, path)
+	c, err := parseObject(data, path)
+	if err != nil {
+		return nil, err
+	}
+	// A mistyped default (useBundleHash as a string, a path without a tag) would otherwise
+	// be read as "not set" and silently weaken the image's policy.
+	if err := schema.Validate(schema.KindOTADefaults, c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // Merge deep-merges override over base like jq's `*`: objects merge key by key, anything else

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/otabake/otabake/internal/schema"
 )
 
 // Settings is /etc/otabake/agent.toml: how this device runs the agent. Everything is optional.
@@ -62,6 +64,9 @@ func LoadSettings(path string) (Settings, error) {
 		}
 		if un := md.Undecoded(); len(un) > 0 {
 			return s, fmt.Errorf("parse %s: unknown key %s", path, un[0])
+		}
+		if err := schema.ValidateTOML(schema.KindAgent, data); err != nil {
+			return s, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return s, s.resolve(path)

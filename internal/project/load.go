@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/schema"
 )
 
 // LoadOptions are the inputs of Load besides the project files.
@@ -102,6 +103,12 @@ func Load(dir string, opts LoadOptions) (*Config, error) {
 	if err := l.resolveSystems(); err != nil {
 		return nil, err
 	}
+	// The checks above name file and line; the schema catches whatever they do not cover.
+	if l.fileData != nil {
+		if err := schema.ValidateTOML(schema.KindOtabake, l.fileData); err != nil {
+			return nil, fmt.Errorf("%s: %w", FileName, err)
+		}
+	}
 	l.cfg.state = &configState{settings: l.settings, env: l.env, dotenv: l.dotenv}
 	return l.cfg, nil
 }
@@ -115,6 +122,7 @@ type loader struct {
 	cliDoc    *tomlDoc
 	file      fileConfig
 	doc       *tomlDoc // otabake.toml; nil when absent
+	fileData  []byte   // otabake.toml as read, for the schema check
 	bakery    []*System
 	settings  []Setting
 }
@@ -176,6 +184,7 @@ func (l *loader) readFiles() error {
 			return err
 		}
 		l.doc = doc
+		l.fileData = data
 		l.cfg.Files = append(l.cfg.Files, FileName)
 	}
 	if data, ok, err := readSmallFile(filepath.Join(dir, BakeryFileName)); err != nil {
