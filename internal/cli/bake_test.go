@@ -76,3 +76,26 @@ func TestBakeCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSBOMCommand(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
+	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte("Package: zlib1g\nStatus: install ok installed\nMaintainer: Debian <d@d>\nArchitecture: amd64\nVersion: 1:1.2.13\n\n"), 0o644)
+	out := filepath.Join(t.TempDir(), "sbom.json")
+	t.Setenv("SOURCE_DATE_EPOCH", "1767225600")
+	for i := 0; i < 2; i++ {
+		code, _, errs := run(t, "sbom", "--rootfs", root, "--system", "demo", "--version", "v1", "--output", out)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+	}
+	data, _ := os.ReadFile(out)
+	for _, want := range []string{`"spdxVersion": "SPDX-2.3"`, "pkg:deb/debian/zlib1g@1%3A1.2.13?arch=amd64", "2026-01-01T00:00:00Z", "demo"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("SBOM lacks %q", want)
+		}
+	}
+	if code, _, _ := run(t, "sbom", "--rootfs", root, "--system", "demo", "--version", "v1", "--created", "yesterday"); code == 0 {
+		t.Error("a bad --created was accepted")
+	}
+}

@@ -1,0 +1,284 @@
+package yocto
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// repoRoot is the repository root, seen from this package's directory.
+var repoRoot = filepath.Join("..", "..", "..")
+
+// layerDir is the Yocto layer under test.
+var layerDir = filepath.Join(repoRoot, "bitbake", "meta-otabake")
+
+// layerFiles returns every BitBake file under bitbake/.
+func layerFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(filepath.Join(repoRoot, "bitbake"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch filepath.Ext(p) {
+		case ".bb", ".bbappend", ".bbclass", ".conf", ".inc":
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 5 {
+		t.Fatalf("found only %d BitBake files under bitbake/: %v", len(files), files)
+	}
+	return files
+}
+
+func parseFile(t *testing.T, path string) *File {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(path, src)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return f
+}
+
+func TestLayerFilesParse(t *testing.T) {
+	for _, p := range layerFiles(t) {
+		t.Run(strings.TrimPrefix(p, repoRoot+"/"), func(t *testing.T) {
+			f := parseFile(t, p)
+			if len(f.Assignments)+len(f.Functions)+len(f.Directives) == 0 {
+				t.Fatal("parsed to nothing")
+			}
+		})
+	}
+}
+
+// TestPythonCompiles compiles every Python function body with python3, the oracle for what
+// the indentation and bracket checks approximate.
+func TestPythonCompiles(t *testing.T) {
+	py := python3(t)
+	n := 0
+	for _, p := range layerFiles(t) {
+		for _, fn := range parseFile(t, p).Functions {
+			if fn.Kind == Shell {
+				continue
+			}
+			n++
+			src := "def f(d):\n" + fn.Body + "\n"
+			if fn.Kind == Def {
+				src = "def f():\n" + fn.Body + "\n"
+			}
+			cmd := exec.Command(py, "-c", "import sys; compile(sys.stdin.read(), sys.argv[1], 'exec')", p+":"+fn.Name)
+			cmd.Stdin = strings.NewReader(src)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s:%d: python function %q does not compile: %v\n%s", p, fn.Line, fn.Name, err, out)
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("compiled only %d Python functions; the layer has at least the validation task and the class's anonymous function", n)
+	}
+}
+
+func TestLayerConf(t *testing.T) {
+	f := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
+	compat := f.Values("LAYERSERIES_COMPAT_otabake")
+	if len(compat) != 1 || !strings.Contains(" "+compat[0]+" ", " scarthgap ") {
+		t.Errorf("LAYERSERIES_COMPAT_otabake = %q, want it to include scarthgap", compat)
+	}
+	if v := f.Values("BBFILE_COLLECTIONS"); len(v) != 1 || strings.TrimSpace(v[0]) != "otabake" {
+		t.Errorf("BBFILE_COLLECTIONS = %q", v)
+	}
+}
+
+// TestLicenseChecksum keeps LIC_FILES_CHKSUM in step with the repository's LICENSE, which
+// BitBake would otherwise reject in do_populate_lic.
+func TestLicenseChecksum(t *testing.T) {
+	f := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake.inc"))
+	v := f.Values("LIC_FILES_CHKSUM")
+	if len(v) != 1 {
+		t.Fatalf("LIC_FILES_CHKSUM assigned %d times", len(v))
+	}
+	m := regexp.MustCompile(`file://src/\$\{GO_IMPORT\}/(\S+);md5=([0-9a-f]{32})`).FindStringSubmatch(v[0])
+	if m == nil {
+		t.Fatalf("LIC_FILES_CHKSUM = %q: want file://src/${GO_IMPORT}/FILE;md5=…", v[0])
+	}
+	data, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum(data)
+	if got := hex.EncodeToString(sum[:]); got != m[2] {
+		t.Errorf("LIC_FILES_CHKSUM md5 = %s, %s has md5 %s", m[2], m[1], got)
+	}
+}
+
+// TestRecipesMatchRepository checks that what the recipes build and install exists here.
+func TestRecipesMatchRepository(t *testing.T) {
+	dir := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	for _, tc := range []struct{ recipe, cmd string }{
+		{"otabake-agent_git.bb", "otabake-agent"},
+		{"otabake-native_git.bb", "otabake"},
+	} {
+		f := parseFile(t, filepath.Join(dir, tc.recipe))
+		if v := f.Values("GO_INSTALL"); len(v) != 1 || v[0] != "${GO_IMPORT}/cmd/"+tc.cmd {
+			t.Errorf("%s: GO_INSTALL = %q", tc.recipe, v)
+		}
+		if _, err := os.Stat(filepath.Join(repoRoot, "cmd", tc.cmd, "main.go")); err != nil {
+			t.Errorf("%s builds cmd/%s: %v", tc.recipe, tc.cmd, err)
+		}
+	}
+	agent := parseFile(t, filepath.Join(dir, "otabake-agent_git.bb"))
+	units := agent.Values("SYSTEMD_SERVICE:${PN}")
+	if len(units) != 1 {
+		t.Fatalf("SYSTEMD_SERVICE:${PN} assigned %d times", len(units))
+	}
+	for _, u := range strings.Fields(units[0]) {
+		if _, err := os.Stat(filepath.Join(repoRoot, "dist", "systemd", u)); err != nil {
+			t.Errorf("SYSTEMD_SERVICE names %s: %v", u, err)
+		}
+	}
+	inc := parseFile(t, filepath.Join(dir, "otabake.inc"))
+	if v := inc.Values("GO_IMPORT"); len(v) != 1 || v[0] != "github.com/otabake/otabake" {
+		t.Errorf("GO_IMPORT = %q, want the module path of go.mod", v)
+	}
+	if v := inc.Values("CGO_ENABLED"); len(v) != 1 || v[0] != "0" {
+		t.Errorf("CGO_ENABLED = %q, want \"0\" (static binaries)", v)
+	}
+	var validate bool
+	for _, d := range agent.Directives {
+		if d.Keyword == "addtask" && d.Args[0] == "validate_otabake" && strings.Contains(strings.Join(d.Args, " "), "before do_fetch") {
+			validate = true
+		}
+	}
+	if !validate {
+		t.Error("otabake-agent has no `addtask validate_otabake before do_fetch`")
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	for _, tc := range []struct{ name, src string }{
+		{"assignments", "A = \"1\"\nB ?= \"2\"\nC ??= \"3\"\nD := \"${A}\"\nE += \"x\"\nF =+ \"y\"\nG .= \"z\"\nH =. \"w\"\n"},
+		{"single quotes", "GO_LDFLAGS = '-ldflags=\"-s\"'\n"},
+		{"overrides", "FILES:${PN} += \"/x\"\nA:append = \" b\"\nA:prepend:class-native = \"c \"\nA:remove = \"d\"\n"},
+		{"flags", "do_install[depends] += \"x-native:do_populate_sysroot\"\ndo_compile[network] = \"1\"\n"},
+		{"continuation", "SRC_URI = \"a \\\n    b \\\n\"\n"},
+		{"export", "export GOFLAGS\nexport CGO_ENABLED = \"0\"\nunset FOO\n"},
+		{"inherit require include", "inherit go-mod systemd\nrequire otabake.inc\ninclude optional.inc\n"},
+		{"addtask", "addtask validate before do_fetch\naddtask x after do_a do_b before do_c\ndeltask do_y\n"},
+		{"inline python", "X = \"${@'a' if d.getVar('Y') in ('1', 'b}') else 'c'}\"\n"},
+		{"shell function", "do_install() {\n\tx=\"$(dirname \"$f\")\"\n\techo '${A}' \"${f#./}\" ${v:+--v \"$v\"} # it's fine\n\tcase \"$a\" in 0 | no) : ;; esac\n}\n"},
+		{"here-documents", "do_x() {\n\tcat >\"$f\" <<'EOF'\nit's \"quoted\" $(not\nEOF\n\tcat <<-END | sed 's/a/b/'\n\t\tdon't\n\tEND\n\techo $((1 << 2))\n}\n"},
+		{"python function", "python do_x() {\n    if d.getVar('A'):\n        bb.fatal(\"no\")\n    x = [1,\n         2]\n}\n"},
+		{"anonymous python", "python () {\n    pass\n}\n"},
+		{"def", "def f(d):\n    return 'x'\n\nA = \"1\"\n"},
+		{"comments", "# a comment\n\n  # indented comment\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse("t.bb", []byte(tc.src)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestParseRejects proves that the checker catches the mistakes it exists for.
+func TestParseRejects(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"unbalanced double quote", "A = \"x\n", "one quoted string"},
+		{"quote inside value", "A = \"a\"b\"\n", "unbalanced quotes"},
+		{"unquoted value", "A = x\n", "one quoted string"},
+		{"mismatched quotes", "A = \"x'\n", "one quoted string"},
+		{"unclosed brace", "A = \"${B\"\n", "unbalanced braces"},
+		{"unclosed inline python", "A = \"${@d.getVar('B')\"\n", "inline Python"},
+		{"inline python string", "A = \"${@d.getVar('B)}\"\n", "unterminated ' string"},
+		{"unknown construct", "frobnicate the layer\n", "unknown construct"},
+		{"unknown operator", "A =~ \"x\"\n", "one quoted string"},
+		{"addtask without tasks", "addtask x before\n", "names no task"},
+		{"addtask bad keyword", "addtask x until do_y\n", "want before or after"},
+		{"addtask no name", "addtask\n", "needs an argument"},
+		{"require two files", "require a.inc b.inc\n", "takes one file"},
+		{"continuation at eof", "A = \"x \\", "continuation at the end"},
+		{"comment continuation", "# a \\\nA = \"1\"\n", "comment ends with a backslash"},
+		{"function not closed", "do_x() {\n\techo\n", "no closing }"},
+		{"shell single quote", "do_x() {\n\techo 'a\n}\n", "unterminated ' quote"},
+		{"shell double quote", "do_x() {\n\techo \"a\n}\n", "unterminated \""},
+		{"shell command substitution", "do_x() {\n\tx=$(echo a\n}\n", "unterminated $("},
+		{"shell parameter", "do_x() {\n\techo ${a\n}\n", "unterminated ${"},
+		{"unterminated here-document", "do_x() {\n\tcat <<EOF\nbody\n}\n", "here-document EOF is not terminated"},
+		{"bad quote after here-document", "do_x() {\n\tcat <<EOF\nbody\nEOF\n\techo 'a\n}\n", "t.bb:5: shell function do_x: unterminated ' quote"},
+		{"python unexpected indent", "python do_x() {\n    a = 1\n        b = 2\n}\n", "unexpected indent"},
+		{"python bad dedent", "python do_x() {\n    if a:\n        b = 2\n      c = 3\n}\n", "unindent does not match"},
+		{"python missing block", "python do_x() {\n    if a:\n    b = 2\n}\n", "expected an indented block"},
+		{"python unclosed bracket", "python do_x() {\n    x = (1,\n}\n", "unclosed ("},
+		{"python wrong bracket", "python do_x() {\n    x = (1]\n}\n", "closes the ("},
+		{"python unterminated string", "python do_x() {\n    bb.fatal(\"x)\n}\n", "unterminated \" string"},
+		{"python unindented body", "python do_x() {\nx = 1\n}\n", "must be indented"},
+		{"python tabs and spaces", "python do_x() {\n    if a:\n\tb = 1\n}\n", "mixes tabs and spaces"},
+		{"stray indented line", "A = \"1\"\n    B = \"2\"\n", "unexpected indented line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.bb", []byte(tc.src))
+			if err == nil {
+				t.Fatalf("Parse accepted %q", tc.src)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "t.bb:") {
+				t.Fatalf("error %q does not name the file and line", err)
+			}
+		})
+	}
+}
+
+func TestExpand(t *testing.T) {
+	vars := map[string]string{"A": "a", "B": "${A}b", "PN": "otabake-agent"}
+	for _, tc := range []struct{ in, want string }{
+		{"${B}", "ab"},
+		{"${D}${B}", "${D}ab"},
+		{"${f#./} ${v:+x}", "${f#./} ${v:+x}"},
+		{"FILES:${PN}", "FILES:otabake-agent"},
+	} {
+		got, err := Expand(tc.in, vars)
+		if err != nil || got != tc.want {
+			t.Errorf("Expand(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := Expand("${@d.getVar('A')}", vars); err == nil {
+		t.Error("Expand accepted inline Python")
+	}
+	if _, err := Expand("${X}", map[string]string{"X": "${Y}", "Y": "${X}"}); err == nil {
+		t.Error("Expand accepted a cycle")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("A = \"1\"\ndo_x() {\n\techo \"$(a)\"\n}\npython () {\n    if x:\n        y()\n}\n"))
+	f.Add([]byte("X = \"${@'a' if d.getVar('Y') else 'b'}\"\naddtask x before do_y after do_z\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		file, err := Parse("fuzz.bb", src)
+		if file == nil {
+			t.Fatal("Parse returned no file")
+		}
+		if err == nil {
+			for _, fn := range file.Functions {
+				if fn.Kind == Shell && checkShell(fn.Body) != nil {
+					t.Fatalf("accepted file holds a shell function that fails checkShell")
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,222 @@
+package yocto
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// agentEnv is a scratch do_install of otabake-agent: B holds the built binary where
+// go.bbclass puts it, S holds the repository in go.bbclass's GOPATH layout, D is the image.
+type agentEnv struct {
+	files []*File
+	d     string
+	vars  map[string]string
+}
+
+func newAgentEnv(t *testing.T, local map[string]string, useHashJSON string) *agentEnv {
+	t.Helper()
+	dir := t.TempDir()
+	recipes := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	e := &agentEnv{
+		files: []*File{parseFile(t, filepath.Join(recipes, "otabake.inc")), parseFile(t, filepath.Join(recipes, "otabake-agent_git.bb"))},
+		d:     filepath.Join(dir, "image"),
+	}
+	b, s := filepath.Join(dir, "build"), filepath.Join(dir, "git")
+	writeFile(t, filepath.Join(b, "bin", "linux_amd64", "otabake-agent"), "#!/bin/sh\necho otabake-agent\n")
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(s, "src", "github.com", "otabake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(root, filepath.Join(s, "src", "github.com", "otabake", "otabake")); err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]string{
+		"D": e.d, "B": b, "WORKDIR": dir, "PN": "otabake-agent",
+		"bindir": "/usr/bin", "sysconfdir": "/etc", "systemd_system_unitdir": "/usr/lib/systemd/system",
+	}
+	for k, v := range local {
+		defaults[k] = v
+	}
+	// What BitBake computes itself: S from inline Python, GO_BUILD_BINDIR from go.bbclass
+	// (cross builds put binaries in bin/<goos>_<goarch>), and the JSON boolean.
+	forced := map[string]string{"S": s, "GO_BUILD_BINDIR": "bin/linux_amd64", "OTABAKE_USE_BUNDLE_HASH_JSON": useHashJSON}
+	e.vars = datastore(defaults, e.files, forced)
+	return e
+}
+
+func TestAgentInstall(t *testing.T) {
+	units := filepath.Join(repoRoot, "dist", "systemd")
+	for _, tc := range []struct {
+		name     string
+		local    map[string]string
+		useHash  string
+		wantPath string
+		interval string
+		timeout  string
+	}{
+		{
+			name:     "defaults",
+			local:    map[string]string{"NEXIGON_OTA_REPOSITORY": "fleet", "NEXIGON_OTA_PACKAGE": "gateway"},
+			useHash:  "false",
+			wantPath: "fleet/gateway/stable", interval: "4h", timeout: "1800",
+		},
+		{
+			name: "everything set",
+			local: map[string]string{"NEXIGON_OTA_REPOSITORY": "acme-os", "NEXIGON_OTA_PACKAGE": "edge.box", "NEXIGON_OTA_TAG": "beta",
+				"NEXIGON_OTA_INTERVAL": "30min", "NEXIGON_OTA_WATCHDOG_TIMEOUT": "900", "NEXIGON_OTA_RUGIX_USE_BUNDLE_HASH": "1"},
+			useHash:  "true",
+			wantPath: "acme-os/edge.box/beta", interval: "30min", timeout: "900",
+		},
+	} {
+		for _, sh := range shells(t) {
+			t.Run(tc.name+"/"+sh, func(t *testing.T) {
+				e := newAgentEnv(t, tc.local, tc.useHash)
+				mustRun(t, sh, script(t, e.files, e.vars, e.vars["WORKDIR"], "do_install"))
+
+				if st, err := os.Stat(filepath.Join(e.d, "usr", "bin", "otabake-agent")); err != nil || st.Mode().Perm() != 0o755 {
+					t.Errorf("/usr/bin/otabake-agent: %v, %v; want mode 0755", st, err)
+				}
+				unitDir := filepath.Join(e.d, "usr", "lib", "systemd", "system")
+				for _, u := range []string{"otabake-agent.service", "otabake-agent.timer", "otabake-agent-watchdog.service", "otabake-agent-watchdog.timer"} {
+					src := readFile(t, filepath.Join(units, u))
+					want := strings.ReplaceAll(strings.ReplaceAll(src, "@@INTERVAL@@", tc.interval), "@@TIMEOUT@@", tc.timeout)
+					if got := readFile(t, filepath.Join(unitDir, u)); got != want {
+						t.Errorf("%s =\n%s\nwant\n%s", u, got, want)
+					}
+				}
+				if got := readFile(t, filepath.Join(unitDir, "otabake-agent.timer")); !strings.Contains(got, "\nOnUnitActiveSec="+tc.interval+"\n") {
+					t.Errorf("otabake-agent.timer lacks OnUnitActiveSec=%s", tc.interval)
+				}
+				if got := readFile(t, filepath.Join(unitDir, "otabake-agent-watchdog.timer")); !strings.Contains(got, "\nOnBootSec="+tc.timeout+"s\n") {
+					t.Errorf("otabake-agent-watchdog.timer lacks OnBootSec=%ss", tc.timeout)
+				}
+				cmdDef := "etc/nexigon/agent/commands/nexigon.ota.check.toml"
+				if got, want := readFile(t, filepath.Join(e.d, cmdDef)), readFile(t, filepath.Join(repoRoot, "dist", "nexigon", "commands", "nexigon.ota.check.toml")); got != want {
+					t.Errorf("%s differs from dist/", cmdDef)
+				}
+
+				got := readFile(t, filepath.Join(e.d, "etc", "otabake", "ota.json"))
+				var defaults struct {
+					Path  string `json:"path"`
+					Rugix struct {
+						UseBundleHash bool `json:"useBundleHash"`
+					} `json:"rugix"`
+				}
+				if err := json.Unmarshal([]byte(got), &defaults); err != nil {
+					t.Fatalf("ota.json is not JSON: %v\n%s", err, got)
+				}
+				if defaults.Path != tc.wantPath || defaults.Rugix.UseBundleHash != (tc.useHash == "true") {
+					t.Errorf("ota.json = %+v, want path %s, useBundleHash %s", defaults, tc.wantPath, tc.useHash)
+				}
+				// The recipe and `otabake bake --ota-path` must write the same bytes.
+				rootfs := t.TempDir()
+				args := []string{"bake", "--rootfs", rootfs, "--system", "x", "--version", "1", "--ota-path", tc.wantPath}
+				if tc.useHash == "true" {
+					args = append(args, "--use-bundle-hash")
+				}
+				otabake(t, args...)
+				if want := readFile(t, filepath.Join(rootfs, "etc", "otabake", "ota.json")); got != want {
+					t.Errorf("ota.json from the recipe =\n%s\nfrom otabake bake =\n%s", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestAgentValidation(t *testing.T) {
+	recipe := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake-agent_git.bb"))
+	fn, ok := recipe.Function("do_validate_otabake")
+	if !ok || fn.Kind != Python {
+		t.Fatal("otabake-agent has no python do_validate_otabake")
+	}
+	good := map[string]string{"NEXIGON_OTA_REPOSITORY": "fleet", "NEXIGON_OTA_PACKAGE": "gateway"}
+	for _, tc := range []struct {
+		name      string
+		set       map[string]string
+		wantFatal string
+	}{
+		{name: "valid defaults"},
+		{name: "valid everything", set: map[string]string{"NEXIGON_OTA_TAG": "beta", "NEXIGON_OTA_INTERVAL": "1h 30min", "NEXIGON_OTA_WATCHDOG_TIMEOUT": "600", "NEXIGON_OTA_RUGIX_USE_BUNDLE_HASH": "true"}},
+		{name: "no repository", set: map[string]string{"NEXIGON_OTA_REPOSITORY": ""}, wantFatal: "NEXIGON_OTA_REPOSITORY is not set"},
+		{name: "no package", set: map[string]string{"NEXIGON_OTA_PACKAGE": "  "}, wantFatal: "NEXIGON_OTA_PACKAGE is not set"},
+		{name: "no tag", set: map[string]string{"NEXIGON_OTA_TAG": ""}, wantFatal: "NEXIGON_OTA_TAG is not set"},
+		{name: "bad repository", set: map[string]string{"NEXIGON_OTA_REPOSITORY": "my fleet"}, wantFatal: "NEXIGON_OTA_REPOSITORY is 'my fleet'"},
+		{name: "bad interval", set: map[string]string{"NEXIGON_OTA_INTERVAL": "four hours"}, wantFatal: "NEXIGON_OTA_INTERVAL"},
+		{name: "no interval", set: map[string]string{"NEXIGON_OTA_INTERVAL": ""}, wantFatal: "NEXIGON_OTA_INTERVAL"},
+		{name: "bad timeout", set: map[string]string{"NEXIGON_OTA_WATCHDOG_TIMEOUT": "30m"}, wantFatal: "NEXIGON_OTA_WATCHDOG_TIMEOUT"},
+		{name: "bad bundle hash flag", set: map[string]string{"NEXIGON_OTA_RUGIX_USE_BUNDLE_HASH": "maybe"}, wantFatal: "NEXIGON_OTA_RUGIX_USE_BUNDLE_HASH"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			local := map[string]string{}
+			for k, v := range good {
+				local[k] = v
+			}
+			for k, v := range tc.set {
+				local[k] = v
+			}
+			recipes := filepath.Join(layerDir, "recipes-otabake", "otabake")
+			vars := datastore(local, []*File{parseFile(t, filepath.Join(recipes, "otabake.inc")), recipe}, nil)
+			res := runPython(t, fn, vars)
+			switch {
+			case tc.wantFatal == "" && res.Fatal != nil:
+				t.Fatalf("unexpected fatal: %s", *res.Fatal)
+			case tc.wantFatal != "" && (res.Fatal == nil || !strings.Contains(*res.Fatal, tc.wantFatal)):
+				t.Fatalf("fatal = %v, want one containing %q", res.Fatal, tc.wantFatal)
+			}
+		})
+	}
+}
+
+// TestShellcheck runs shellcheck on every shell function of the layer, expanded as BitBake
+// would expand it, inside a script with the bb* stubs: as bash (what the brief asks) and as
+// POSIX sh (what BitBake runs).
+func TestShellcheck(t *testing.T) {
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("SKIP (LOUD): shellcheck not found (Debian package shellcheck): the layer's shell functions are not linted")
+	}
+	dir := t.TempDir()
+	sample := map[string]string{
+		"IMAGE_ROOTFS": "/work/rootfs", "IMGDEPLOYDIR": "/work/deploy", "DEPLOY_DIR_IMAGE": "/deploy", "WORKDIR": "/work",
+		"IMAGE_NAME": testImageName, "IMAGE_LINK_NAME": testLinkName, "IMAGE_ID": "qemux86-64", "IMAGE_VERSION": testVersion,
+		"D": "/work/image", "B": "/work/build", "S": "/work/git", "GO_BUILD_BINDIR": "bin", "PN": "otabake-agent",
+		"bindir": "/usr/bin", "sysconfdir": "/etc", "systemd_system_unitdir": "/usr/lib/systemd/system",
+		"NEXIGON_OTA_REPOSITORY": "fleet", "NEXIGON_OTA_PACKAGE": "gateway", "OTABAKE_USE_BUNDLE_HASH_JSON": "false",
+		"OTABAKE_SIGNING_CHAIN": "/keys/a.pem /keys/b.pem",
+	}
+	n := 0
+	for _, p := range layerFiles(t) {
+		f := parseFile(t, p)
+		hasShell := false
+		for _, fn := range f.Functions {
+			hasShell = hasShell || fn.Kind == Shell
+		}
+		if !hasShell {
+			continue
+		}
+		files := []*File{f}
+		if strings.HasSuffix(p, "_git.bb") {
+			files = append([]*File{parseFile(t, filepath.Join(filepath.Dir(p), "otabake.inc"))}, f)
+		}
+		forced := map[string]string{"S": sample["S"], "OTABAKE_USE_BUNDLE_HASH_JSON": "false"}
+		src := script(t, files, datastore(sample, files, forced), "", "")
+		for _, shell := range []string{"bash", "sh"} {
+			n++
+			path := filepath.Join(dir, strings.ReplaceAll(filepath.Base(p), ".", "_")+"."+shell)
+			writeFile(t, path, "#!/bin/"+shell+"\n"+src)
+			if out, err := exec.Command(sc, "-s", shell, path).CombinedOutput(); err != nil {
+				t.Errorf("shellcheck -s %s %s: %v\n%s", shell, p, err, out)
+			}
+		}
+	}
+	if n < 4 {
+		t.Fatalf("shellchecked only %d scripts; want the class and the agent recipe in bash and sh", n)
+	}
+}

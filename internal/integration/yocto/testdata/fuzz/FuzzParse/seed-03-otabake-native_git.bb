@@ -1,0 +1,2 @@
+go test fuzz v1
+[]byte("# otabake on the build host, for the otabake-release image class: baking the release\n# identity into IMAGE_ROOTFS, bundle hashes, signatures and SBOMs.\nrequire otabake.inc\n\nSUMMARY = \"otabake: bake, hash, sign and describe Rugix update bundles on the build host\"\n\nGO_INSTALL = \"${GO_IMPORT}/cmd/otabake\"\n\ninherit native\n\ndo_install() {\n\tinstall -d ${D}${bindir}\n\tinstall -m 0755 ${B}/${GO_BUILD_BINDIR}/otabake ${D}${bindir}/otabake\n}\n")
