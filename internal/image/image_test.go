@@ -378,7 +378,7 @@ func TestMissingBootFiles(t *testing.T) {
 		{TargetEFIGrub, []string{"initrd.img", "boot/initrd.img-6.1.0-13-amd64"}, "no initrd.img"},
 		{TargetRPiTryboot, []string{"boot/firmware/cmdline.txt"}, "no cmdline.txt"},
 		{TargetRPiTryboot, []string{"boot/firmware/kernel8.img"}, "no kernel"},
-		{TargetRPiUBoot, []string{"usr/share/rugix/u-boot/boot.scr"}, "boot.scr"},
+		{TargetRPiUBoot, []string{"usr/share/rugix/u-boot/u-boot-arm64.bin"}, "u-boot-arm64.bin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target+"/"+tt.want, func(t *testing.T) {
@@ -498,5 +498,33 @@ func TestGrubBuiltWithMkimage(t *testing.T) {
 	efi, err := os.ReadFile(filepath.Join(cfg, "EFI", "BOOT", "BOOTX64.efi"))
 	if err != nil || len(efi) < 1024 || string(efi[:2]) != "MZ" {
 		t.Fatalf("BOOTX64.efi is not a PE image (%d bytes, %v)", len(efi), err)
+	}
+}
+
+// TestUBootScriptsGenerated checks that an rpi-uboot rootfs without boot.scr and second.scr
+// gets otabake's scripts, as valid uImage scripts on the config and boot partitions.
+func TestUBootScriptsGenerated(t *testing.T) {
+	needTool(t, "mkfs.ext4", "e2fsprogs")
+	dir := t.TempDir()
+	rootfs := fakeRootfs(t, dir)
+	for _, r := range []string{"usr/share/rugix/u-boot/boot.scr", "boot/firmware/second.scr"} {
+		if err := os.Remove(filepath.Join(rootfs, r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tgt, _ := TargetByName(TargetRPiUBoot, "arm64")
+	l, _ := Plan(tgt, Sizes{Config: 16 * MiB, BootA: 16 * MiB, BootB: 16 * MiB}, 1000)
+	work := filepath.Join(dir, "w")
+	if _, err := BuildPartitions(context.Background(), Input{Target: tgt, Layout: l, IDs: DeriveIdentifiers("x", "y"), RootfsDir: rootfs, WorkDir: work, SourceDateEpoch: testEpoch}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ path, want string }{{"config-root/boot.scr", "bootpart.default.env"}, {"boot-root/second.scr", "booti"}} {
+		data, err := os.ReadFile(filepath.Join(work, f.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) < 72 || data[0] != 0x27 || data[1] != 0x05 || !strings.Contains(string(data), f.want) {
+			t.Errorf("%s is not a uImage script containing %q", f.path, f.want)
+		}
 	}
 }

@@ -411,7 +411,15 @@ func stageRPi(in Input, cfgDir, bootDir, root string) error {
 
 func stageUBoot(in Input, src, cfgDir, bootDir string) error {
 	if !anyExists(bootDir, []string{"second.scr"}) {
-		return fmt.Errorf("%w: no second.scr (second-stage U-Boot script) in the boot directory %s", ErrMissingBootFile, src)
+		// Rugix's rpi-uboot-setup recipe puts second.scr into the boot tree; without it, write
+		// the equivalent script.
+		scr, err := bootenv.UBootScript("second stage", []byte(bootenv.RPiSecondStage(in.Target.Arch)), in.SourceDateEpoch)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(bootDir, "second.scr", scr); err != nil {
+			return err
+		}
 	}
 	kernel := "kernel8.img"
 	if in.Target.Arch == "armhf" {
@@ -451,9 +459,19 @@ func stageUBoot(in Input, src, cfgDir, bootDir string) error {
 	if in.Target.Arch == "armhf" {
 		ubootBins = []string{"u-boot-armhf-zerow.bin", "u-boot-armhf-pi1.bin", "u-boot-armhf-pi2.bin", "u-boot-armhf-pi3.bin"}
 	}
-	for _, name := range append(ubootBins, "boot.scr") {
+	for _, name := range ubootBins {
 		if err := copyFile(filepath.Join(ubootDir, name), filepath.Join(cfgDir, name)); err != nil {
-			return fmt.Errorf("%w: U-Boot file %s not found in %s: %v", ErrMissingBootFile, name, ubootDir, err)
+			return fmt.Errorf("%w: U-Boot binary %s not found in %s (build it with the Raspberry Pi defconfig, or name its directory in the system's bootloader setting): %v", ErrMissingBootFile, name, ubootDir, err)
+		}
+	}
+	// A boot.scr next to the U-Boot binaries wins; otherwise write the first stage.
+	if err := copyFile(filepath.Join(ubootDir, "boot.scr"), filepath.Join(cfgDir, "boot.scr")); err != nil {
+		scr, err := bootenv.UBootScript("Rugpi First Stage", []byte(bootenv.RPiFirstStage), in.SourceDateEpoch)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(cfgDir, "boot.scr", scr); err != nil {
+			return err
 		}
 	}
 	cfg := "dtparam=audio=on\ncamera_auto_detect=1\ndisplay_auto_detect=1\ndtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\ndisable_overscan=1\nenable_uart=1\nkernel=u-boot-arm64.bin\n"
