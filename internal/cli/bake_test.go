@@ -64,7 +64,7 @@ func TestBakeCommandErrors(t *testing.T) {
 	}{
 		{[]string{"bake", "--rootfs", root, "--system", "pc"}, "version"},
 		{[]string{"bake", "--rootfs", root, "--system", "pc", "--version", "1", "--ota-path", "a/b"}, "ota-path"},
-		{[]string{"bake", "--rootfs", root, "--system", "pc", "--version", "1", "--target", "x86"}, "unknown target"},
+		{[]string{"bake", "--rootfs", root, "--system", "pc", "--version", "1", "--target", "x86"}, "unknown image target"},
 		{[]string{"bake", "--rootfs", filepath.Join(root, "missing"), "--system", "pc", "--version", "1"}, "rootfs"},
 		{[]string{"bake", "--rootfs", root, "--system", "pc", "--version", "1", "extra"}, "no arguments"},
 		{[]string{"bake", "--rootfs", root, "--system", "pc", "--version", "1", "--use-bundle-hash"}, "needs --ota-path"},

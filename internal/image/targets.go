@@ -141,6 +141,27 @@ func TargetByName(name, arch string) (Target, error) {
 // data partitions after the boot slots (logical partitions on MBR), and the target's boot
 // flow. Writing it pins what Ctrl would otherwise auto-detect.
 func (t Target) CtrlSystemTOML() string {
+	return ctrlSystemTOML(t)
+}
+
+// CtrlSystemTOMLFor is CtrlSystemTOML for a target name: the slot layout and boot flow do not
+// depend on the architecture, so callers that know only the target (otabake bake) need none.
+func CtrlSystemTOMLFor(name string) (string, error) {
+	if name == "generic-grub-efi" {
+		name = TargetEFIGrub
+	}
+	arches, ok := targetArches[name]
+	if !ok {
+		return "", fmt.Errorf("unknown image target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
+	}
+	t, err := TargetByName(name, arches[0])
+	if err != nil {
+		return "", err
+	}
+	return t.CtrlSystemTOML(), nil
+}
+
+func ctrlSystemTOML(t Target) string {
 	sysA, sysB, data := 4, 5, 6
 	if t.Table == MBR {
 		sysA, sysB, data = 5, 6, 7
