@@ -132,12 +132,8 @@ func buildReleaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			opts := release.BuildOptions{Backend: c.String("backend"), Output: g.Stderr, ImageCompression: c.String("image-compression")}
-			if !g.JSON {
-				opts.Stage = func(system, stage string) { g.Log.Info(system + ": " + stage) }
-			} else {
-				opts.Output = io.Discard
-			}
+			opts := buildOptions(g)
+			opts.Backend, opts.ImageCompression = c.String("backend"), c.String("image-compression")
 			res, err := release.Build(c.Context, cfg, id, c.Args().Slice(), opts)
 			if err != nil {
 				return err
@@ -177,11 +173,7 @@ func uploadReleaseCommand() *ucli.Command {
 				return err
 			}
 			defer closer.Close()
-			opts := release.UploadOptions{Systems: c.StringSlice("system")}
-			bars := newBars(g)
-			opts.Progress = bars.update
-			rep, err := release.Upload(c.Context, h, cfg, id, opts)
-			bars.finish()
+			rep, err := upload(c, h, cfg, id, c.StringSlice("system"))
 			if err != nil {
 				return err
 			}
@@ -254,6 +246,22 @@ func promoteReleaseCommand() *ucli.Command {
 			return nil
 		},
 	}
+}
+
+// buildOptions logs each build stage, and passes build tools' output to stderr unless the
+// output is JSON.
+func buildOptions(g *Globals) release.BuildOptions {
+	if g.JSON {
+		return release.BuildOptions{Output: io.Discard}
+	}
+	return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) { g.Log.Info(system + ": " + stage) }}
+}
+
+// upload runs release.Upload with a progress bar per file on a terminal.
+func upload(c *ucli.Context, h hub.Hub, cfg *project.Config, id *release.Identity, systems []string) (*release.UploadReport, error) {
+	bars := newBars(globals(c))
+	defer bars.finish()
+	return release.Upload(c.Context, h, cfg, id, release.UploadOptions{Systems: systems, Progress: bars.update})
 }
 
 // bars draws one progress bar per uploaded file on a terminal.
@@ -362,19 +370,11 @@ func releaseCommand() *ucli.Command {
 				return err
 			}
 			g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
-			opts := release.BuildOptions{Output: g.Stderr}
-			if g.JSON {
-				opts.Output = io.Discard
-			} else {
-				opts.Stage = func(system, stage string) { g.Log.Info(system + ": " + stage) }
-			}
-			built, err := release.Build(c.Context, cfg, id, systems, opts)
+			built, err := release.Build(c.Context, cfg, id, systems, buildOptions(g))
 			if err != nil {
 				return err
 			}
-			bars := newBars(g)
-			rep, err := release.Upload(c.Context, h, cfg, id, release.UploadOptions{Systems: systems, Progress: bars.update})
-			bars.finish()
+			rep, err := upload(c, h, cfg, id, systems)
 			if err != nil {
 				return err
 			}
