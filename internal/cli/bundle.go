@@ -81,6 +81,9 @@ func interspersed(cmd *ucli.Command, run func(c *ucli.Context, args []string) er
 				continue
 			}
 			name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if name == "help" || name == "h" {
+				return ucli.ShowSubcommandHelp(c)
+			}
 			f, ok := byName[name]
 			if !ok {
 				return usageError(c, "unknown flag %s", a)
