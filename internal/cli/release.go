@@ -132,9 +132,10 @@ func buildReleaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			opts := buildOptions(g)
+			opts, stop := buildOptions(g)
 			opts.Backend, opts.ImageCompression = c.String("backend"), c.String("image-compression")
 			res, err := release.Build(c.Context, cfg, id, c.Args().Slice(), opts)
+			stop()
 			if err != nil {
 				return err
 			}
@@ -248,13 +249,40 @@ func promoteReleaseCommand() *ucli.Command {
 	}
 }
 
-// buildOptions logs each build stage, and passes build tools' output to stderr unless the
-// output is JSON.
-func buildOptions(g *Globals) release.BuildOptions {
+// buildOptions reports each build stage — as a spinner with the elapsed time on a terminal,
+// else as a log line — and passes build tools' output to stderr unless the output is JSON.
+// The returned func stops the spinner.
+func buildOptions(g *Globals) (release.BuildOptions, func()) {
 	if g.JSON {
-		return release.BuildOptions{Output: io.Discard}
+		return release.BuildOptions{Output: io.Discard}, func() {}
 	}
-	return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) { g.Log.Info(system + ": " + stage) }}
+	if !g.Progress {
+		return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) { g.Log.Info(system + ": " + stage) }}, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	stop := func() {
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(g.Stderr)
+			bar = nil
+		}
+	}
+	return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) {
+		stop()
+		bar = progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(g.Stderr),
+			progressbar.OptionSetDescription(system+": "+stage),
+			progressbar.OptionSpinnerType(14),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+		)
+		go func(b *progressbar.ProgressBar) {
+			for !b.IsFinished() {
+				_ = b.Add(1)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}(bar)
+	}}, stop
 }
 
 // upload runs release.Upload with a progress bar per file on a terminal.
@@ -370,7 +398,9 @@ func releaseCommand() *ucli.Command {
 				return err
 			}
 			g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
-			built, err := release.Build(c.Context, cfg, id, systems, buildOptions(g))
+			opts, stop := buildOptions(g)
+			built, err := release.Build(c.Context, cfg, id, systems, opts)
+			stop()
 			if err != nil {
 				return err
 			}
