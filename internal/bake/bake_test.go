@@ -202,7 +202,7 @@ func TestOptionsValidate(t *testing.T) {
 		{Options{System: "a", Version: "1", OTAPath: "a/b"}, "ota-path"},
 		{Options{System: "a", Version: "1", OTAPath: "a/b/c/d"}, "ota-path"},
 		{Options{System: "a", Version: "1", OTAPath: "a/-b/c"}, "invalid package"},
-		{Options{System: "a", Version: "1", Target: "x86"}, "unknown target"},
+		{Options{System: "a", Version: "1", Target: "x86"}, "unknown image target"},
 	}
 	for _, tt := range tests {
 		err := tt.opts.Validate()
