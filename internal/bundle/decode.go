@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/otabake/otabake/internal/chunker"
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // maxBlockTable bounds the decompressed block hash array (8 Mi blocks of 32 bytes, half a TiB of
@@ -149,7 +150,7 @@ func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderA
 	}
 	data := io.NewSectionReader(b.r, p.DataOffset, p.DataSize)
 	if t == nil {
-		n, err := io.Copy(io.MultiWriter(w, fh), ctxReader{ctx, data})
+		n, err := io.Copy(io.MultiWriter(w, fh), ctxio.Reader(ctx, data))
 		if err != nil {
 			return nil, fmt.Errorf("copy payload data at offset %d: %w", p.DataOffset+n, err)
 		}
@@ -161,18 +162,6 @@ func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderA
 		return nil, fmt.Errorf("payload hash mismatch: decoded %d bytes hash to %s, the header says %s", st.FileSize, Digest{b.alg, sum}, Digest{b.alg, p.Entry.FileHash})
 	}
 	return st, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable, data io.Reader, w io.Writer, back io.ReaderAt, st *PayloadStats) error {

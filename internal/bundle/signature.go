@@ -7,6 +7,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bundle/stlv"
+	"github.com/otabake/otabake/internal/ctxio"
 	"github.com/smallstep/pkcs7"
 )
 
@@ -93,7 +94,7 @@ func (b *Bundle) writeWithSignature(ctx context.Context, outPath string, der []b
 		return fmt.Errorf("write %s: %w", outPath, err)
 	}
 	rest := io.NewSectionReader(b.r, b.payloadsOffset, b.size-b.payloadsOffset)
-	if _, err := io.Copy(out, ctxReader{ctx, rest}); err != nil {
+	if _, err := io.Copy(out, ctxio.Reader(ctx, rest)); err != nil {
 		return fmt.Errorf("write %s: %w", outPath, err)
 	}
 	return out.Commit()

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // UploadOptions tune UploadFile.
@@ -139,7 +141,7 @@ func hashFile(ctx context.Context, path string) (os.FileInfo, Digest, error) {
 		return nil, "", fmt.Errorf("upload %s: not a regular file", path)
 	}
 	h := NewSHA256()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, ctxio.Reader(ctx, f))
 	if err != nil {
 		return nil, "", fmt.Errorf("upload %s: hash: %w", path, err)
 	}
@@ -211,7 +213,7 @@ func putFile(ctx context.Context, target string, headers map[string]string, path
 		if err := sameFile(path, fi, st); err != nil {
 			return err
 		}
-		var body io.Reader = ctxReader{ctx, f}
+		var body io.Reader = ctxio.Reader(ctx, f)
 		if opts.Progress != nil {
 			body = &progressReader{r: body, total: fi.Size(), fn: opts.Progress}
 		}
@@ -281,19 +283,6 @@ func scrubURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 type progressReader struct {
@@ -370,7 +359,7 @@ func Download(ctx context.Context, h Hub, assetID string, w io.Writer, client *h
 	}
 	defer r.Close()
 	hs := NewSHA256()
-	n, err := io.Copy(io.MultiWriter(w, hs), io.LimitReader(ctxReader{ctx, r}, d.Size+1))
+	n, err := io.Copy(io.MultiWriter(w, hs), io.LimitReader(ctxio.Reader(ctx, r), d.Size+1))
 	if err != nil {
 		return n, fmt.Errorf("download asset %s: %w", assetID, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // xzChunkSize is the input size of each independent xz stream. It equals what xz -T0 uses at
@@ -209,7 +210,7 @@ func CompressZstd(ctx context.Context, in, out string, workers int) error {
 	if err != nil {
 		return fmt.Errorf("compress zstd: %w", err)
 	}
-	if _, err := io.Copy(enc, ctxReader{ctx, src}); err != nil {
+	if _, err := io.Copy(enc, ctxio.Reader(ctx, src)); err != nil {
 		enc.Close()
 		return fmt.Errorf("compress zstd %s: %w", in, err)
 	}
@@ -217,19 +218,6 @@ func CompressZstd(ctx context.Context, in, out string, workers int) error {
 		return fmt.Errorf("compress zstd %s: %w", in, err)
 	}
 	return dst.Commit()
-}
-
-// ctxReader stops a long copy when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Compression formats of the distributed disk image (build-release --image-compression).

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/ctxio"
 	"github.com/otabake/otabake/internal/hub"
 )
 
@@ -61,19 +62,6 @@ func digestOf(want hub.Digest, h hash.Hash) hub.Digest {
 	return hub.Digest(fmt.Sprintf("%s_%x", want.Algorithm(), h.Sum(nil)))
 }
 
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // WriteBlob receives the bytes of a Dangling asset: it streams them to a temporary file in the
 // blob store while hashing, checks size and digest, and only then moves them into place and
 // records the asset as uploaded. The asset stays Dangling until FinalizeAssetUpload, as with
@@ -107,7 +95,7 @@ func (s *Store) receive(ctx context.Context, a *assetRec, r io.Reader, size int6
 	if err != nil {
 		return err
 	}
-	src := io.LimitReader(ctxReader{ctx, r}, size+1)
+	src := io.LimitReader(ctxio.Reader(ctx, r), size+1)
 	buf := make([]byte, copyBufSize)
 	if have {
 		n, err := io.CopyBuffer(h, src, buf)
@@ -230,9 +218,9 @@ func (s *Store) cloneOrCopy(ctx context.Context, a *assetRec, src *os.File, path
 	var n int64
 	if unix.IoctlFileClone(int(f.Fd()), int(src.Fd())) == nil {
 		// Hash the clone, not the source: it is what the store will serve.
-		n, err = io.CopyBuffer(h, ctxReader{ctx, f.File}, buf)
+		n, err = io.CopyBuffer(h, ctxio.Reader(ctx, f.File), buf)
 	} else {
-		n, err = io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, io.LimitReader(src, a.Size+1)}, buf)
+		n, err = io.CopyBuffer(io.MultiWriter(f, h), ctxio.Reader(ctx, io.LimitReader(src, a.Size+1)), buf)
 	}
 	if err != nil {
 		return fmt.Errorf("upload asset %s from %s: %w", a.ID, path, err)
