@@ -176,15 +176,20 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	return r, listFiles(r)
 }
 
-// usesAgentRecipe reports whether a Bakery project's layers use otabake's otabake-agent recipe
-// with the default (local binary) source, which needs build/otabake/otabake-agent-<arch>.
+// usesAgentRecipe reports whether a Bakery project uses otabake's recipes (its
+// rugix-bakery.toml or a layer names otabake-agent or otabake's repository), so that the
+// otabake-agent recipe's default source, build/otabake/otabake-agent-<arch>, must exist.
 func usesAgentRecipe(projectDir string) bool {
+	mentions := func(p string) bool {
+		data, err := os.ReadFile(p)
+		return err == nil && (strings.Contains(string(data), "otabake-agent") || strings.Contains(string(data), "otabake/"))
+	}
+	if mentions(filepath.Join(projectDir, project.BakeryFileName)) {
+		return true
+	}
 	found := false
 	filepath.WalkDir(filepath.Join(projectDir, "layers"), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".toml") {
-			return nil
-		}
-		if data, err := os.ReadFile(p); err == nil && strings.Contains(string(data), "otabake-agent") {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".toml") && mentions(p) {
 			found = true
 		}
 		return nil
