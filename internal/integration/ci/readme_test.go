@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	ucli "github.com/urfave/cli/v2"
+
 	"github.com/otabake/otabake/internal/cli"
 )
 
@@ -49,4 +51,39 @@ func TestReadmeCommands(t *testing.T) {
 		t.Fatalf("found only %d otabake command lines in the READMEs", total)
 	}
 	t.Logf("checked %d otabake command lines in the READMEs", total)
+}
+
+// TestHelpComplete checks that every command and flag of otabake explains itself in --help,
+// and that every top-level command is mentioned in the README.
+func TestHelpComplete(t *testing.T) {
+	app := cli.NewApp(strings.NewReader(""), io.Discard, io.Discard)
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, cmds []*ucli.Command)
+	count := 0
+	walk = func(prefix string, cmds []*ucli.Command) {
+		for _, c := range cmds {
+			if c.Name == "help" {
+				continue
+			}
+			name := strings.TrimSpace(prefix + " " + c.Name)
+			count++
+			if c.Usage == "" {
+				t.Errorf("otabake %s has no usage line", name)
+			}
+			for _, f := range c.Flags {
+				if df, ok := f.(ucli.DocGenerationFlag); ok && df.GetUsage() == "" {
+					t.Errorf("otabake %s: flag --%s has no usage", name, f.Names()[0])
+				}
+			}
+			if prefix == "" && !strings.Contains(string(readme), "otabake "+c.Name) {
+				t.Errorf("README.md never mentions 'otabake %s'", c.Name)
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("", app.Commands)
+	t.Logf("checked the help of %d commands", count)
 }
