@@ -15,6 +15,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/ctxio"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // xzChunkSize is the input size of each independent xz stream. It equals what xz -T0 uses at
@@ -31,7 +32,7 @@ func CompressXZ(ctx context.Context, in, out string, workers int) error {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	tool, err := findTool("xz", "xz-utils")
+	xzBin, err := tool.Find("xz", "xz-utils")
 	if err != nil {
 		return fmt.Errorf("compress xz: %w", err)
 	}
@@ -75,10 +76,10 @@ func CompressXZ(ctx context.Context, in, out string, workers int) error {
 			for j := range jobs {
 				var r result
 				if j.zero {
-					zeroOnce.Do(func() { zeroStream, zeroErr = xzStream(ctx, tool, j.buf) })
+					zeroOnce.Do(func() { zeroStream, zeroErr = xzStream(ctx, xzBin, j.buf) })
 					r = result{zeroStream, zeroErr}
 				} else {
-					r.data, r.err = xzStream(ctx, tool, j.buf)
+					r.data, r.err = xzStream(ctx, xzBin, j.buf)
 				}
 				pool <- j.buf[:cap(j.buf)]
 				j.res <- r
@@ -175,10 +176,10 @@ func isZero(b []byte) bool {
 // xzStream compresses one chunk into a complete xz stream with xz-utils at its default
 // preset (-6: 8 MiB dictionary, CRC-64). liblzma is an order of magnitude faster than the
 // pure-Go LZMA encoders, and xz is the standard tool of the field for .img.xz.
-func xzStream(ctx context.Context, tool string, p []byte) ([]byte, error) {
+func xzStream(ctx context.Context, xzBin string, p []byte) ([]byte, error) {
 	var out bytes.Buffer
 	out.Grow(len(p)/4 + 4096)
-	cmd := exec.CommandContext(ctx, tool, "--format=xz", "--check=crc64", "-6", "-T1", "-c")
+	cmd := exec.CommandContext(ctx, xzBin, "--format=xz", "--check=crc64", "-6", "-T1", "-c")
 	cmd.Stdin = bytes.NewReader(p)
 	cmd.Stdout = &out
 	var stderr limitedBuffer

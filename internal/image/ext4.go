@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/e2fs"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Ext4Options control a filesystem made by MakeExt4.
@@ -60,7 +61,7 @@ const mke2fsConf = `[defaults]
 // "mkfs.ext4 -d" (Debian package e2fsprogs), owned by root, with the identifiers and timestamp
 // clamp of opts, then applies opts.Fixups with debugfs. The output appears only when complete.
 func MakeExt4(ctx context.Context, dir, out string, size int64, opts Ext4Options) error {
-	mkfs, err := findTool("mkfs.ext4", "e2fsprogs")
+	mkfs, err := tool.Find("mkfs.ext4", "e2fsprogs")
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func MakeExt4(ctx context.Context, dir, out string, size int64, opts Ext4Options
 		script = append(script, '\n')
 	}
 	if len(script) > 0 {
-		if err := runDebugfs(ctx, f.Name(), filepath.Join(work, filepath.Base(out)+".debugfs"), script, opts.Clamp); err != nil {
+		if err := e2fs.Debugfs(ctx, f.Name(), script, toolEnv(opts.Clamp)); err != nil {
 			return fmt.Errorf("make ext4 %s: %w", out, err)
 		}
 	}
@@ -153,54 +154,6 @@ func clampScript(dir string, clamp time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("list timestamps of %s: %w", dir, err)
 	}
 	return b.Bytes(), nil
-}
-
-// runDebugfs runs a debugfs -w script. debugfs exits 0 even when commands fail and reports
-// them on stderr only, so any stderr line beyond its version banner is an error.
-func runDebugfs(ctx context.Context, img, scriptPath string, script []byte, clamp time.Time) error {
-	debugfs, err := findTool("debugfs", "e2fsprogs")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
-		return fmt.Errorf("write debugfs script: %w", err)
-	}
-	defer os.Remove(scriptPath)
-	stderr, err := runTool(ctx, debugfs, []string{"-w", "-f", scriptPath, img}, toolEnv(clamp))
-	if err != nil {
-		return fmt.Errorf("debugfs -w: %w: %s", err, tail(stderr))
-	}
-	var problems []string
-	sc := bufio.NewScanner(bytes.NewReader(stderr))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "debugfs ") {
-			continue
-		}
-		problems = append(problems, line)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("debugfs -w reported %d problem(s), first: %s", len(problems), problems[0])
-	}
-	return nil
-}
-
-// sbinDirs are searched after PATH because ordinary users often lack the sbin directories in
-// which Debian installs mkfs.ext4, debugfs and sfdisk.
-var sbinDirs = []string{"/usr/sbin", "/sbin"}
-
-// findTool locates an external program and names the Debian package providing it when absent.
-func findTool(name, debianPackage string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range sbinDirs {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH or %s: install the Debian package %s", name, strings.Join(sbinDirs, ", "), debianPackage)
 }
 
 // toolEnv pins the locale and, with a clamp, the time e2fsprogs uses for "now" (1.47.1+ reads

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 var testEpoch = time.Unix(1700000000, 0).UTC()
@@ -17,7 +19,7 @@ var testEpoch = time.Unix(1700000000, 0).UTC()
 // needTool skips the test loudly when a field tool used as an oracle is missing.
 func needTool(t *testing.T, name, debianPackage string) string {
 	t.Helper()
-	p, err := findTool(name, debianPackage)
+	p, err := tool.Find(name, debianPackage)
 	if err != nil {
 		t.Skipf("SKIPPING: %s not installed (Debian package %s); this acceptance check did not run", name, debianPackage)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bootenv"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Input is what BuildPartitions needs: a resolved layout, the identifiers, and the trees.
@@ -329,7 +330,7 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 }
 
 func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp time.Time) error {
-	tool, err := findTool("grub-mkimage", "grub-common")
+	grubMkimage, err := tool.Find("grub-mkimage", "grub-common")
 	if err != nil {
 		return err
 	}
@@ -338,7 +339,7 @@ func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp
 		return err
 	}
 	args := append([]string{"-d", modDir, "-O", format, "-p", "/rugpi", "-c", cfg, "-o", out}, grubModules...)
-	if stderr, err := runTool(ctx, tool, args, toolEnv(clamp)); err != nil {
+	if stderr, err := runTool(ctx, grubMkimage, args, toolEnv(clamp)); err != nil {
 		return fmt.Errorf("grub-mkimage -O %s: %w: %s", format, err, tail(stderr))
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // capValue is a VFS_CAP_REVISION_2 security.capability granting cap_net_raw (effective).
@@ -107,8 +109,8 @@ func (nopCloser) Close() error { return nil }
 
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := findTool(tool, "e2fsprogs"); err != nil {
+	for _, name := range tools {
+		if _, err := tool.Find(name, "e2fsprogs"); err != nil {
 			t.Skipf("SKIPPING: %v (apt-get install e2fsprogs)", err)
 		}
 	}
@@ -132,7 +134,7 @@ var (
 
 func statImage(t *testing.T, img, p string) inodeInfo {
 	t.Helper()
-	debugfs, _ := findTool("debugfs", "e2fsprogs")
+	debugfs, _ := tool.Find("debugfs", "e2fsprogs")
 	out, err := exec.Command(debugfs, "-R", "stat "+quote(p), img).CombinedOutput()
 	if err != nil {
 		t.Fatalf("debugfs stat %s: %v\n%s", p, err, out)
@@ -158,7 +160,7 @@ func statImage(t *testing.T, img, p string) inodeInfo {
 
 func eaGet(t *testing.T, img, p, name string) string {
 	t.Helper()
-	debugfs, _ := findTool("debugfs", "e2fsprogs")
+	debugfs, _ := tool.Find("debugfs", "e2fsprogs")
 	out := filepath.Join(t.TempDir(), "ea")
 	res, err := exec.Command(debugfs, "-R", fmt.Sprintf("ea_get -f %s %s %s", out, quote(p), name), img).CombinedOutput()
 	if err != nil {
@@ -174,7 +176,7 @@ func eaGet(t *testing.T, img, p, name string) string {
 // buildImage runs the documented pipeline: mkfs.ext4 -d from the extracted tree, then fixups.
 func buildImage(t *testing.T, tree *Tree) string {
 	t.Helper()
-	mkfs, _ := findTool("mkfs.ext4", "e2fsprogs")
+	mkfs, _ := tool.Find("mkfs.ext4", "e2fsprogs")
 	img := filepath.Join(t.TempDir(), "system.img")
 	if out, err := exec.Command(mkfs, "-q", "-F", "-d", tree.Dir, "-E", "root_owner=0:0", img, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
@@ -182,7 +184,7 @@ func buildImage(t *testing.T, tree *Tree) string {
 	if err := tree.Fixups().Apply(context.Background(), img); err != nil {
 		t.Fatal(err)
 	}
-	if e2fsck, err := findTool("e2fsck", "e2fsprogs"); err == nil {
+	if e2fsck, err := tool.Find("e2fsck", "e2fsprogs"); err == nil {
 		if out, err := exec.Command(e2fsck, "-fn", img).CombinedOutput(); err != nil {
 			t.Fatalf("e2fsck -fn after fixups: %v\n%s", err, out)
 		}

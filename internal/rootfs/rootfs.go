@@ -11,17 +11,15 @@
 package rootfs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/otabake/otabake/internal/e2fs"
 )
 
 // Options controls how an input becomes a tree.
@@ -60,72 +58,24 @@ func (f Fixups) Apply(ctx context.Context, ext4Image string) error {
 	return ApplyFixups(ctx, ext4Image, f)
 }
 
-// ApplyFixups runs cmds against ext4Image with one "debugfs -w -f SCRIPT" session. debugfs
-// exits 0 even when a command fails, so any diagnostic on stderr is returned as an error.
+// ApplyFixups runs cmds against ext4Image with one "debugfs -w -f SCRIPT" session; any
+// command debugfs reports as failed is an error.
 func ApplyFixups(ctx context.Context, ext4Image string, cmds []string) error {
 	if len(cmds) == 0 {
 		return nil
 	}
-	debugfs, err := findTool("debugfs", "e2fsprogs")
-	if err != nil {
-		return err
-	}
-	script, err := os.CreateTemp(filepath.Dir(ext4Image), ".fixups-*.debugfs")
-	if err != nil {
-		return fmt.Errorf("apply fixups to %s: %w", ext4Image, err)
-	}
-	defer os.Remove(script.Name())
-	w := bufio.NewWriter(script)
+	var script bytes.Buffer
 	for _, c := range cmds {
 		if strings.ContainsAny(c, "\n\r") {
-			script.Close()
 			return fmt.Errorf("apply fixups to %s: command %q contains a newline", ext4Image, c)
 		}
-		w.WriteString(c)
-		w.WriteByte('\n')
+		script.WriteString(c)
+		script.WriteByte('\n')
 	}
-	if err := w.Flush(); err != nil {
-		script.Close()
-		return fmt.Errorf("apply fixups to %s: write script: %w", ext4Image, err)
-	}
-	if err := script.Close(); err != nil {
-		return fmt.Errorf("apply fixups to %s: write script: %w", ext4Image, err)
-	}
-	cmd := exec.CommandContext(ctx, debugfs, "-w", "-f", script.Name(), ext4Image)
-	var stderr bytes.Buffer
-	cmd.Stdout = io.Discard
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("debugfs -w %s: %w: %s", ext4Image, err, strings.TrimSpace(stderr.String()))
-	}
-	var problems []string
-	sc := bufio.NewScanner(&stderr)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "debugfs ") {
-			continue
-		}
-		problems = append(problems, line)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("debugfs -w %s: %d of %d fixups failed, first: %s", ext4Image, len(problems), len(cmds), problems[0])
+	if err := e2fs.Debugfs(ctx, ext4Image, script.Bytes(), nil); err != nil {
+		return fmt.Errorf("apply fixups: %w", err)
 	}
 	return nil
-}
-
-// findTool locates an external program, also in the sbin directories ordinary users often
-// lack in PATH, and names the Debian package providing it when absent.
-func findTool(name, debianPackage string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found: install the Debian package %s", name, debianPackage)
 }
 
 // Open prepares src: a directory is used in place (workDir only holds xattr side files, see
