@@ -110,7 +110,11 @@ type System struct {
 	Arch    string `json:"architecture,omitempty"`
 	Backend string `json:"backend"`
 	// Rootfs is the native backend's input: a directory or a tarball, relative to Config.Dir.
-	Rootfs  string  `json:"rootfs,omitempty"`
+	Rootfs string `json:"rootfs,omitempty"`
+	// Boot is an optional directory of boot-partition files (Bakery's roots/boot), relative to
+	// Config.Dir: a grub.cfg second stage with a console= argument, a kernel, firmware.
+	// Without it the native backend takes kernel and initrd (or firmware) from the rootfs.
+	Boot    string  `json:"boot,omitempty"`
 	Sizes   Sizes   `json:"sizes"`
 	Bundle  Bundle  `json:"bundle"`
 	Signing Signing `json:"signing"`

@@ -93,6 +93,9 @@ func (l *loader) applyFileSystem(s *System, fs *fileSystem) error {
 			s.Backend = "" // a rootfs means a native build unless backend says otherwise
 		}
 	}
+	if fs.Boot != "" {
+		s.Boot = fs.Boot
+	}
 	if fs.Backend != "" {
 		if !oneOf(fs.Backend, backends) {
 			return bad("backend", fs.Backend, backends)

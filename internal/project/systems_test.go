@@ -14,7 +14,7 @@ func TestMalformedConfig(t *testing.T) {
 		{"unknown top-level key", "colour = \"red\"\n", "otabake.toml:1: unknown key colour (allowed at the top level: hub, release, systems)"},
 		{"unknown hub key", "[hub]\nurl = \"https://x.example\"\n\nrepsitory = \"x\"\n", "otabake.toml:4: unknown key hub.repsitory: did you mean repository? (allowed in [hub]: default_tag, package, repository, token_env, url)"},
 		{"token in file", "[hub]\ntoken = \"u_sk_x\"\n", "otabake.toml:2: unknown key hub.token"},
-		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, bundle, grub, rootfs, signing, sizes, target, yocto)"},
+		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, boot, bundle, grub, rootfs, signing, sizes, target, yocto)"},
 		{"unknown nested table", "[systems.a]\nrootfs = \"r\"\n[systems.a.bundel]\nhash = \"sha256\"\n", "otabake.toml:3: unknown key systems.a.bundel"},
 		{"unknown key in inline table", "[systems.a]\nrootfs = \"r\"\nbundle = { chunker = \"casync-64\", hsh = \"x\" }\n", "otabake.toml:3: unknown key systems.a.bundle.hsh"},
 		{"wrong type string for int", "[systems.a]\nrootfs = \"r\"\n\n[systems.a.bundle]\nxz_preset = \"6\"\n", "otabake.toml:5: systems.a.bundle.xz_preset: wrong type"},

@@ -39,6 +39,7 @@ type fileSystem struct {
 	Architecture string `toml:"architecture"`
 	Backend      string `toml:"backend"`
 	Rootfs       string `toml:"rootfs"`
+	Boot         string `toml:"boot"`
 	Sizes        struct {
 		Config Size `toml:"config"`
 		Boot   Size `toml:"boot"`

@@ -132,8 +132,15 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if sys.Grub.EFIBinary != "" {
 		bootloader = cfg.Path(sys.Grub.EFIBinary)
 	}
+	bootDir := ""
+	if sys.Boot != "" {
+		bootDir = cfg.Path(sys.Boot)
+		if st, err := os.Stat(bootDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("[systems.%s] boot = %q: not a directory", sys.Name, sys.Boot)
+		}
+	}
 	parts, err := image.BuildPartitions(ctx, image.Input{
-		Target: target, Layout: layout, IDs: ids, RootfsDir: rootDir, Bootloader: bootloader,
+		Target: target, Layout: layout, IDs: ids, RootfsDir: rootDir, BootDir: bootDir, Bootloader: bootloader,
 		WorkDir: filepath.Join(work, "parts"), SourceDateEpoch: sde, SystemFixups: tree.Fixups(),
 	})
 	if err != nil {
