@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,5 +83,17 @@ func TestReplaceFATFile(t *testing.T) {
 
 type bytesRW []byte
 
-func (b bytesRW) ReadAt(p []byte, off int64) (int, error)  { return copy(p, b[off:]), nil }
-func (b bytesRW) WriteAt(p []byte, off int64) (int, error) { return copy(b[off:], p), nil }
+func (b bytesRW) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(b)) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return copy(p, b[off:]), nil
+}
+
+// WriteAt ignores writes outside the buffer, so a prefix of a disk can stand for all of it.
+func (b bytesRW) WriteAt(p []byte, off int64) (int, error) {
+	if off >= 0 && off < int64(len(b)) {
+		copy(b[off:], p)
+	}
+	return len(p), nil
+}

@@ -1,10 +1,13 @@
 package image
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzRewriteCmdline feeds arbitrary cmdline.txt contents (they come from the rootfs) to the
@@ -55,4 +58,64 @@ func TestGrubScriptsParse(t *testing.T) {
 		}
 		run(t, check, p)
 	}
+}
+
+// gptSeed is the start of a real efi-grub disk: protective MBR, GPT header and entries.
+func gptSeed(f *testing.F) []byte {
+	tg, err := TargetByName(TargetEFIGrub, "amd64")
+	if err != nil {
+		f.Fatal(err)
+	}
+	l, err := Plan(tg, Sizes{}, 1<<20)
+	if err != nil {
+		f.Fatal(err)
+	}
+	disk := make(bytesRW, 64<<10)
+	if err := WriteTable(disk, l, DeriveIdentifiers("fuzz", "fuzz@1")); err != nil {
+		f.Fatal(err)
+	}
+	return disk
+}
+
+// FuzzReadGPT: a hostile partition table gives an error, never a panic or a huge allocation,
+// and every accepted entry has a positive extent.
+func FuzzReadGPT(f *testing.F) {
+	f.Add(gptSeed(f))
+	f.Add([]byte("EFI PART"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parts, err := ReadGPT(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, p := range parts {
+			if p.Start <= 0 || p.Sectors <= 0 || p.Number <= 0 {
+				t.Fatalf("accepted entry %+v", p)
+			}
+		}
+	})
+}
+
+// FuzzReplaceFATFile: rewriting a file in a hostile FAT image fails cleanly or writes inside
+// the image.
+func FuzzReplaceFATFile(f *testing.F) {
+	dir := f.TempDir()
+	src := filepath.Join(dir, "tree", "rugpi")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "boot_spare.grubenv"), bytes.Repeat([]byte{'#'}, 1024), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	img := filepath.Join(dir, "fat.img")
+	if err := MakeFAT(context.Background(), filepath.Join(dir, "tree"), img, 16*MiB, FATOptions{Serial: 7, Clamp: time.Unix(1e9, 0)}); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(img)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed[:256<<10])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = ReplaceFATFile(bytesRW(data), 0, int64(len(data)), "rugpi/boot_spare.grubenv", bytes.Repeat([]byte{'x'}, 1024))
+	})
 }
