@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
-
-	"github.com/otabake/otabake/internal/schema"
 )
 
 // OTAConfig is the effective update configuration: the image defaults deep-merged with the
@@ -85,10 +84,84 @@ func loadDefaults(path string) (OTAConfig, error) {
 	}
 	// A mistyped default (useBundleHash as a string, a path without a tag) would otherwise
 	// be read as "not set" and silently weaken the image's policy.
-	if err := schema.Validate(schema.KindOTADefaults, c); err != nil {
+	if err := checkOTAConfig(c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// otaPathRE is a <repository>/<package>/<tag> path, as in dev.nexigon.ota.config.schema.json.
+var otaPathRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// checkOTAConfig checks the keys the agent reads with the rules of
+// dev.nexigon.ota.config.schema.json; other keys are allowed and kept. It is done by hand
+// rather than with internal/schema, whose validator would add over a megabyte to every device
+// binary.
+func checkOTAConfig(c OTAConfig) error {
+	if v, ok := c["path"]; ok {
+		s, isStr := v.(string)
+		if !isStr {
+			return fmt.Errorf("path: got %s, want a string", jsonType(v))
+		}
+		if !otaPathRE.MatchString(s) {
+			return fmt.Errorf("path %q: want <repository>/<package>/<tag>, each 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit", s)
+		}
+	}
+	if v, ok := c["rugix"]; ok {
+		r, isObj := v.(map[string]any)
+		if !isObj {
+			return fmt.Errorf("rugix: got %s, want an object", jsonType(v))
+		}
+		if b, ok := r["useBundleHash"]; ok {
+			if _, isBool := b.(bool); !isBool {
+				return fmt.Errorf("rugix.useBundleHash: got %s, want a boolean", jsonType(b))
+			}
+		}
+	}
+	if v, ok := c["defer"]; ok {
+		d, isObj := v.(map[string]any)
+		if !isObj {
+			return fmt.Errorf("defer: got %s, want an object", jsonType(v))
+		}
+		if f, ok := d["file"]; ok {
+			s, isStr := f.(string)
+			if !isStr {
+				return fmt.Errorf("defer.file: got %s, want a string", jsonType(f))
+			}
+			if !strings.HasPrefix(s, "/") {
+				return fmt.Errorf("defer.file %q: want an absolute path", s)
+			}
+		}
+		if w, ok := d["inhibitor"]; ok {
+			s, isStr := w.(string)
+			if !isStr {
+				return fmt.Errorf("defer.inhibitor: got %s, want a string", jsonType(w))
+			}
+			if s == "" {
+				return errors.New("defer.inhibitor is empty: want the \"who\" of a systemd inhibitor lock")
+			}
+		}
+	}
+	return nil
+}
+
+// jsonType names the JSON type of a value decoded by encoding/json (with UseNumber).
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 // Merge deep-merges override over base like jq's `*`: objects merge key by key, anything else

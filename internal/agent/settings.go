@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/otabake/otabake/internal/schema"
 )
 
 // Settings is /etc/otabake/agent.toml: how this device runs the agent. Everything is optional.
@@ -50,7 +50,9 @@ const (
 	DefaultBackoffMax     = 24 * time.Hour
 )
 
-// LoadSettings reads path; a missing file gives the defaults.
+// LoadSettings reads path; a missing file gives the defaults. The file is checked as strictly
+// as internal/schema's agent.schema.json does (unknown keys, types, enums, patterns), by hand:
+// the schema validator and its dependencies would add over a megabyte to every device binary.
 func LoadSettings(path string) (Settings, error) {
 	var s Settings
 	data, err := os.ReadFile(path)
@@ -65,25 +67,63 @@ func LoadSettings(path string) (Settings, error) {
 		if un := md.Undecoded(); len(un) > 0 {
 			return s, fmt.Errorf("parse %s: unknown key %s", path, un[0])
 		}
-		if err := schema.ValidateTOML(schema.KindAgent, data); err != nil {
+		if err := s.check(md); err != nil {
 			return s, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return s, s.resolve(path)
 }
 
+// Allowed values of the settings' enumerations, as in agent.schema.json.
+var (
+	settingsEngines    = []string{"rugix", "rauc"}
+	settingsTransports = []string{"auto", "nexigon-socket", "nexigon-cli", "hub"}
+)
+
+// check validates the decoded settings; md tells which keys the file set, so that an empty
+// string that is set is told apart from one that is absent. TOML decoding already rejected
+// unknown keys and wrong types.
+func (s *Settings) check(md toml.MetaData) error {
+	set := func(key ...string) bool { return md.IsDefined(key...) }
+	switch {
+	case set("engine") && !slices.Contains(settingsEngines, s.Engine):
+		return fmt.Errorf("engine = %q: want %s", s.Engine, orList(settingsEngines))
+	case set("transport") && !slices.Contains(settingsTransports, s.Transport):
+		return fmt.Errorf("transport = %q: want %s", s.Transport, orList(settingsTransports))
+	case set("socket-path") && !strings.HasPrefix(s.SocketPath, "/"):
+		return fmt.Errorf("socket-path = %q: want an absolute path", s.SocketPath)
+	case set("nexigon-agent") && s.NexigonAgent == "":
+		return errors.New("nexigon-agent is empty: want an executable name or path")
+	case set("hub", "url") && !strings.HasPrefix(s.Hub.URL, "http://") && !strings.HasPrefix(s.Hub.URL, "https://"):
+		return fmt.Errorf("hub.url = %q: want an http:// or https:// URL", s.Hub.URL)
+	case set("hub", "token-file") && s.Hub.TokenFile == "":
+		return errors.New("hub.token-file is empty: want the path of the file holding the token")
+	case set("hub", "device-id") && s.Hub.DeviceID == "":
+		return errors.New("hub.device-id is empty: want the device's ID")
+	}
+	return nil
+}
+
+// orList renders allowed values as "a, b or c".
+func orList(vs []string) string {
+	if len(vs) < 2 {
+		return strings.Join(vs, "")
+	}
+	return strings.Join(vs[:len(vs)-1], ", ") + " or " + vs[len(vs)-1]
+}
+
 func (s *Settings) resolve(path string) error {
 	s.backoffInitial, s.backoffMax = DefaultBackoffInitial, DefaultBackoffMax
 	if s.Backoff.Initial != "" {
-		d, err := time.ParseDuration(s.Backoff.Initial)
-		if err != nil || d <= 0 {
+		d, ok := positiveDuration(s.Backoff.Initial)
+		if !ok {
 			return fmt.Errorf("%s: backoff.initial %q: want a positive duration like 15m", path, s.Backoff.Initial)
 		}
 		s.backoffInitial = d
 	}
 	if s.Backoff.Max != "" {
-		d, err := time.ParseDuration(s.Backoff.Max)
-		if err != nil || d <= 0 {
+		d, ok := positiveDuration(s.Backoff.Max)
+		if !ok {
 			return fmt.Errorf("%s: backoff.max %q: want a positive duration like 24h", path, s.Backoff.Max)
 		}
 		s.backoffMax = d
@@ -92,6 +132,15 @@ func (s *Settings) resolve(path string) error {
 		s.backoffMax = s.backoffInitial
 	}
 	return nil
+}
+
+// positiveDuration parses a Go duration without a sign, like 15m or 1h30m, that is above zero.
+func positiveDuration(v string) (time.Duration, bool) {
+	if strings.HasPrefix(v, "+") || strings.HasPrefix(v, "-") {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil && d > 0
 }
 
 // backoff returns the wait after the n-th consecutive failure (n ≥ 1).

@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	ucli "github.com/urfave/cli/v2"
-
 	"github.com/otabake/otabake/internal/agent"
 	"github.com/otabake/otabake/internal/agent/device"
 	"github.com/otabake/otabake/internal/agent/engine"
@@ -34,102 +32,139 @@ var Version = "dev"
 // ServiceUnit is the systemd unit the device command starts.
 const ServiceUnit = "otabake-agent.service"
 
+// Exit codes of Main.
+const (
+	ExitOK    = 0 // the command succeeded (or help or the version was shown)
+	ExitError = 1 // the command failed; the reason is on stderr
+	ExitUsage = 2 // the command line is malformed: unknown command or flag, bad flag value
+)
+
+// env is what the commands print to and read from, and the context they run in.
 type env struct {
+	ctx            context.Context
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
 }
 
-// NewApp builds the otabake-agent application.
-func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	return &ucli.App{
-		Name:    "otabake-agent",
-		Usage:   "converge this device to the system version its Nexigon configuration points at",
-		Version: Version,
-		Description: "otabake-agent implements the Nexigon system update protocol for Rugix Ctrl and RAUC:\n" +
+// jsonFlag is the --json flag every reporting command has.
+func jsonFlag(what string) flagDef {
+	return flagDef{name: "json", boolean: true, usage: "print the " + what + " as JSON"}
+}
+
+// newTree builds otabake-agent's command tree. It is rebuilt per call so that tests cannot
+// leak state into each other.
+func newTree() *command {
+	return &command{
+		name:  "otabake-agent",
+		usage: "converge this device to the system version its Nexigon configuration points at",
+		description: "otabake-agent implements the Nexigon system update protocol for Rugix Ctrl and RAUC:\n" +
 			"it reads dev.nexigon.ota.config, installs the version's bundle, reboots, commits and\n" +
 			"publishes dev.nexigon.ota.status with an event for every transition. It is run by\n" +
 			"otabake-agent.timer; otabake-agent-watchdog.timer rolls back boots that never commit.",
-		Reader:    stdin,
-		Writer:    stdout,
-		ErrWriter: stderr,
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "root", EnvVars: []string{"OTABAKE_AGENT_ROOT"}, Usage: "prefix every device path with `DIR` (tests; lifts the root requirement)"},
-			&ucli.StringFlag{Name: "config", Value: agent.SettingsFile, Usage: "agent settings `FILE` (under --root)"},
-			&ucli.StringFlag{Name: "engine", EnvVars: []string{"OTABAKE_AGENT_ENGINE"}, Usage: "update engine: rugix or rauc (default: settings, else detected)"},
-			&ucli.StringFlag{Name: "transport", EnvVars: []string{"OTABAKE_AGENT_TRANSPORT"}, Usage: "Hub transport: auto, nexigon-socket, nexigon-cli or hub"},
-			&ucli.StringFlag{Name: "hub-url", EnvVars: []string{"OTABAKE_AGENT_HUB_URL"}, Usage: "Hub URL for the hub transport"},
-			&ucli.StringFlag{Name: "hub-token-file", EnvVars: []string{"OTABAKE_AGENT_HUB_TOKEN_FILE"}, Usage: "file holding the Hub token for the hub transport"},
-			&ucli.StringFlag{Name: "device-id", EnvVars: []string{"OTABAKE_AGENT_DEVICE_ID"}, Usage: "device ID for the hub transport"},
-			&ucli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"OTABAKE_AGENT_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		flags: []flagDef{
+			{name: "root", env: "OTABAKE_AGENT_ROOT", usage: "prefix every device path with `DIR` (tests; lifts the root requirement)"},
+			{name: "config", def: agent.SettingsFile, usage: "agent settings `FILE` (under --root)"},
+			{name: "engine", env: "OTABAKE_AGENT_ENGINE", usage: "update engine: rugix or rauc (default: settings, else detected)"},
+			{name: "transport", env: "OTABAKE_AGENT_TRANSPORT", usage: "Hub transport: auto, nexigon-socket, nexigon-cli or hub"},
+			{name: "hub-url", env: "OTABAKE_AGENT_HUB_URL", usage: "Hub URL for the hub transport"},
+			{name: "hub-token-file", env: "OTABAKE_AGENT_HUB_TOKEN_FILE", usage: "file holding the Hub token for the hub transport"},
+			{name: "device-id", env: "OTABAKE_AGENT_DEVICE_ID", usage: "device ID for the hub transport"},
+			{name: "log-level", def: "info", env: "OTABAKE_AGENT_LOG_LEVEL", usage: "debug, info, warn or error"},
 		},
-		Before: func(c *ucli.Context) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-				return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
-			}
-			e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-			return nil
-		},
-		Commands: []*ucli.Command{
+		subs: []*command{
 			{
-				Name:  "check",
-				Usage: "run one reconcile cycle (commit, detect rollbacks, install, reboot)",
-				Flags: []ucli.Flag{
-					&ucli.BoolFlag{Name: "dry-run", Usage: "say what would be done and change nothing"},
-					&ucli.BoolFlag{Name: "ignore-backoff", Usage: "retry a failed target now instead of after its backoff"},
-					&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+				name:  "check",
+				usage: "run one reconcile cycle (commit, detect rollbacks, install, reboot)",
+				flags: []flagDef{
+					{name: "dry-run", boolean: true, usage: "say what would be done and change nothing"},
+					{name: "ignore-backoff", boolean: true, usage: "retry a failed target now instead of after its backoff"},
+					jsonFlag("result"),
 				},
-				Action: e.check,
+				run: (*env).check,
 			},
 			{
-				Name:   "watchdog",
-				Usage:  "roll back (reboot into the default group) when the running boot is still uncommitted",
-				Flags:  []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"}},
-				Action: e.watchdog,
+				name:  "watchdog",
+				usage: "roll back (reboot into the default group) when the running boot is still uncommitted",
+				flags: []flagDef{jsonFlag("result")},
+				run:   (*env).watchdog,
 			},
 			{
-				Name:   "status",
-				Usage:  "show system, version, effective configuration with its sources and the last status",
-				Flags:  []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print the report as JSON"}},
-				Action: e.status,
+				name:  "status",
+				usage: "show system, version, effective configuration with its sources and the last status",
+				flags: []flagDef{jsonFlag("report")},
+				run:   (*env).status,
 			},
 			{
-				Name:  "command",
-				Usage: "Nexigon device command handlers",
-				Subcommands: []*ucli.Command{{
-					Name:   "check",
-					Usage:  "nexigon.ota.check: start " + ServiceUnit + " without waiting (handler protocol on stdin/stdout)",
-					Action: e.commandCheck,
+				name:  "command",
+				usage: "Nexigon device command handlers",
+				subs: []*command{{
+					name:  "check",
+					usage: "nexigon.ota.check: start " + ServiceUnit + " without waiting (handler protocol on stdin/stdout)",
+					run:   (*env).commandCheck,
 				}},
 			},
 		},
-		ExitErrHandler: func(*ucli.Context, error) {},
 	}
 }
 
-// Main runs otabake-agent and returns its exit code.
+// Main runs otabake-agent and returns its exit code: ExitOK, ExitError or ExitUsage.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := NewApp(stdin, stdout, stderr).RunContext(ctx, args)
+	return run(ctx, args, os.Getenv, stdin, stdout, stderr)
+}
+
+// run is Main with the context and environment supplied by the caller.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	inv, err := parse(newTree(), args, getenv)
 	if err == nil {
-		return 0
+		err = execute(ctx, inv, stdin, stdout, stderr)
+	}
+	if err == nil {
+		return ExitOK
+	}
+	if isUsage(err) {
+		fmt.Fprintln(stderr, err)
+		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "otabake-agent: %s\n", strings.TrimSpace(err.Error()))
-	return 1
+	return ExitError
+}
+
+// execute runs a parsed command line.
+func execute(ctx context.Context, inv *invocation, stdin io.Reader, stdout, stderr io.Writer) error {
+	switch {
+	case inv.version:
+		_, err := fmt.Fprintf(stdout, "otabake-agent version %s\n", Version)
+		return err
+	case inv.help:
+		return writeHelp(stdout, inv, Version)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(inv.str("log-level"))); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", inv.str("log-level"))
+	}
+	e := &env{
+		ctx:   ctx,
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+	}
+	return inv.cmd.run(e, inv)
 }
 
 // build assembles the agent. withTransport false skips the Hub (status works offline);
 // optionalTransport true tolerates a missing one (watchdog).
-func (e *env) build(c *ucli.Context, transport, optionalTransport bool) (*agent.Agent, error) {
-	root := c.String("root")
+func (e *env) build(inv *invocation, transport, optionalTransport bool) (*agent.Agent, error) {
+	root := inv.str("root")
 	if root == "" && os.Geteuid() != 0 {
 		return nil, errors.New("must be run as root (or with --root DIR for a test root)")
 	}
 	a := &agent.Agent{Root: root, Log: e.log}
-	settingsPath := c.String("config")
+	settingsPath := inv.str("config")
 	if root != "" {
 		settingsPath = root + settingsPath
 	}
@@ -138,7 +173,7 @@ func (e *env) build(c *ucli.Context, transport, optionalTransport bool) (*agent.
 		return nil, err
 	}
 	a.Settings = s
-	name := firstNonEmpty(c.String("engine"), s.Engine)
+	name := firstNonEmpty(inv.str("engine"), s.Engine)
 	if name == "" {
 		if name, err = engine.Detect(); err != nil {
 			return nil, err
@@ -150,7 +185,7 @@ func (e *env) build(c *ucli.Context, transport, optionalTransport bool) (*agent.
 	if !transport {
 		return a, nil
 	}
-	t, err := e.openTransport(c, root, s)
+	t, err := e.openTransport(inv, root, s)
 	if err != nil {
 		if optionalTransport {
 			e.log.Warn("no Hub transport; continuing without", "error", err)
@@ -162,18 +197,18 @@ func (e *env) build(c *ucli.Context, transport, optionalTransport bool) (*agent.
 	return a, nil
 }
 
-func (e *env) openTransport(c *ucli.Context, root string, s agent.Settings) (device.Transport, error) {
+func (e *env) openTransport(inv *invocation, root string, s agent.Settings) (device.Transport, error) {
 	cfg := device.Config{
-		Transport:    firstNonEmpty(c.String("transport"), s.Transport),
+		Transport:    firstNonEmpty(inv.str("transport"), s.Transport),
 		SocketPath:   firstNonEmpty(s.SocketPath, device.DefaultSocketPath),
 		NexigonAgent: s.NexigonAgent,
-		DeviceID:     firstNonEmpty(c.String("device-id"), s.Hub.DeviceID),
+		DeviceID:     firstNonEmpty(inv.str("device-id"), s.Hub.DeviceID),
 	}
 	if root != "" {
 		cfg.SocketPath = root + cfg.SocketPath
 	}
-	if url := firstNonEmpty(c.String("hub-url"), s.Hub.URL); url != "" {
-		tokenFile := c.String("hub-token-file")
+	if url := firstNonEmpty(inv.str("hub-url"), s.Hub.URL); url != "" {
+		tokenFile := inv.str("hub-token-file")
 		if tokenFile == "" && s.Hub.TokenFile != "" {
 			tokenFile = root + s.Hub.TokenFile
 		}
@@ -188,7 +223,7 @@ func (e *env) openTransport(c *ucli.Context, root string, s agent.Settings) (dev
 			return nexigon.New(url, strings.TrimSpace(string(tok)), nexigon.WithLogger(e.log))
 		}
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	defer cancel()
 	return device.Open(ctx, cfg)
 }
@@ -202,18 +237,18 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-func (e *env) check(c *ucli.Context) error {
-	a, err := e.build(c, true, false)
+func (e *env) check(inv *invocation) error {
+	a, err := e.build(inv, true, false)
 	if err != nil {
 		return err
 	}
 	defer a.Transport.Close()
-	res, err := a.Check(c.Context, agent.CheckOptions{DryRun: c.Bool("dry-run"), IgnoreBackoff: c.Bool("ignore-backoff")})
+	res, err := a.Check(e.ctx, agent.CheckOptions{DryRun: inv.boolean("dry-run"), IgnoreBackoff: inv.boolean("ignore-backoff")})
 	if res != nil {
-		if c.Bool("json") {
+		if inv.boolean("json") {
 			printJSON(e.stdout, res)
 		} else {
-			if c.Bool("dry-run") {
+			if inv.boolean("dry-run") {
 				fmt.Fprintf(e.stdout, "dry run: %s %s, path %s\n", res.System, res.CurrentVersion, res.Config.Path())
 				for _, s := range res.Actions {
 					fmt.Fprintf(e.stdout, "  would: %s\n", s)
@@ -226,17 +261,17 @@ func (e *env) check(c *ucli.Context) error {
 	return err
 }
 
-func (e *env) watchdog(c *ucli.Context) error {
-	a, err := e.build(c, true, true)
+func (e *env) watchdog(inv *invocation) error {
+	a, err := e.build(inv, true, true)
 	if err != nil {
 		return err
 	}
 	if a.Transport != nil {
 		defer a.Transport.Close()
 	}
-	res, err := a.Watchdog(c.Context)
+	res, err := a.Watchdog(e.ctx)
 	if res != nil {
-		if c.Bool("json") {
+		if inv.boolean("json") {
 			printJSON(e.stdout, res)
 		} else {
 			fmt.Fprintln(e.stdout, res.Message)
@@ -245,19 +280,19 @@ func (e *env) watchdog(c *ucli.Context) error {
 	return err
 }
 
-func (e *env) status(c *ucli.Context) error {
-	a, err := e.build(c, true, true)
+func (e *env) status(inv *invocation) error {
+	a, err := e.build(inv, true, true)
 	if err != nil {
 		return err
 	}
 	if a.Transport != nil {
 		defer a.Transport.Close()
 	}
-	r, err := a.Report(c.Context)
+	r, err := a.Report(e.ctx)
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
+	if inv.boolean("json") {
 		return printJSON(e.stdout, r)
 	}
 	w := e.stdout
@@ -296,7 +331,7 @@ func (e *env) status(c *ucli.Context) error {
 // commandCheck implements the Nexigon command handler protocol for nexigon.ota.check: the
 // input (one JSON line, or nothing) is read and ignored, the check service is started without
 // blocking, and the output is one {"type":"Output","data":…} line.
-func (e *env) commandCheck(c *ucli.Context) error {
+func (e *env) commandCheck(inv *invocation) error {
 	line, err := bufio.NewReaderSize(e.stdin, 64<<10).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read command input: %w", err)
@@ -304,7 +339,7 @@ func (e *env) commandCheck(c *ucli.Context) error {
 	if s := strings.TrimSpace(line); s != "" && !json.Valid([]byte(s)) {
 		return fmt.Errorf("command input is not JSON: %q", s)
 	}
-	cmd := exec.CommandContext(c.Context, "systemctl", "start", "--no-block", ServiceUnit)
+	cmd := exec.CommandContext(e.ctx, "systemctl", "start", "--no-block", ServiceUnit)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("systemctl start --no-block %s: %w: %s", ServiceUnit, err, strings.TrimSpace(string(out)))
