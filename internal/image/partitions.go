@@ -205,20 +205,16 @@ initrd /initrd.img
 boot
 `
 
-// grubEmbedded is the configuration built into a GRUB image made by grub-mkimage: find the
-// config partition the binary was loaded from and hand over to the first stage there.
-const grubEmbedded = `regexp --set=1:otabake_dev '^\((.*)\)' "$cmdpath"
-if [ -n "$otabake_dev" -a -f "($otabake_dev)/rugpi/grub.cfg" ]; then
-  set root=$otabake_dev
-else
-  search --no-floppy --file --set=root /rugpi/grub.cfg
-fi
+// grubEmbedded is the configuration built into a GRUB image made by grub-mkimage. GRUB runs it
+// with its rescue parser, before normal mode exists, so it can hold no if/else: it points root
+// and prefix at the partition the binary was loaded from ($cmdpath, the config partition),
+// and normal mode then reads $prefix/grub.cfg, the first stage.
+const grubEmbedded = `regexp --set=1:root '^\((.*)\)' "$cmdpath"
 set prefix=($root)/rugpi
-source ($root)/rugpi/grub.cfg
 `
 
 var grubModules = []string{"part_gpt", "part_msdos", "fat", "ext2", "squash4", "normal", "configfile",
-	"linux", "boot", "test", "regexp", "loadenv", "hashsum", "echo", "sleep", "reboot",
+	"linux", "boot", "test", "regexp", "loadenv", "hashsum", "gcry_sha1", "echo", "sleep", "reboot",
 	"search", "search_fs_file", "gzio", "efi_gop", "all_video"}
 
 func grubNames(arch string) (efiName, mkimageFormat, debPkg string) {
