@@ -170,7 +170,7 @@ func hubServeCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8470", Usage: "address to listen on (port 0 picks a free port)"},
 			&ucli.StringFlag{Name: "token", EnvVars: []string{"OTABAKE_HUB_TOKEN"}, Usage: "bearer token clients must send (default: generate one)"},
 			&ucli.BoolFlag{Name: "allow-remote", Usage: "allow listening on non-loopback addresses"},
-			&ucli.StringFlag{Name: "base-url", Usage: "public base URL for issued blob URLs (default http://<listen address>)"},
+			&ucli.StringFlag{Name: "base-url", Usage: "public base URL for issued blob URLs (default: the address each client used, so a VM reaching the host as 10.0.2.2 gets URLs it can reach)"},
 			&ucli.DurationFlag{Name: "url-ttl", Value: time.Hour, Usage: "how long issued upload and download URLs stay valid"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -222,14 +222,14 @@ func serveHub(c *ucli.Context) error {
 	}
 	defer ln.Close()
 	base := c.String("base-url")
-	if base == "" {
-		base = "http://" + ln.Addr().String()
-	}
 	h, err := server.New(server.Config{Store: s, Token: token, BaseURL: base, URLTTL: c.Duration("url-ttl"), Log: g.Log})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
 	if g.JSON {
 		out := map[string]string{"url": base, "hubDir": s.Dir()}
 		if generated {

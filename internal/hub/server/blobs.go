@@ -44,7 +44,7 @@ func (s *server) sign(op, assetID, filename string, exp int64) string {
 }
 
 // signedURL returns BaseURL/api/v1/blobs/<asset>?op=…&exp=…[&filename=…]&sig=….
-func (s *server) signedURL(op, assetID, filename string) string {
+func (s *server) signedURL(ctx context.Context, op, assetID, filename string) string {
 	// Millisecond expiry, so that even a tiny TTL expires promptly.
 	exp := s.now().Add(s.ttl).UnixMilli()
 	q := url.Values{}
@@ -54,7 +54,11 @@ func (s *server) signedURL(op, assetID, filename string) string {
 		q.Set("filename", filename)
 	}
 	q.Set("sig", s.sign(op, assetID, filename, exp))
-	return s.baseURL + blobPrefix + url.PathEscape(assetID) + "?" + q.Encode()
+	base := s.baseURL
+	if b, ok := ctx.Value(baseURLKey{}).(string); ok {
+		base = b
+	}
+	return base + blobPrefix + url.PathEscape(assetID) + "?" + q.Encode()
 }
 
 // checkSignature reports whether r carries a valid, unexpired signature for op on assetID.
@@ -92,8 +96,8 @@ func (s *server) issueUploadURL(ctx context.Context, assetID string) (*hub.Uploa
 		h[hdrContentSHA] = a.Digest.Hex()
 	}
 	return &hub.UploadURL{
-		URL:         s.signedURL(opPutCompat, a.AssetID, ""),
-		VerifiedURL: s.signedURL(opPut, a.AssetID, ""),
+		URL:         s.signedURL(ctx, opPutCompat, a.AssetID, ""),
+		VerifiedURL: s.signedURL(ctx, opPut, a.AssetID, ""),
 		Headers:     h,
 	}, nil
 }
@@ -111,7 +115,7 @@ func (s *server) issueDownloadURL(ctx context.Context, assetID, filename string)
 	if a.Status != hub.AssetAvailable {
 		return "", hub.Errorf(hub.KindInvalid, "asset %s is %s, not Available: upload and finalize it first", a.AssetID, a.Status)
 	}
-	return s.signedURL(opGet, a.AssetID, filename), nil
+	return s.signedURL(ctx, opGet, a.AssetID, filename), nil
 }
 
 var errForbiddenURL = hub.Errorf(hub.KindForbidden, "invalid or expired URL signature")

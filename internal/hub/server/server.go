@@ -29,7 +29,9 @@ type Config struct {
 	// Token is the bearer token every action call must present. It is required.
 	Token string
 	// BaseURL is the public base of the server (for example http://127.0.0.1:8470); issued
-	// upload and download URLs start with it.
+	// upload and download URLs start with it. Empty means the base the client used (its
+	// request's Host), so that the host and a VM behind QEMU's user network (which reaches the
+	// host as 10.0.2.2) each get URLs they can reach.
 	BaseURL string
 	// URLKey signs issued blob URLs. When empty a random key is used, so that URLs do not
 	// survive a restart.
@@ -72,9 +74,11 @@ func newServer(cfg Config) (*server, error) {
 	if cfg.Token == "" {
 		return nil, errors.New("hub server: a bearer token is required")
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("hub server: base URL %q: want http(s)://host[:port][/path]", cfg.BaseURL)
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("hub server: base URL %q: want http(s)://host[:port][/path]", cfg.BaseURL)
+		}
 	}
 	s := &server{
 		store:   cfg.Store,
@@ -175,7 +179,15 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, hub.Errorf(hub.KindInvalid, "%s: read input: %v", name, err))
 		return
 	}
-	out, err := act(r.Context(), s, body)
+	base := s.baseURL
+	if base == "" {
+		scheme := "http://"
+		if r.TLS != nil {
+			scheme = "https://"
+		}
+		base = scheme + r.Host
+	}
+	out, err := act(context.WithValue(r.Context(), baseURLKey{}, base), s, body)
 	if err != nil {
 		s.writeActionError(w, name, err)
 		return
@@ -188,6 +200,9 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(data)
 }
+
+// baseURLKey carries the base URL of issued blob URLs from an action request to the action.
+type baseURLKey struct{}
 
 // writeActionError answers with the ActionError inside err, or Internal for anything else.
 func (s *server) writeActionError(w http.ResponseWriter, action string, err error) {

@@ -130,7 +130,6 @@ func TestNewConfig(t *testing.T) {
 		{Token: "t", BaseURL: "http://127.0.0.1:1"},
 		{Store: store, BaseURL: "http://127.0.0.1:1"},
 		{Store: store, Token: "t", BaseURL: "127.0.0.1:1"},
-		{Store: store, Token: "t"},
 	} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
@@ -471,6 +470,28 @@ func TestErrorStatus(t *testing.T) {
 	for kind, want := range map[hub.ErrorKind]int{hub.KindInvalid: 400, hub.KindForbidden: 403, hub.KindRateLimited: 429, hub.KindInternal: 500} {
 		if got := statusOf(kind); got != want {
 			t.Errorf("statusOf(%s) = %d, want %d", kind, got, want)
+		}
+	}
+}
+
+// TestBaseURLFromRequest: without a configured base URL, issued URLs use the address the client
+// used, so a VM that reaches the host as 10.0.2.2 can follow them.
+func TestBaseURLFromRequest(t *testing.T) {
+	e := newEnv(t)
+	e.srv.baseURL = ""
+	in := `{"repositoryId":"` + e.repoID + `","size":3,"digest":"sha256_ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}`
+	status, body := e.call("repositories_CreateAsset", in)
+	var created struct{ AssetID string }
+	if err := json.Unmarshal(body, &created); status != 200 || err != nil {
+		t.Fatalf("CreateAsset: %d %s", status, body)
+	}
+	for _, host := range []string{"10.0.2.2:8470", "127.0.0.1:9"} {
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/api/v1/actions/invoke/repositories_IssueAssetUploadUrl", strings.NewReader(`{"assetId":"`+created.AssetID+`"}`))
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		status, body := e.do(req)
+		if status != 200 || !strings.Contains(string(body), `"http://`+host+`/api/v1/blobs/`) {
+			t.Errorf("Host %s: %d %s", host, status, body)
 		}
 	}
 }
