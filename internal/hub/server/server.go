@@ -139,7 +139,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Microsecond))
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start).Round(time.Microsecond)}
+		if rg := r.Header.Get("Range"); rg != "" {
+			attrs = append(attrs, "range", rg)
+		}
+		s.log.Debug("request", attrs...)
 	})
 }
 

@@ -1,0 +1,582 @@
+//go:build e2e && linux
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otabake/otabake/internal/agent"
+	"github.com/otabake/otabake/internal/bootenv"
+	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/e2e/vmkit"
+	"github.com/otabake/otabake/internal/hub/nexigon"
+	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/vm"
+)
+
+// Timeouts of the guest steps under software emulation on 2 cores (a boot through OVMF, GRUB
+// and the kernel takes about 20 s there).
+const (
+	bootTimeout    = 4 * time.Minute
+	commandTimeout = 2 * time.Minute
+	installTimeout = 6 * time.Minute
+)
+
+const (
+	deviceID   = "vm-1"
+	repository = "e2e"
+	pkg        = "system"
+	system     = vmkit.VMSystem
+)
+
+// requireTools skips, loudly, when a host tool the boot proof needs is missing; .ci/run installs
+// all of them.
+func requireTools(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, tl := range []struct{ file, pkg string }{
+		{"qemu-system-x86_64", "qemu-system-x86"},
+		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"},
+		{"grub-mkimage", "grub-common"},
+		{"/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"},
+		{vmkit.DefaultBusybox, "busybox-static"},
+		{"mkfs.ext4", "e2fsprogs"},
+		{"dpkg-deb", "dpkg"},
+	} {
+		if strings.HasPrefix(tl.file, "/") {
+			if _, err := os.Stat(tl.file); err != nil {
+				missing = append(missing, tl.pkg)
+			}
+		} else if _, err := exec.LookPath(tl.file); err != nil {
+			missing = append(missing, tl.pkg)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("SKIP (boot proof not run): missing host tools; apt-get install %s", strings.Join(missing, " "))
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// project is the otabake project the test releases from.
+type project struct {
+	t       *testing.T
+	dir     string
+	otabake string
+	env     []string
+}
+
+func (p *project) run(ctx context.Context, args ...string) string {
+	p.t.Helper()
+	cmd := exec.CommandContext(ctx, p.otabake, append([]string{"--project-dir", p.dir}, args...)...)
+	cmd.Env = append(os.Environ(), p.env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		p.t.Fatalf("otabake %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+func (p *project) git(args ...string) {
+	p.t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"}, args...)...)
+	cmd.Dir = p.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		p.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// commit records a change so that prepare-release names a new version.
+func (p *project) commit(label string) {
+	p.t.Helper()
+	if err := os.WriteFile(filepath.Join(p.dir, "release.txt"), []byte(label+"\n"), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.git("add", "-A")
+	p.git("commit", "-qm", label)
+}
+
+func (p *project) version() string {
+	p.t.Helper()
+	data, err := os.ReadFile(filepath.Join(p.dir, ".release-env"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^VERSION=(\S+)`).FindSubmatch(data)
+	if m == nil {
+		p.t.Fatalf(".release-env has no VERSION:\n%s", data)
+	}
+	return string(m[1])
+}
+
+// release builds, uploads and promotes a new version to the tag the device follows.
+func (p *project) release(ctx context.Context, label string) string {
+	p.t.Helper()
+	p.commit(label)
+	start := time.Now()
+	p.run(ctx, "prepare-release")
+	p.run(ctx, "build-release", "--backend", "native", "--image-compression", "none", system)
+	p.run(ctx, "upload-release")
+	p.run(ctx, "promote-release", "--tag", "stable")
+	v := p.version()
+	p.t.Logf("released %s as %s (%s)", label, v, time.Since(start).Round(time.Second))
+	return v
+}
+
+// machine is one QEMU process: a power cycle of the device.
+type machine struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	con  *vm.Console
+	log  *os.File
+	done chan error
+}
+
+func powerOn(ctx context.Context, t *testing.T, cfg vm.Config, logPath string) *machine {
+	t.Helper()
+	cmd, err := cfg.Command()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start QEMU: %v", err)
+	}
+	m := &machine{t: t, cmd: cmd, con: vm.NewConsole(stdout, stdin, log), log: log, done: make(chan error, 1)}
+	go func() { m.done <- cmd.Wait() }()
+	t.Cleanup(func() { m.kill() })
+	return m
+}
+
+func (m *machine) kill() {
+	if m.cmd.ProcessState == nil {
+		m.cmd.Process.Kill()
+		select {
+		case <-m.done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	m.log.Close()
+}
+
+// powerOff shuts the guest down and waits for QEMU to exit.
+func (m *machine) powerOff(ctx context.Context) {
+	m.t.Helper()
+	m.con.Send("poweroff -f\n")
+	select {
+	case <-m.done:
+	case <-time.After(60 * time.Second):
+		m.t.Fatalf("QEMU did not exit after poweroff; last output:\n%s", m.con.Tail(20))
+	}
+	m.log.Close()
+}
+
+// sh runs a command in the guest and fails the test on a non-zero status.
+func (m *machine) sh(ctx context.Context, cmd string, timeout time.Duration) string {
+	m.t.Helper()
+	out, status, err := m.con.Run(ctx, cmd, timeout)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if status != 0 {
+		m.t.Fatalf("guest: %s: exit status %d\n%s", cmd, status, out)
+	}
+	return out
+}
+
+// boot is what the test learns about one boot of the guest.
+type boot struct {
+	n            int
+	rootPARTUUID string
+	slot         string // a or b, from the root partition's PARTUUID
+	active       string // rugix-ctrl's activeGroup
+	defaultGroup string
+	version      string // system-build-info.json imageVersion... from the mounted root
+}
+
+func (b boot) String() string {
+	return fmt.Sprintf("boot %d: slot %s (root PARTUUID=%s), rugix-ctrl active %s default %s, version %s",
+		b.n, b.slot, b.rootPARTUUID, b.active, b.defaultGroup, b.version)
+}
+
+var readyRE = regexp.MustCompile(regexp.QuoteMeta(vmkit.ReadyMarker))
+
+// waitBoot waits for the guest to be up and reports which slot it booted.
+func (m *machine) waitBoot(ctx context.Context, n int, disk string) boot {
+	m.t.Helper()
+	if _, err := m.con.Expect(ctx, readyRE, bootTimeout); err != nil {
+		m.t.Fatalf("boot %d: %v", n, err)
+	}
+	// The shell may print its prompt after the ready line; a no-op command syncs with it.
+	m.sh(ctx, "true", commandTimeout)
+	b := boot{n: n}
+	cmdline := m.sh(ctx, "cat /proc/cmdline", commandTimeout)
+	if mm := regexp.MustCompile(`root=PARTUUID=(\S+)`).FindStringSubmatch(cmdline); mm != nil {
+		b.rootPARTUUID = strings.ToLower(mm[1])
+	} else {
+		m.t.Fatalf("boot %d: no root=PARTUUID= in /proc/cmdline: %q", n, cmdline)
+	}
+	if !strings.Contains(cmdline, "init=/usr/bin/rugix-ctrl") {
+		m.t.Errorf("boot %d: kernel command line lacks init=/usr/bin/rugix-ctrl: %q", n, cmdline)
+	}
+	parts := readGPT(m.t, disk)
+	for _, p := range parts {
+		if p.UUID.String() == b.rootPARTUUID {
+			switch p.Number {
+			case 4:
+				b.slot = "a"
+			case 5:
+				b.slot = "b"
+			default:
+				m.t.Fatalf("boot %d: root is partition %d, not a system partition", n, p.Number)
+			}
+		}
+	}
+	if b.slot == "" {
+		m.t.Fatalf("boot %d: root PARTUUID %s is no partition of the disk", n, b.rootPARTUUID)
+	}
+	var info struct {
+		Boot struct {
+			ActiveGroup, DefaultGroup string
+		}
+	}
+	if err := json.Unmarshal([]byte(m.sh(ctx, "rugix-ctrl system info --json 2>/dev/null", commandTimeout)), &info); err != nil {
+		m.t.Fatalf("boot %d: rugix-ctrl system info: %v", n, err)
+	}
+	b.active, b.defaultGroup = info.Boot.ActiveGroup, info.Boot.DefaultGroup
+	var bi struct{ Release struct{ Version string } }
+	if err := json.Unmarshal([]byte(m.sh(ctx, "cat /etc/rugix/system-build-info.json", commandTimeout)), &bi); err != nil {
+		m.t.Fatalf("boot %d: build info: %v", n, err)
+	}
+	b.version = bi.Release.Version
+	if b.active != b.slot {
+		m.t.Errorf("boot %d: rugix-ctrl says active group %s, the root partition is slot %s", n, b.active, b.slot)
+	}
+	m.t.Log(b)
+	return b
+}
+
+func readGPT(t *testing.T, disk string) []image.GPTPartition {
+	t.Helper()
+	f, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parts, err := image.ReadGPT(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parts
+}
+
+// hubStatus reads dev.nexigon.ota.status as the device published it.
+func hubStatus(ctx context.Context, t *testing.T, c *nexigon.Client) agent.Status {
+	t.Helper()
+	p, ok, err := c.GetProperty(ctx, deviceID, agent.StatusProperty)
+	if err != nil || !ok {
+		t.Fatalf("Hub status property: found=%v err=%v", ok, err)
+	}
+	var s agent.Status
+	if err := json.Unmarshal(p.Value, &s); err != nil {
+		t.Fatalf("Hub status property %s: %v", p.Value, err)
+	}
+	errText := ""
+	if s.LastError != nil {
+		errText = *s.LastError
+	}
+	t.Logf("status: state %s, currentVersion %s, lastError %q", s.State, s.CurrentVersion, errText)
+	return s
+}
+
+func TestBootAndOTACycle(t *testing.T) {
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	defer cancel()
+	start := time.Now()
+	root := repoRoot(t)
+	logs := filepath.Join(root, "build", "e2e")
+	os.RemoveAll(logs)
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serial logs kept in %s", logs)
+		} else {
+			os.RemoveAll(logs)
+		}
+	})
+	work := t.TempDir()
+
+	// Host side: otabake, and the project with its guest (kernel, initramfs, busybox, agent,
+	// rugix-ctrl stand-in), whose agent reaches `hub serve` on the host as 10.0.2.2.
+	otabake := filepath.Join(work, "otabake")
+	build := exec.CommandContext(ctx, "go", "build", "-o", otabake, "./cmd/otabake")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build otabake: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	hostURL := "http://127.0.0.1:" + strconv.Itoa(port)
+	p := &project{t: t, dir: filepath.Join(work, "project"), otabake: otabake,
+		env: []string{"NEXIGON_HUB_URL=" + hostURL, "NEXIGON_TOKEN=" + token}}
+	vmp, err := vmkit.WriteProject(ctx, p.dir, vmkit.ProjectOptions{
+		ModuleDir: root, CacheDir: filepath.Join(root, ".otabake", "cache", "kernel"),
+		HubPort: port, HubToken: token, DeviceID: deviceID, Repository: repository, Package: pkg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel %s, %d modules in the initramfs, guest programs built (%s)", vmp.Kernel.Version, len(vmp.Modules), time.Since(start).Round(time.Second))
+	p.git("init", "-q", "-b", "main")
+	p.commit("initial")
+	localEnv := p.env
+	p.env = nil // hub init works on the local Hub directory, before the server holds it
+	p.run(ctx, "hub", "init", "--repository", repository, "--package", pkg)
+	p.env = localEnv
+	serve := exec.Command(otabake, "--project-dir", p.dir, "--log-level", "debug", "hub", "serve", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--token", token)
+	serveLog, _ := os.Create(filepath.Join(logs, "hub-serve.log"))
+	serve.Stdout, serve.Stderr = serveLog, serveLog
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { serve.Process.Kill(); serve.Wait(); serveLog.Close() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			t.Fatal("hub serve did not start listening")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	hubClient, err := nexigon.New(hostURL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// v1: the image the device is flashed with.
+	v1 := p.release(ctx, "v1")
+	disk := filepath.Join(work, "disk.img")
+	if err := vm.CopySparse(filepath.Join(p.dir, "build", system, "system.img"), disk); err != nil {
+		t.Fatal(err)
+	}
+	cfg := vm.Config{Disk: disk, Arch: "amd64", MemoryMiB: 512, CPUs: 2, VarsFile: filepath.Join(work, "OVMF_VARS.fd")}
+	power := 0
+	on := func() *machine {
+		power++
+		return powerOn(ctx, t, cfg, filepath.Join(logs, fmt.Sprintf("serial-%d.log", power)))
+	}
+	expectBoot := func(b boot, slot, version, dflt string) {
+		t.Helper()
+		if b.slot != slot || b.version != version || b.defaultGroup != dflt {
+			t.Fatalf("%v; want slot %s, version %s, default group %s", b, slot, version, dflt)
+		}
+	}
+	check := func(m *machine, want string) agent.Status {
+		t.Helper()
+		out, status, err := m.con.Run(ctx, "otabake-agent check --json", installTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := hubStatus(ctx, t, hubClient)
+		if s.State != want {
+			t.Fatalf("agent check exit %d: status %q, want %q\n%s", status, s.State, want, out)
+		}
+		return s
+	}
+
+	m := on()
+	b := m.waitBoot(ctx, 1, disk)
+	expectBoot(b, "a", v1, "a")
+	if s := check(m, "completed"); s.CurrentVersion != v1 {
+		t.Fatalf("currentVersion %s, want %s", s.CurrentVersion, v1)
+	}
+
+	// v2: download with range requests, install to slot B, spare reboot, commit.
+	v2 := p.release(ctx, "v2")
+	m.con.Send("otabake-agent check --json\n")
+	b = m.waitBoot(ctx, 2, disk)
+	expectBoot(b, "b", v2, "a")
+	if n := rangeRequests(t, serveLog.Name()); n < 2 {
+		t.Errorf("the bundle was fetched with %d range requests, want several", n)
+	}
+	if s := check(m, "completed"); s.CurrentVersion != v2 {
+		t.Fatalf("currentVersion %s, want %s", s.CurrentVersion, v2)
+	}
+	m.powerOff(ctx)
+	m = on() // cold boot: stays on the committed slot
+	b = m.waitBoot(ctx, 3, disk)
+	expectBoot(b, "b", v2, "b")
+
+	// v3: installed and booted once, never committed; the watchdog rolls it back.
+	v3 := p.release(ctx, "v3")
+	m.con.Send("otabake-agent check --json\n")
+	b = m.waitBoot(ctx, 4, disk)
+	expectBoot(b, "a", v3, "b")
+	m.con.Send("otabake-agent watchdog --json\n")
+	b = m.waitBoot(ctx, 5, disk)
+	expectBoot(b, "b", v2, "b")
+	s := check(m, "failed")
+	if s.LastError == nil || !strings.Contains(*s.LastError, "rolled back") || s.CurrentVersion != v2 {
+		t.Fatalf("after the rollback: %+v, want failed, \"rolled back\", currentVersion %s", s, v2)
+	}
+
+	// Deliberate breakage 1: a bundle whose system payload is corrupted is refused by its
+	// block hashes and the device keeps booting its committed slot.
+	// Stored blocks without compression, so that the flipped byte reaches the hash check
+	// instead of failing xz's own integrity check first.
+	tomlPath := filepath.Join(p.dir, "otabake.toml")
+	toml, _ := os.ReadFile(tomlPath)
+	if err := os.WriteFile(tomlPath, append(toml, "\n[systems.vm.bundle]\ncompression = \"none\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.commit("v4-corrupt")
+	p.run(ctx, "prepare-release")
+	p.run(ctx, "build-release", "--backend", "native", "--image-compression", "none", system)
+	corruptSystemPayload(t, filepath.Join(p.dir, "build", system, "system.rugixb"))
+	p.run(ctx, "upload-release")
+	p.run(ctx, "promote-release", "--tag", "stable")
+	out, status, err := m.con.Run(ctx, "otabake-agent check --json --ignore-backoff", installTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = hubStatus(ctx, t, hubClient)
+	if status == 0 || s.State != "failed" || s.LastError == nil || !strings.Contains(strings.ToLower(*s.LastError), "hash") {
+		t.Fatalf("corrupted bundle: agent exit %d, status %+v; want failed with a block hash error\n%s", status, s, out)
+	}
+	m.sh(ctx, "sync", commandTimeout)
+	m.con.Send("reboot\n")
+	b = m.waitBoot(ctx, 6, disk)
+	expectBoot(b, "b", v2, "b")
+
+	// Deliberate breakage 2: a primary.grubenv that does not match its .sha1 (a torn write)
+	// must be ignored in favour of secondary.grubenv, by GRUB and by rugix-ctrl.
+	m.powerOff(ctx)
+	tornPrimary(t, disk)
+	m = on()
+	b = m.waitBoot(ctx, 7, disk)
+	expectBoot(b, "b", v2, "b")
+	if !strings.Contains(m.con.Output(), "/rugpi/primary.grubenv: HASH MISMATCH") {
+		t.Errorf("GRUB did not report the primary env's hash mismatch on boot 7")
+	}
+	m.powerOff(ctx)
+	t.Logf("boot proof passed in %s: 7 boots, 3 releases installed or refused, 1 rollback", time.Since(start).Round(time.Second))
+}
+
+// corruptSystemPayload flips one byte in the middle of the stored data of the system payload.
+func corruptSystemPayload(t *testing.T, path string) {
+	t.Helper()
+	b, err := bundle.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var off int64 = -1
+	for _, p := range b.Payloads() {
+		if p.Slot() == "system" {
+			off = p.DataOffset + p.DataSize/2
+		}
+	}
+	b.Close()
+	if off < 0 {
+		t.Fatal("bundle has no system payload")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var one [1]byte
+	f.ReadAt(one[:], off)
+	one[0] ^= 0x5a
+	if _, err := f.WriteAt(one[:], off); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("corrupted %s at offset %d (system payload data)", filepath.Base(path), off)
+}
+
+// tornPrimary writes rugpi_bootpart=2 into primary.grubenv without updating its .sha1.
+func tornPrimary(t *testing.T, disk string) {
+	t.Helper()
+	parts := readGPT(t, disk)
+	env, err := bootenv.EncodeGrubEnv([]bootenv.Var{{Name: "rugpi_bootpart", Value: "2"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := image.ReplaceFATFile(f, parts[0].Offset(), parts[0].Bytes(), "rugpi/primary.grubenv", env); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("primary.grubenv now says rugpi_bootpart=2 and no longer matches primary.grubenv.sha1")
+}
+
+// rangeRequests counts the blob downloads with a Range header that `hub serve` answered with
+// 206 Partial Content, from its debug log.
+func rangeRequests(t *testing.T, log string) int {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "method=GET") && strings.Contains(line, "/api/v1/blobs/") && strings.Contains(line, "status=206") && strings.Contains(line, "range=") {
+			n++
+		}
+	}
+	t.Logf("hub serve answered %d range requests for blobs so far", n)
+	return n
+}
