@@ -37,6 +37,7 @@ func runCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "memory", Value: 1024, Usage: "guest memory in `MiB`"},
 			&ucli.IntFlag{Name: "cpus", Value: 2, Usage: "virtual CPUs"},
 			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "auto, kvm or tcg (software emulation)"},
+			&ucli.StringFlag{Name: "image", Usage: "boot this disk image `FILE` instead of build/SYSTEM/system.img (a device's own copy that later builds do not overwrite)"},
 			&ucli.BoolFlag{Name: "print-command", Usage: "print the QEMU command line and exit (with --json: as a JSON document)"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -67,6 +68,9 @@ func runCommand() *ucli.Command {
 				return errors.New("--accel kvm: /dev/kvm is missing or not writable (load kvm_intel/kvm_amd, or add yourself to the kvm group)")
 			}
 			img := filepath.Join(release.BuildDir(cfg.Dir, sys.Name), "system.img")
+			if c.String("image") != "" {
+				img = c.String("image")
+			}
 			if _, err := os.Stat(img); err != nil {
 				return fmt.Errorf("%s: %w (build it first: otabake build-release %s)", img, errors.Unwrap(err), sys.Name)
 			}
