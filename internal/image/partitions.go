@@ -37,6 +37,9 @@ type Input struct {
 	// directory with u-boot-*.bin and boot.scr. Empty means: search the rootfs (and, for
 	// efi-grub, build GRUB with grub-mkimage from the host's or rootfs's modules).
 	Bootloader string
+	// PreferMkimage (efi-grub) builds GRUB with grub-mkimage when GRUB's modules are found
+	// and uses Bootloader only when they are not.
+	PreferMkimage bool
 	// WorkDir receives the staging trees and the partition images partition-N.img (N the
 	// partition number, as Bakery names them). It is emptied of earlier staging trees.
 	WorkDir string
@@ -214,7 +217,7 @@ set prefix=($root)/rugpi
 `
 
 var grubModules = []string{"part_gpt", "part_msdos", "fat", "ext2", "squash4", "normal", "configfile",
-	"linux", "boot", "test", "regexp", "loadenv", "hashsum", "gcry_sha1", "echo", "sleep", "reboot",
+	"linux", "boot", "test", "regexp", "loadenv", "hashsum", "gcry_sha1", "echo", "sleep", "reboot", "halt",
 	"search", "search_fs_file", "gzio", "efi_gop", "all_video"}
 
 func grubNames(arch string) (efiName, mkimageFormat, debPkg string) {
@@ -232,6 +235,9 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 	}
 	var looked []string
 	found := ""
+	if in.Bootloader != "" && in.PreferMkimage && grubModuleDir(in.RootfsDir, format) != "" && grubMkimageFound() {
+		in.Bootloader = ""
+	}
 	if in.Bootloader != "" {
 		if st, err := os.Stat(in.Bootloader); err != nil || !st.Mode().IsRegular() {
 			return fmt.Errorf("%w: configured GRUB EFI binary %s is not a file", ErrMissingBootFile, in.Bootloader)
@@ -253,15 +259,11 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 			return err
 		}
 	} else {
-		mods := ""
-		for _, dir := range []string{filepath.Join(in.RootfsDir, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
-			looked = append(looked, dir+"/ (grub-mkimage modules)")
-			if _, err := os.Stat(filepath.Join(dir, "linux.mod")); err == nil {
-				mods = dir
-				break
-			}
-		}
+		mods := grubModuleDir(in.RootfsDir, format)
 		if mods == "" {
+			for _, dir := range []string{filepath.Join(in.RootfsDir, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
+				looked = append(looked, dir+"/ (grub-mkimage modules)")
+			}
 			return fmt.Errorf("%w: no GRUB EFI binary %s; looked in the rootfs at %s; configure one or install the Debian package %s", ErrMissingBootFile, efiName, strings.Join(looked, ", "), debPkg)
 		}
 		if err := grubMkimage(ctx, mods, format, efiDst, in.WorkDir, in.SourceDateEpoch); err != nil {
@@ -323,6 +325,22 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 		return err
 	}
 	return writeFile(bootDir, "boot.grubenv", env)
+}
+
+// grubModuleDir returns the first directory with GRUB's modules for format: the rootfs's own
+// (usr/lib/grub/<format>) or the build host's, or "" when neither has them.
+func grubModuleDir(rootfs, format string) string {
+	for _, dir := range []string{filepath.Join(rootfs, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
+		if _, err := os.Stat(filepath.Join(dir, "linux.mod")); err == nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+func grubMkimageFound() bool {
+	_, err := tool.Find("grub-mkimage", "grub-common")
+	return err == nil
 }
 
 func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp time.Time) error {

@@ -168,6 +168,10 @@ type Yocto struct {
 type Grub struct {
 	// EFIBinary is an optional prebuilt GRUB EFI binary used instead of grub-mkimage.
 	EFIBinary string `json:"efiBinary,omitempty"`
+	// PreferMkimage builds GRUB with grub-mkimage when its modules are installed and falls
+	// back to EFIBinary only when they are not, so a demo builds everywhere and boots where
+	// it can.
+	PreferMkimage bool `json:"preferMkimage,omitempty"`
 }
 
 // Bakery is what rugix-bakery.toml says about a system, verbatim, for the bakery backend.

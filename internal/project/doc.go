@@ -26,11 +26,13 @@
 //	backend = "native"           # native | bakery | yocto; default: native with rootfs,
 //	                             # yocto with yocto.machine, bakery for rugix-bakery.toml systems
 //	rootfs = "rootfs/"           # native: a directory or tarball, relative to the project
+//	boot = "bootfiles/"          # native: boot-partition files (Bakery's roots/boot), e.g. grub.cfg
 //	sizes = { config = "256M", boot = "256M", system = "2G", total = "4G" }  # Bakery size syntax
 //	bundle = { chunker = "casync-64", hash = "sha512-256", deduplicate = true, compression = "xz", xz_preset = 6 }
 //	signing = { key = "keys/k.pem", cert = "keys/c.pem", chain = ["keys/ca.pem"], password_env = "KEY_PASSWORD" }
 //	yocto = { machine = "qemux86-64", image = "core-image-minimal", deploy_dir = "build/tmp/deploy/images/qemux86-64" }
 //	grub = { efi_binary = "grubx64.efi" }   # efi-grub only: a prebuilt GRUB EFI binary
+//	grub = { efi_binary = "x.efi", prefer_mkimage = true }  # grub-mkimage when installed, else x.efi
 //
 // Environment and .env names: NEXIGON_HUB_URL, NEXIGON_TOKEN (or [hub] token_env),
 // NEXIGON_REPOSITORY and NEXIGON_PACKAGE (with the Yocto names NEXIGON_OTA_REPOSITORY and

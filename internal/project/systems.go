@@ -166,6 +166,9 @@ func (l *loader) applyFileSystem(s *System, fs *fileSystem) error {
 	if fs.Yocto.DeployDir != "" {
 		s.Yocto.DeployDir = fs.Yocto.DeployDir
 	}
+	if fs.Grub.PreferMkimage {
+		s.Grub.PreferMkimage = true
+	}
 	if fs.Grub.EFIBinary != "" {
 		s.Grub.EFIBinary = fs.Grub.EFIBinary
 	}

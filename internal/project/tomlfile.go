@@ -65,7 +65,8 @@ type fileSystem struct {
 		DeployDir string `toml:"deploy_dir"`
 	} `toml:"yocto"`
 	Grub struct {
-		EFIBinary string `toml:"efi_binary"`
+		EFIBinary     string `toml:"efi_binary"`
+		PreferMkimage bool   `toml:"prefer_mkimage"`
 	} `toml:"grub"`
 }
 

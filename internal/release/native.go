@@ -140,7 +140,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		}
 	}
 	parts, err := image.BuildPartitions(ctx, image.Input{
-		Target: target, Layout: layout, IDs: ids, RootfsDir: rootDir, BootDir: bootDir, Bootloader: bootloader,
+		Target: target, Layout: layout, IDs: ids, RootfsDir: rootDir, BootDir: bootDir, Bootloader: bootloader, PreferMkimage: sys.Grub.PreferMkimage,
 		WorkDir: filepath.Join(work, "parts"), SourceDateEpoch: sde, SystemFixups: tree.Fixups(),
 	})
 	if err != nil {
