@@ -79,6 +79,18 @@ func repoRoot(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
+// buildOtabake builds the otabake binary the tests drive, as a user would run it.
+func buildOtabake(ctx context.Context, t *testing.T, root, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "otabake")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/otabake")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build otabake: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -355,12 +367,7 @@ func TestBootAndOTACycle(t *testing.T) {
 
 	// Host side: otabake, and the project with its guest (kernel, initramfs, busybox, agent,
 	// rugix-ctrl stand-in), whose agent reaches `hub serve` on the host as 10.0.2.2.
-	otabake := filepath.Join(work, "otabake")
-	build := exec.CommandContext(ctx, "go", "build", "-o", otabake, "./cmd/otabake")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build otabake: %v\n%s", err, out)
-	}
+	otabake := buildOtabake(ctx, t, root, work)
 	port := freePort(t)
 	tok := make([]byte, 16)
 	rand.Read(tok)
@@ -590,12 +597,7 @@ func TestRunQuickstart(t *testing.T) {
 	defer cancel()
 	root := repoRoot(t)
 	work := t.TempDir()
-	otabake := filepath.Join(work, "otabake")
-	build := exec.CommandContext(ctx, "go", "build", "-o", otabake, "./cmd/otabake")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build otabake: %v\n%s", err, out)
-	}
+	otabake := buildOtabake(ctx, t, root, work)
 	p := &project{t: t, dir: filepath.Join(work, "quickstart"), otabake: otabake}
 	cp := exec.Command("cp", "-r", filepath.Join(root, "examples", "quickstart"), p.dir)
 	if out, err := cp.CombinedOutput(); err != nil {

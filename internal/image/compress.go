@@ -109,7 +109,7 @@ func CompressXZ(ctx context.Context, in, out string, workers int) error {
 				readErr <- fmt.Errorf("read %s: %w", in, err)
 				return
 			}
-			j := job{buf: buf[:n], zero: n == xzChunkSize && isZero(buf), res: make(chan result, 1)}
+			j := job{buf: buf[:n], zero: n == xzChunkSize && IsZero(buf), res: make(chan result, 1)}
 			select {
 			case pending <- j.res:
 			case <-ctx.Done():
@@ -158,7 +158,9 @@ func CompressXZ(ctx context.Context, in, out string, workers int) error {
 	return dst.Commit()
 }
 
-func isZero(b []byte) bool {
+// IsZero reports whether b holds only zero bytes: the holes of sparse images, which copies and
+// block maps skip.
+func IsZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
 			return false

@@ -42,7 +42,7 @@ func CopySparse(src, dst string) error {
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read %s at offset %d: %w", src, off, err)
 		}
-		if !allZero(buf[:n]) {
+		if !image.IsZero(buf[:n]) {
 			if _, err := out.WriteAt(buf[:n], off); err != nil {
 				return fmt.Errorf("write %s: %w", dst, err)
 			}
@@ -53,21 +53,6 @@ func CopySparse(src, dst string) error {
 	}
 	ok = true
 	return out.Close()
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ArmSpareBoot sets rugpi_boot_spare=true in the config partition of an efi-grub disk image,
