@@ -1,7 +1,7 @@
 # otabake developer tasks. `just --list` shows them all.
 
 version := `git describe --always --dirty 2>/dev/null || echo dev`
-ldflags := "-s -w -X github.com/otabake/otabake/internal/cli.Version=" + version
+ldflags := "-s -w -X github.com/otabake/otabake/internal/cli.Version=" + version + " -X github.com/otabake/otabake/internal/agent/cli.Version=" + version
 
 # Build otabake and otabake-agent for this machine into bin/.
 build:
@@ -25,7 +25,7 @@ agent-all:
     for arch in amd64 arm64 arm; do
         out=bin/otabake-agent-$arch
         [ "$arch" = arm ] && out=bin/otabake-agent-armhf
-        CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=7 go build -trimpath -tags urfave_cli_no_docs -ldflags '{{ldflags}}' -o "$out" ./cmd/otabake-agent
+        CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=7 go build -trimpath -ldflags '{{ldflags}}' -o "$out" ./cmd/otabake-agent
         printf '%-28s %s bytes\n' "$out" "$(stat -c %s "$out")"
     done
 

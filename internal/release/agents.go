@@ -56,7 +56,7 @@ func BuildAgents(ctx context.Context, projectDir string, arches []string) ([]str
 			return nil, fmt.Errorf("no otabake-agent build for architecture %q (want amd64, arm64 or armhf)", arch)
 		}
 		out := filepath.Join(dir, "otabake-agent-"+arch)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w", "-o", out, "./cmd/otabake-agent")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/otabake-agent")
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), append([]string{"CGO_ENABLED=0", "GOOS=linux"}, env...)...)
 		var stderr bytes.Buffer
