@@ -86,7 +86,7 @@ func ReadBlockIndex(r io.Reader) (*BlockIndex, error) {
 // `rugix-ctrl slots create-index` does. Hashing runs on workers goroutines (0: GOMAXPROCS).
 func ComputeBlockIndex(ctx context.Context, r io.Reader, spec chunker.Spec, alg HashAlgorithm, workers int) (*BlockIndex, error) {
 	x := &BlockIndex{Chunker: spec, HashAlgorithm: alg}
-	err := chunker.HashBlocks(ctx, spec, r, alg.New, workers, func(b chunker.BlockSum) error {
+	err := HashBlocks(ctx, spec, r, alg, workers, func(b chunker.BlockSum) error {
 		x.Hashes = append(x.Hashes, b.Sum...)
 		x.Sizes = append(x.Sizes, uint32(b.Size))
 		return nil

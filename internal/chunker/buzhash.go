@@ -1,6 +1,8 @@
 package chunker
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"math/bits"
 )
@@ -60,11 +62,38 @@ func init() {
 type divisor struct {
 	m   uint64
 	neg uint64 // 2⁶⁴ - m
+	// skipZeros is set when the hash of a window of zeros is not a cut, so runs of zeros can be
+	// skipped without hashing.
+	skipZeros bool
 }
 
 func newDivisor(d uint32) divisor {
 	m := math.MaxUint64/uint64(d) + 1
-	return divisor{m: m, neg: -m}
+	v := divisor{m: m, neg: -m}
+	var h uint32
+	for range windowSize {
+		h = bits.RotateLeft32(h, 1) ^ table[0]
+	}
+	v.skipZeros = !v.isCut(h)
+	return v
+}
+
+// zeroPage is compared against to find runs of zeros at memory speed.
+var zeroPage [4096]byte
+
+// zeroPrefix returns the number of leading zero bytes of p.
+func zeroPrefix(p []byte) int {
+	i := 0
+	for len(p)-i >= len(zeroPage) && bytes.Equal(p[i:i+len(zeroPage)], zeroPage[:]) {
+		i += len(zeroPage)
+	}
+	for i+8 <= len(p) && binary.LittleEndian.Uint64(p[i:]) == 0 {
+		i += 8
+	}
+	for i < len(p) && p[i] == 0 {
+		i++
+	}
+	return i
 }
 
 // isCut reports whether h % d == d-1.
@@ -72,7 +101,8 @@ func (v divisor) isCut(h uint32) bool { return uint64(h)*v.m >= v.neg }
 
 // casyncCut returns the length of the first casync block of p. p must hold at least max bytes
 // unless it is the end of the stream; the window hash depends only on the last 48 bytes, so
-// scanning starts min-48 bytes into the block and nothing carries over between blocks.
+// scanning starts min-48 bytes into the block and nothing carries over between blocks. A run of
+// zeros there is skipped (see divisor.skipZeros).
 //
 // The loop is unrolled four times: the table lookups of four bytes are independent of the hash,
 // so the CPU overlaps them, and the slices shrink in step so the compiler drops bounds checks.
@@ -84,13 +114,27 @@ func casyncCut(p []byte, min, max int, div divisor) int {
 	if n <= min {
 		return n
 	}
+	e := min // end of the first window to test
+	if div.skipZeros && p[min-windowSize] == 0 {
+		// Every window inside a run of zeros has the same hash, which is not a cut: jump to the
+		// first window that holds a nonzero byte. Unused space in file system images makes such
+		// runs common, and there each block is cut at max.
+		z := min - windowSize + zeroPrefix(p[min-windowSize:n])
+		if z >= n {
+			return n
+		}
+		if z >= e {
+			e = z + 1
+		}
+	}
 	var h uint32
-	for _, b := range p[min-windowSize : min] {
+	for _, b := range p[e-windowSize : e] {
 		h = bits.RotateLeft32(h, 1) ^ table[b]
 	}
 	if div.isCut(h) {
-		return min
+		return e
 	}
+	min = e
 	in := p[min:n]                          // bytes entering the window
 	out := p[min-windowSize : n-windowSize] // bytes leaving it, same length
 	m, neg := div.m, div.neg

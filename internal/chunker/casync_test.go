@@ -194,23 +194,37 @@ func TestCasyncOracle(t *testing.T) {
 					t.Fatalf("casync index flags %#x lack sha512-256", want.Flags)
 				}
 
-				var got []caibxChunk
-				err = HashBlocks(context.Background(), spec, bytes.NewReader(in.data), sha512.New512_256, 2, func(b BlockSum) error {
-					c := caibxChunk{End: uint64(b.Offset + b.Size)}
-					copy(c.ID[:], b.Sum)
-					got = append(got, c)
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range min(len(got), len(want.Chunks)) {
-					if got[i] != want.Chunks[i] {
-						t.Fatalf("chunk %d: ours ends at %d id %x, casync's ends at %d id %x", i, got[i].End, got[i].ID, want.Chunks[i].End, want.Chunks[i].ID)
+				// HashBlocks with crypto/sha512, and the AVX-512 eight-lane SHA-512/256 where the
+				// CPU has it, both with the segments cut in two parallel parts.
+				for _, run := range []struct {
+					name string
+					hash func(fn func(BlockSum) error) error
+				}{
+					{"HashBlocks", func(fn func(BlockSum) error) error {
+						return HashBlocks(context.Background(), spec, bytes.NewReader(in.data), sha512.New512_256, 2, fn)
+					}},
+					{"HashBlocksSHA512_256", func(fn func(BlockSum) error) error {
+						return HashBlocksSHA512_256(context.Background(), spec, bytes.NewReader(in.data), 2, fn)
+					}},
+				} {
+					var got []caibxChunk
+					err = run.hash(func(b BlockSum) error {
+						c := caibxChunk{End: uint64(b.Offset + b.Size)}
+						copy(c.ID[:], b.Sum)
+						got = append(got, c)
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				if len(got) != len(want.Chunks) {
-					t.Fatalf("%d chunks, casync has %d", len(got), len(want.Chunks))
+					for i := range min(len(got), len(want.Chunks)) {
+						if got[i] != want.Chunks[i] {
+							t.Fatalf("%s: chunk %d: ours ends at %d id %x, casync's ends at %d id %x", run.name, i, got[i].End, got[i].ID, want.Chunks[i].End, want.Chunks[i].ID)
+						}
+					}
+					if len(got) != len(want.Chunks) {
+						t.Fatalf("%s: %d chunks, casync has %d", run.name, len(got), len(want.Chunks))
+					}
 				}
 				// Streaming front end too, fed in odd read sizes.
 				c := New(spec, &randomReads{bytes.NewReader(in.data), rand.New(rand.NewPCG(44, 44)), 9999})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Block is one block of the stream. Data aliases the chunker's buffer and is valid only until the
@@ -127,4 +128,94 @@ func (c *Chunker) Next() (Block, error) {
 	c.start += n
 	c.off += int64(n)
 	return b, nil
+}
+
+// cutAll appends to ends the end offsets of the blocks of buf that start at offset start: all of
+// them if the stream ends with buf (eof), otherwise those that start at least max bytes before
+// the end of buf, whose boundaries cannot depend on data after buf. With parts > 1 the data is
+// cut in parts goroutines, see cutParallel.
+func (c *cutter) cutAll(buf []byte, start int, eof bool, parts int, ends []int) []int {
+	if parts > 1 && c.kind == Casync && len(buf)-start >= parts*minPartSize {
+		return c.cutParallel(buf, start, eof, parts, ends)
+	}
+	ends, _ = c.cutFrom(buf, start, eof, len(buf), ends)
+	return ends
+}
+
+// minPartSize is the smallest part cutParallel gives a goroutine: large enough that the
+// resynchronisation at its start is a small fraction of the work.
+const minPartSize = 2 << 20
+
+// cutFrom appends the ends of the blocks that start at pos and after, up to the first block end
+// at or beyond stop, and returns them with the start of the next block.
+func (c *cutter) cutFrom(buf []byte, pos int, eof bool, stop int, ends []int) ([]int, int) {
+	for pos < stop && pos < len(buf) && (eof || len(buf)-pos >= c.max) {
+		pos += c.cut(buf[pos:])
+		ends = append(ends, pos)
+	}
+	return ends, pos
+}
+
+// cutParallel is cutAll with the data split into parts cut concurrently. Part 0 starts at a true
+// block start; every other part starts at an arbitrary offset, so its first boundaries may be
+// wrong. But where a block starts fixes where it ends (casyncCut looks only at the bytes from the
+// start, and at whether the stream ends), so once the true sequence, extended from the previous
+// parts, reaches a position that is also a block start in part k, the two sequences are the same
+// from there on and part k's boundaries are taken over. If they never meet, the true sequence is
+// simply extended through part k, as a single goroutine would have cut it: the result is
+// identical to cutAll with parts = 1 in every case.
+func (c *cutter) cutParallel(buf []byte, start int, eof bool, parts int, ends []int) []int {
+	n := len(buf) - start
+	bounds := make([]int, parts+1)
+	for k := range bounds {
+		bounds[k] = start + n/parts*k
+	}
+	bounds[parts] = len(buf)
+	lists := make([][]int, parts)
+	var wg sync.WaitGroup
+	for k := 1; k < parts; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lists[k], _ = c.cutFrom(buf, bounds[k], eof, bounds[k+1], nil)
+		}()
+	}
+	ends, pos := c.cutFrom(buf, start, eof, bounds[1], ends)
+	wg.Wait()
+	for k := 1; k < parts; k++ {
+		// Part k's block starts are bounds[k] and its block ends.
+		list, i := lists[k], -1 // i indexes the starts: -1 is bounds[k], j ≥ 0 is list[j]
+		for {
+			for i < len(list) && startAt(bounds[k], list, i) < pos {
+				i++
+			}
+			if i == len(list) {
+				break // pos is beyond part k's blocks: try part k+1
+			}
+			if startAt(bounds[k], list, i) == pos {
+				ends = append(ends, list[i+1:]...)
+				if len(ends) > 0 {
+					pos = ends[len(ends)-1]
+				}
+				break
+			}
+			var more []int
+			more, pos = c.cutFrom(buf, pos, eof, pos+1, nil)
+			if len(more) == 0 {
+				return ends // the stream or buf ends here
+			}
+			ends = append(ends, more...)
+		}
+	}
+	ends, _ = c.cutFrom(buf, pos, eof, len(buf), ends)
+	return ends
+}
+
+// startAt returns the i-th block start of a part beginning at first with block ends list: first
+// for i = -1, list[i] otherwise.
+func startAt(first int, list []int, i int) int {
+	if i < 0 {
+		return first
+	}
+	return list[i]
 }

@@ -108,6 +108,21 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
+// sparseBytes is mostly zeros: runs of random lengths (up to twice a casync-64 minimum block)
+// separated by single random bytes or short random stretches.
+func sparseBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := 0; i < n; {
+		i += rng.IntN(32 << 10)
+		for k := rng.IntN(3) * rng.IntN(200); k >= 0 && i < n; k-- {
+			b[i] = byte(1 + rng.IntN(255))
+			i++
+		}
+	}
+	return b
+}
+
 // textBytes is low-entropy, repetitive input, the opposite of random data.
 func textBytes(seed uint64, n int) []byte {
 	words := strings.Fields("the quick brown fox jumps over lazy dog update bundle block slot rugix casync chunk hash " +
@@ -151,6 +166,9 @@ func TestChunkerMatchesReference(t *testing.T) {
 		{"zeros", make([]byte, 300_000)},
 		{"random", randomBytes(2, 700_000)},
 		{"text", textBytes(3, 500_000)},
+		// Runs of zeros of every length around the window and the minimum size, which
+		// casyncCut skips, broken by single bytes and by random data.
+		{"sparse", sparseBytes(4, 2_000_000)},
 	}
 	specs := []Spec{{Casync, 1}, {Casync, 4}, {Casync, 16}, {Casync, 64}, {Fixed, 1}, {Fixed, 7}, {Fixed, 64}}
 	for _, in := range inputs {
@@ -347,4 +365,73 @@ func FuzzChunker(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCutParallel checks that cutting in parallel parts gives exactly the sequential boundaries,
+// both where the parts resynchronise (random data, text) and where they never do (zeros: every
+// block has the maximum size, and the parts start off that grid).
+func TestCutParallel(t *testing.T) {
+	inputs := []struct {
+		name string
+		data []byte
+	}{
+		{"random", randomBytes(60, 9<<20+777)},
+		{"zeros", make([]byte, 9<<20+333)},
+		{"text", textBytes(61, 7<<20)},
+		{"mixed", slices.Concat(randomBytes(62, 3<<20), make([]byte, 3<<20+5), textBytes(63, 3<<20))},
+		{"sparse", sparseBytes(64, 9<<20)},
+	}
+	for _, in := range inputs {
+		for _, spec := range []Spec{{Casync, 16}, {Casync, 64}, {Casync, 256}} {
+			for _, parts := range []int{2, 3, 4} {
+				for _, eof := range []bool{true, false} {
+					c, err := newCutter(spec)
+					if err != nil {
+						t.Fatal(err)
+					}
+					const start = 1000
+					want := c.cutAll(in.data, start, eof, 1, nil)
+					got := c.cutParallel(in.data, start, eof, parts, nil)
+					if !slices.Equal(got, want) {
+						t.Errorf("%s %s parts=%d eof=%t: %d blocks, want %d (first difference at %d)", in.name, spec, parts, eof, len(got), len(want), firstDiff(got, want))
+					}
+				}
+			}
+		}
+	}
+}
+
+func firstDiff(a, b []int) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestZeroRunEdges puts every byte value right after a run of zeros of lengths around where
+// casyncCut starts scanning, so the first window holding a nonzero byte, which the zero skip
+// jumps to, is tested for a cut with every possible content.
+func TestZeroRunEdges(t *testing.T) {
+	for _, spec := range []Spec{{Casync, 1}} {
+		min := spec.MinSize()
+		cuts := 0
+		for _, zeros := range []int{min - windowSize - 1, min - windowSize, min - windowSize + 1, min - 1, min, min + 1, 3*spec.MaxSize() + 5} {
+			for b := 1; b < 256; b++ {
+				data := slices.Concat(make([]byte, zeros), []byte{byte(b)}, randomBytes(uint64(b), spec.MaxSize()))
+				want := refLengths(data, spec)
+				if got := chunkLengths(t, spec, bytes.NewReader(data), data); !slices.Equal(got, want) {
+					t.Fatalf("%s, %d zeros then %#x: lengths = %v, want %v", spec, zeros, b, got, want)
+				}
+				end := 0
+				for _, n := range want {
+					if end += n; end == zeros+1 {
+						cuts++
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d cases cut right after the zeros", spec, cuts)
+	}
 }

@@ -2,9 +2,11 @@ package chunker
 
 import (
 	"context"
+	"crypto/sha512"
 	"hash"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -19,18 +21,23 @@ type BlockSum struct {
 	Sum []byte
 }
 
-// segmentBody is the smallest amount of data read into one segment of HashBlocks. Reading runs in
-// its own goroutine, so the read copy overlaps the scan; blocks are hashed in place.
-const segmentBody = 4 << 20
+// segmentBody is the smallest amount of data read into one segment of HashBlocks. A segment is
+// cut and hashed as a whole by all workers, so it must hold many blocks: enough that the workers
+// rarely wait for each other at its end, and that the parts cut in parallel resynchronise early.
+// But all segments together should stay in the last-level cache, so that the kernel's copy, the
+// cutter and the hashers do not each go to memory: 1 GiB ext4 image, 2 cores, 4 segments of 4,
+// 6, 8 or 16 MiB: 0.75, 0.75, 0.74–0.83 and 0.93 s. It is a variable so that tests can cross
+// segment ends with little data.
+var segmentBody = 8 << 20
 
-// numSegments bounds the memory HashBlocks reads into: one being read, one queued, one being
-// scanned and one still referenced by blocks in flight.
+// numSegments bounds the memory HashBlocks reads into: one being read, one being cut, one being
+// hashed and one being delivered.
 const numSegments = 4
 
-// segment is a read buffer shared by the blocks cut from it. Data is read into buf[gap:]; the
-// unscanned tail of the previous segment (shorter than a maximum block) is copied into the gap
-// just before it, so that every block is contiguous. A segment returns to its pool when the
-// scanner has moved on and every block in it has been hashed.
+// segment is a read buffer. Data is read into buf[gap:]; the uncut tail of the previous segment
+// (shorter than a maximum block) is copied into the gap just before it, so that every block is
+// contiguous. A segment returns to its pool when the cutter has copied its tail out and its
+// blocks have been delivered.
 type segment struct {
 	buf  []byte
 	refs atomic.Int32
@@ -43,7 +50,7 @@ func (s *segment) release() {
 	}
 }
 
-// filled is a segment handed from the reader to the scanner: n bytes at buf[gap:], and whether
+// filled is a segment handed from the reader to the cutter: n bytes at buf[gap:], and whether
 // the stream ended there (or failed with err).
 type filled struct {
 	seg *segment
@@ -52,29 +59,51 @@ type filled struct {
 	err error
 }
 
-// job is one block in flight. Jobs are recycled through a free list, which bounds how many blocks
-// are in flight at once.
-type job struct {
-	index int
-	off   int64
-	size  int
-	data  []byte
+// region is the cut part of one segment, buf[start:ends[len(ends)-1]], on its way from the cutter
+// through the hashers to the caller.
+type region struct {
 	seg   *segment
-	sum   []byte
-	done  chan struct{}
+	start int
+	off   int64 // stream offset of buf[start]
+	index int   // index of the first block
+	ends  []int // block ends, ascending, as offsets into seg.buf
+	sums  [][]byte
+}
+
+// block returns block i of the region.
+func (g *region) block(i int) []byte {
+	lo := g.start
+	if i > 0 {
+		lo = g.ends[i-1]
+	}
+	return g.seg.buf[lo:g.ends[i]]
 }
 
 // HashBlocks chunks r according to spec and calls fn with the digest of every block, strictly in
-// stream order and always from the calling goroutine, so fn needs no locking. Reading, scanning
-// for boundaries and hashing (in workers goroutines, GOMAXPROCS if workers ≤ 0) run concurrently,
-// so on a multi-core machine the single-threaded scan is the only serial step. Memory is bounded by
-// a few segments of max(4 MiB, 4×max block size) plus a fixed number of blocks in flight,
-// independent of the stream length.
+// stream order and always from the calling goroutine, so fn needs no locking. The stream is read,
+// cut and hashed in segments of 8 MiB or more, each stage in its own goroutine, so the stages
+// overlap; cutting a segment and hashing its blocks each use workers goroutines (GOMAXPROCS if
+// workers ≤ 0). Memory is bounded by a few segments, independent of the stream length.
+//
+// The stream is read, not memory-mapped: on the benchmark machine (a VM) scanning page-cache pages
+// through a mapping cost more user time than the kernel's copy into reused buffers.
 //
 // HashBlocks stops at the first error: from reading r (wrapped with the stream offset), from fn
 // (returned unchanged), or from ctx. When it returns, no goroutine it started still runs and r is
 // no longer read.
 func HashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash.Hash, workers int, fn func(b BlockSum) error) error {
+	return hashBlocks(ctx, spec, r, newHash, false, workers, fn)
+}
+
+// HashBlocksSHA512_256 is HashBlocks with SHA-512/256, the default block hash of bundles and block
+// indices. Where the CPU has AVX-512 it hashes eight blocks at once per core, about four times
+// the speed of crypto/sha512 (3.4 against 0.87 GB/s on an AMD Zen 5 core), which makes hashing
+// cheaper than cutting.
+func HashBlocksSHA512_256(ctx context.Context, spec Spec, r io.Reader, workers int, fn func(b BlockSum) error) error {
+	return hashBlocks(ctx, spec, r, sha512.New512_256, haveX8, workers, fn)
+}
+
+func hashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash.Hash, x8 bool, workers int, fn func(b BlockSum) error) error {
 	cut, err := newCutter(spec)
 	if err != nil {
 		return err
@@ -85,45 +114,18 @@ func HashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// Enough jobs to keep every worker busy while the collector waits on the oldest one.
-	numJobs := 4*workers + 4
-	free := make(chan *job, numJobs)
-	for range numJobs {
-		free <- &job{done: make(chan struct{}, 1)}
-	}
-	// Both channels hold every job at most once, so sends on them never block.
-	jobs := make(chan *job, numJobs)
-	pending := make(chan *job, numJobs)
-
 	pool := make(chan *segment, numSegments)
 	for range numSegments {
 		pool <- &segment{pool: pool}
 	}
 	gap := cut.max
-	segSize := gap + max(segmentBody, 4*cut.max)
+	segSize := gap + max(segmentBody, 16*cut.max)
 	segs := make(chan filled, 1)
+	cutRegions := make(chan *region, 1)
+	hashed := make(chan *region, 1)
 
 	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h := newHash()
-			for j := range jobs {
-				if ctx.Err() == nil {
-					h.Reset()
-					h.Write(j.data)
-					j.sum = h.Sum(nil)
-				}
-				j.data = nil
-				j.seg.release()
-				j.seg = nil
-				j.done <- struct{}{}
-			}
-		}()
-	}
-
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		readSegments(ctx, r, pool, segSize, gap, segs)
@@ -131,27 +133,36 @@ func HashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	var readErr error
 	go func() {
 		defer wg.Done()
-		defer close(pending)
-		defer close(jobs)
-		readErr = scan(ctx, cut, gap, segs, free, jobs, pending)
+		defer close(cutRegions)
+		readErr = cutSegments(ctx, cut, gap, workers, segs, cutRegions)
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(hashed)
+		for g := range cutRegions {
+			if ctx.Err() == nil {
+				hashRegion(g, newHash, x8, workers)
+			}
+			hashed <- g
+		}
 	}()
 
-	var fnErr, ctxErr error
-	for j := range pending {
-		<-j.done
-		switch {
-		case fnErr != nil:
-		case ctx.Err() != nil:
-			// The block may not have been hashed; never deliver a missing sum.
-			ctxErr = ctx.Err()
-		default:
-			fnErr = fn(BlockSum{Index: j.index, Offset: j.off, Size: int64(j.size), Sum: j.sum})
-			if fnErr != nil {
-				cancel()
+	var fnErr error
+	for g := range hashed {
+		for i := range g.ends {
+			if fnErr != nil || ctx.Err() != nil {
+				break
 			}
+			lo := g.start
+			if i > 0 {
+				lo = g.ends[i-1]
+			}
+			fnErr = fn(BlockSum{Index: g.index + i, Offset: g.off + int64(lo-g.start), Size: int64(g.ends[i] - lo), Sum: g.sums[i]})
 		}
-		j.sum = nil
-		free <- j
+		if fnErr != nil {
+			cancel()
+		}
+		g.seg.release()
 	}
 	wg.Wait()
 	switch {
@@ -160,10 +171,63 @@ func HashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	case readErr != nil:
 		return readErr
 	}
-	return ctxErr
+	return ctx.Err()
 }
 
-// readSegments reads r into segments and queues them for the scanner until the stream ends, a read
+// hashRegion hashes every block of g with workers goroutines, which take blocks in order.
+func hashRegion(g *region, newHash func() hash.Hash, x8 bool, workers int) {
+	g.sums = make([][]byte, len(g.ends))
+	var next atomic.Int64
+	work := func() {
+		if x8 {
+			hashX8(g, &next)
+			return
+		}
+		h := newHash()
+		for i := int(next.Add(1) - 1); i < len(g.ends); i = int(next.Add(1) - 1) {
+			h.Reset()
+			h.Write(g.block(i))
+			g.sums[i] = h.Sum(nil)
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(workers, len(g.ends)) - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+}
+
+// hashX8 hashes blocks of g taken from next, eight at a time, until none is left.
+func hashX8(g *region, next *atomic.Int64) {
+	var x sha512x8
+	var lane [8]int
+	more := true
+	for {
+		for i := 0; i < 8 && more; i++ {
+			if !x.idle(i) {
+				continue
+			}
+			b := int(next.Add(1) - 1)
+			if b >= len(g.ends) {
+				more = false
+				break
+			}
+			x.start(i, g.block(b))
+			lane[i] = b
+		}
+		if !x.active() {
+			return
+		}
+		x.step(func(i int, sum []byte) { g.sums[lane[i]] = sum })
+	}
+}
+
+// readSegments reads r into segments and queues them for the cutter until the stream ends, a read
 // fails (the last segment carries the error) or ctx is done.
 func readSegments(ctx context.Context, r io.Reader, pool chan *segment, segSize, gap int, segs chan<- filled) {
 	var off int64
@@ -187,53 +251,59 @@ func readSegments(ctx context.Context, r io.Reader, pool chan *segment, segSize,
 	}
 }
 
-// scan cuts blocks out of the segments and queues them for the workers (jobs) and, in the same
-// order, for the collector (pending).
-func scan(ctx context.Context, cut cutter, gap int, segs <-chan filled, free <-chan *job, jobs, pending chan<- *job) error {
-	var seg *segment
+// cutSegments cuts the segments into regions of whole blocks and queues them in order. The uncut
+// tail of a segment moves to the front of the next one. It returns the read error that ended the
+// stream, if any.
+func cutSegments(ctx context.Context, cut cutter, gap, workers int, segs <-chan filled, out chan<- *region) error {
+	var prev *segment
 	defer func() {
-		if seg != nil {
-			seg.release()
+		if prev != nil {
+			prev.release()
 		}
 	}()
-	start, end := 0, 0
+	prevStart, prevEnd := 0, 0
 	var off int64
-	eof := false
-	for index := 0; ; index++ {
-		for !eof && end-start < cut.max {
-			var f filled
-			select {
-			case f = <-segs:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			tail := end - start
-			if seg != nil {
-				copy(f.seg.buf[gap-tail:gap], seg.buf[start:end])
-				seg.release()
-			}
-			seg = f.seg
-			start, end, eof = gap-tail, gap+f.n, f.eof
-			if f.err != nil {
-				return f.err
-			}
-		}
-		if start == end {
-			return nil
-		}
-		n := cut.cut(seg.buf[start:end])
-		var j *job
+	index := 0
+	var ends []int
+	for {
+		var f filled
+		var ok bool
 		select {
-		case j = <-free:
+		case f, ok = <-segs:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		j.index, j.off, j.size, j.data, j.seg = index, off, n, seg.buf[start:start+n], seg
-		seg.refs.Add(1)
-		jobs <- j
-		pending <- j
-		start += n
-		off += int64(n)
+		if !ok {
+			return nil
+		}
+		tail := prevEnd - prevStart
+		if prev != nil {
+			copy(f.seg.buf[gap-tail:gap], prev.buf[prevStart:prevEnd])
+			prev.release()
+		}
+		prev = f.seg
+		start, end := gap-tail, gap+f.n
+		prevStart, prevEnd = start, end
+		if f.err != nil {
+			return f.err
+		}
+		ends = cut.cutAll(f.seg.buf[:end], start, f.eof, workers, ends[:0])
+		if len(ends) > 0 {
+			g := &region{seg: f.seg, start: start, off: off, index: index, ends: slices.Clone(ends)}
+			f.seg.refs.Add(1)
+			select {
+			case out <- g:
+			case <-ctx.Done():
+				f.seg.release()
+				return ctx.Err()
+			}
+			prevStart = ends[len(ends)-1]
+			off += int64(prevStart - start)
+			index += len(ends)
+		}
+		if f.eof {
+			return nil
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -46,23 +48,32 @@ func collect(ctx context.Context, spec Spec, r io.Reader, newHash func() hash.Ha
 }
 
 func TestHashBlocksMatchesSequential(t *testing.T) {
-	// Longer than several segments, so blocks straddle segment ends and segments are recycled.
+	// Longer than several segments, so blocks straddle segment ends and segments are recycled;
+	// segments of 5 MiB are still cut in two parallel parts.
+	defer func(n int) { segmentBody = n }(segmentBody)
+	segmentBody = 5 << 20
 	data := slices.Concat(randomBytes(20, 9<<20), make([]byte, 3<<20), textBytes(21, 2<<20), randomBytes(22, 12345))
 	tests := []struct {
 		spec    Spec
 		workers int
 		hash    func() hash.Hash
 		reader  func() io.Reader
+		x8      bool // HashBlocksSHA512_256
 	}{
-		{Spec{Casync, 64}, 0, sha512.New512_256, nil},
-		{Spec{Casync, 64}, 1, sha512.New512_256, nil},
-		{Spec{Casync, 16}, 3, sha256.New, nil},
-		{Spec{Casync, 256}, 2, sha512.New, nil},
-		{Spec{Fixed, 64}, 2, sha512.New512_256, nil},
-		{Spec{Fixed, 1000}, 2, sha512.New512_256, nil},
+		{Spec{Casync, 64}, 0, sha512.New512_256, nil, false},
+		{Spec{Casync, 64}, 1, sha512.New512_256, nil, false},
+		{Spec{Casync, 16}, 3, sha256.New, nil, false},
+		{Spec{Casync, 256}, 2, sha512.New, nil, false},
+		{Spec{Fixed, 64}, 2, sha512.New512_256, nil, false},
+		{Spec{Fixed, 1000}, 2, sha512.New512_256, nil, false},
 		{Spec{Casync, 64}, 2, sha512.New512_256, func() io.Reader {
 			return &randomReads{bytes.NewReader(data), rand.New(rand.NewPCG(5, 5)), 300_000}
-		}},
+		}, false},
+		// A file, as the commands read it.
+		{Spec{Casync, 64}, 2, sha512.New512_256, func() io.Reader { return tempFile(t, data) }, false},
+		{Spec{Casync, 64}, 0, sha512.New512_256, nil, true},
+		{Spec{Casync, 16}, 3, sha512.New512_256, func() io.Reader { return tempFile(t, data) }, true},
+		{Spec{Fixed, 64}, 1, sha512.New512_256, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec.String(), func(t *testing.T) {
@@ -71,7 +82,16 @@ func TestHashBlocksMatchesSequential(t *testing.T) {
 			if tt.reader != nil {
 				r = tt.reader()
 			}
-			got, err := collect(context.Background(), tt.spec, r, tt.hash, tt.workers)
+			var got []BlockSum
+			var err error
+			if tt.x8 {
+				err = HashBlocksSHA512_256(context.Background(), tt.spec, r, tt.workers, func(b BlockSum) error {
+					got = append(got, b)
+					return nil
+				})
+			} else {
+				got, err = collect(context.Background(), tt.spec, r, tt.hash, tt.workers)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,6 +106,21 @@ func TestHashBlocksMatchesSequential(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tempFile writes data to a file and returns it opened for reading.
+func tempFile(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func TestHashBlocksEmpty(t *testing.T) {

@@ -537,7 +537,7 @@ func bundleBlocksCommand() *ucli.Command {
 		g := globals(c)
 		w := bufio.NewWriterSize(g.Stdout, 64<<10)
 		line := make([]byte, 0, 256)
-		err = chunker.HashBlocks(c.Context, spec, f, alg.New, c.Int("workers"), func(b chunker.BlockSum) error {
+		err = bundle.HashBlocks(c.Context, spec, f, alg, c.Int("workers"), func(b chunker.BlockSum) error {
 			line = strconv.AppendInt(line[:0], b.Offset, 10)
 			line = append(line, ' ')
 			line = strconv.AppendInt(line, b.Size, 10)

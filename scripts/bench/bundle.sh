@@ -7,6 +7,7 @@
 #
 # Usage: scripts/bench/bundle.sh            (1 GiB image)
 #        BENCH_IMAGE_MIB=256 scripts/bench/bundle.sh
+#        BENCH_ONLY=a scripts/bench/bundle.sh   (only part (a))
 # Needs: go (with cgo and liblzma-dev for liblzma's xz), casync, e2fsprogs, hyperfine, python3.
 set -eu
 
@@ -17,6 +18,7 @@ done
 
 mib=${BENCH_IMAGE_MIB:-1024}
 runs=${BENCH_RUNS:-3}
+only=${BENCH_ONLY:-}
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/otabake-bench-bundle.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -64,6 +66,7 @@ hyperfine --warmup 1 --runs "$runs" --export-json "$tmp/a.json" \
 	"casync digest --chunk-size=16384:65536:262144 --digest=sha512-256 $img" \
 	"$ota bundle blocks --chunker casync-64 --hash sha512-256 $img >/dev/null"
 echo "ratio (a): $(ratio "$tmp/a.json")"
+[ "$only" != a ] || exit 0
 
 echo
 echo "== (b) xz bundle: casync make --compression=xz vs otabake bundle create (target <= 0.55 time, <= 1.05 size)"
