@@ -209,10 +209,12 @@ boot
 `
 
 // grubEmbedded is the configuration built into a GRUB image made by grub-mkimage. GRUB runs it
-// with its rescue parser, before normal mode exists, so it can hold no if/else: it points root
-// and prefix at the partition the binary was loaded from ($cmdpath, the config partition),
-// and normal mode then reads $prefix/grub.cfg, the first stage.
-const grubEmbedded = `regexp --set=1:root '^\((.*)\)' "$cmdpath"
+// with its rescue parser, before normal mode exists, so it can hold no if/else: it searches for
+// /rugpi/grub.cfg, trying the partition the binary was loaded from ($cmdpath, the config
+// partition) first, points root and prefix there, and normal mode then reads $prefix/grub.cfg,
+// the first stage.
+const grubEmbedded = `regexp --set=1:otabake_dev '^\((.*)\)' "$cmdpath"
+search --no-floppy --file --set=root --hint="$otabake_dev" /rugpi/grub.cfg
 set prefix=($root)/rugpi
 `
 
