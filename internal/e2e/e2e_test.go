@@ -23,6 +23,7 @@ import (
 	"github.com/otabake/otabake/internal/bootenv"
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/e2e/vmkit"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/hub/nexigon"
 	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/vm"
@@ -312,18 +313,22 @@ func (m *machine) waitBoot(ctx context.Context, n int, disk string) boot {
 	return b
 }
 
-func readGPT(t *testing.T, disk string) []image.GPTPartition {
+func readGPT(t *testing.T, disk string) []gpt.Partition {
 	t.Helper()
 	f, err := os.Open(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	parts, err := image.ReadGPT(f)
+	st, err := f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return parts
+	table, err := gpt.Read(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table.Partitions()
 }
 
 // hubStatus reads dev.nexigon.ota.status as the device published it.

@@ -60,41 +60,6 @@ func TestGrubScriptsParse(t *testing.T) {
 	}
 }
 
-// gptSeed is the start of a real efi-grub disk: protective MBR, GPT header and entries.
-func gptSeed(f *testing.F) []byte {
-	tg, err := TargetByName(TargetEFIGrub, "amd64")
-	if err != nil {
-		f.Fatal(err)
-	}
-	l, err := Plan(tg, Sizes{}, 1<<20)
-	if err != nil {
-		f.Fatal(err)
-	}
-	disk := make(bytesRW, 64<<10)
-	if err := WriteTable(disk, l, DeriveIdentifiers("fuzz", "fuzz@1")); err != nil {
-		f.Fatal(err)
-	}
-	return disk
-}
-
-// FuzzReadGPT: a hostile partition table gives an error, never a panic or a huge allocation,
-// and every accepted entry has a positive extent.
-func FuzzReadGPT(f *testing.F) {
-	f.Add(gptSeed(f))
-	f.Add([]byte("EFI PART"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		parts, err := ReadGPT(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		for _, p := range parts {
-			if p.Start <= 0 || p.Sectors <= 0 || p.Number <= 0 {
-				t.Fatalf("accepted entry %+v", p)
-			}
-		}
-	})
-}
-
 // FuzzReplaceFATFile: rewriting a file in a hostile FAT image fails cleanly or writes inside
 // the image.
 func FuzzReplaceFATFile(f *testing.F) {

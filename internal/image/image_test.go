@@ -159,9 +159,6 @@ func TestImagesWithFieldTools(t *testing.T) {
 					t.Errorf("partition %d uuid = %s, want %s", p.Number, g.UUID, b.ids.PartitionGUID(p.Number).Upper())
 				}
 			}
-			if b.layout.Table == GPT {
-				checkReadGPT(t, b.img, pt.Partitions)
-			}
 			if b.layout.Table == MBR {
 				ext, _ := b.layout.ByRole(RoleExtended)
 				if ext.Start+ext.Sectors != b.layout.DiskSectors {
@@ -528,35 +525,6 @@ func TestUBootScriptsGenerated(t *testing.T) {
 		}
 		if len(data) < 72 || data[0] != 0x27 || data[1] != 0x05 || !strings.Contains(string(data), f.want) {
 			t.Errorf("%s is not a uImage script containing %q", f.path, f.want)
-		}
-	}
-}
-
-// checkReadGPT compares ReadGPT with what sfdisk reports for the same image.
-func checkReadGPT(t *testing.T, img string, want []struct {
-	Node  string `json:"node"`
-	Start int64  `json:"start"`
-	Size  int64  `json:"size"`
-	Type  string `json:"type"`
-	UUID  string `json:"uuid"`
-}) {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := ReadGPT(f)
-	if err != nil {
-		t.Fatalf("ReadGPT: %v", err)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("ReadGPT: %d partitions, sfdisk %d", len(got), len(want))
-	}
-	for i, g := range got {
-		w := want[i]
-		if !strings.HasSuffix(w.Node, fmt.Sprint(g.Number)) || g.Start != w.Start || g.Sectors != w.Size || g.Type.Upper() != w.Type || g.UUID.Upper() != w.UUID {
-			t.Errorf("ReadGPT partition %+v, sfdisk %+v", g, w)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/otabake/otabake/internal/bootenv"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 
@@ -64,18 +65,23 @@ func ArmSpareBoot(disk string) error {
 		return err
 	}
 	defer f.Close()
-	parts, err := image.ReadGPT(f)
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	table, err := gpt.Read(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w (only efi-grub images with a GPT can boot the spare group)", disk, err)
 	}
-	if len(parts) == 0 || parts[0].Number != 1 || parts[0].Type.Upper() != image.TypeESP {
+	cfg, ok := table.Partition(1)
+	if !ok || cfg.Type != gpt.MustParseGUID(image.TypeESP) {
 		return fmt.Errorf("%s: partition 1 is not an EFI system partition (config partition of an efi-grub image)", disk)
 	}
 	env, err := bootenv.EncodeGrubEnv([]bootenv.Var{{Name: "rugpi_boot_spare", Value: "true"}}, 0)
 	if err != nil {
 		return err
 	}
-	if err := image.ReplaceFATFile(f, parts[0].Offset(), parts[0].Bytes(), "rugpi/boot_spare.grubenv", env); err != nil {
+	if err := image.ReplaceFATFile(f, cfg.Offset(), cfg.Bytes(), "rugpi/boot_spare.grubenv", env); err != nil {
 		return fmt.Errorf("%s: arm the spare boot: %w", disk, err)
 	}
 	return f.Sync()

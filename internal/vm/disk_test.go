@@ -94,7 +94,7 @@ func TestArmSpareBoot(t *testing.T) {
 	if err := CopySparse(disk, copyPath); err == nil {
 		t.Error("CopySparse overwrote an existing file")
 	}
-	if err := ArmSpareBoot(filepath.Join(dir, "config.img")); err == nil || !strings.Contains(err.Error(), "no GPT header") {
+	if err := ArmSpareBoot(filepath.Join(dir, "config.img")); err == nil || !strings.Contains(err.Error(), "no GPT") {
 		t.Errorf("not a disk: %v", err)
 	}
 }

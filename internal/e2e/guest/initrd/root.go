@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
+	"github.com/otabake/otabake/internal/gpt"
 )
 
 // bootArgs is what the initramfs takes from the kernel command line.

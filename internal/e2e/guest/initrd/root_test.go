@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 

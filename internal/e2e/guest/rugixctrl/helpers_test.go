@@ -18,7 +18,7 @@ import (
 
 	"github.com/otabake/otabake/internal/bootenv"
 	"github.com/otabake/otabake/internal/bundle"
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otabake/otabake/internal/bundle"
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
 	"github.com/otabake/otabake/internal/e2fs"
+	"github.com/otabake/otabake/internal/gpt"
 )
 
 // installOptions are the flags of `rugix-ctrl update install` the stand-in implements.

@@ -19,7 +19,7 @@ import (
 	"github.com/otabake/otabake/internal/agent/engine"
 	"github.com/otabake/otabake/internal/bootenv"
 	"github.com/otabake/otabake/internal/bundle"
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
+	"github.com/otabake/otabake/internal/gpt"
 )
 
 type sfdiskTable struct {

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/bootenv"
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
 	"github.com/otabake/otabake/internal/e2e/vmkit"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 

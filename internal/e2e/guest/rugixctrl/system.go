@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otabake/otabake/internal/bootenv"
-	"github.com/otabake/otabake/internal/e2e/guest/gpt"
+	"github.com/otabake/otabake/internal/gpt"
 )
 
 // Partition numbers of the efi-grub layout after bootstrapping (rugix-images.md §2.1, §2.7).

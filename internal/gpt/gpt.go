@@ -1,8 +1,9 @@
-// Package gpt reads and rewrites GUID partition tables on a disk or disk image. The guest
-// programs of the QEMU end-to-end test need exactly two things from it, without any external
-// tool in the guest: find the partition whose unique GUID the kernel command line names
-// (root=PARTUUID=…), and add partitions the way Rugix Ctrl's first-boot bootstrapping does,
-// rewriting both the primary and the backup table with valid CRCs.
+// Package gpt reads and rewrites the GUID partition tables of existing disks and disk images,
+// without external tools: find a partition by number or by the unique GUID a kernel command line
+// names (root=PARTUUID=…), and add partitions the way Rugix Ctrl's first-boot bootstrapping
+// does, rewriting both the primary and the backup table with valid CRCs. `otabake run` uses it
+// to find the config partition of an image, the VM guest programs for the rest. (New tables for
+// a whole layout are written by internal/image.)
 //
 // Only 512-byte logical sectors are supported; that is what virtio-blk and disk image files use.
 package gpt

@@ -1,0 +1,56 @@
+package gpt
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/otabake/otabake/internal/image"
+)
+
+// memDisk is a disk held in memory; writes outside it are dropped, so a prefix can stand for a
+// whole disk.
+type memDisk []byte
+
+func (d memDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(d)) {
+		return 0, bytes.ErrTooLarge
+	}
+	return copy(p, d[off:]), nil
+}
+
+func (d memDisk) WriteAt(p []byte, off int64) (int, error) {
+	if off >= 0 && off < int64(len(d)) {
+		copy(d[off:], p)
+	}
+	return len(p), nil
+}
+
+// FuzzRead: a hostile partition table gives an error, never a panic or an allocation beyond the
+// entry-array limit, and every partition of an accepted table has a sane extent.
+func FuzzRead(f *testing.F) {
+	tg, err := image.TargetByName(image.TargetEFIGrub, "amd64")
+	if err != nil {
+		f.Fatal(err)
+	}
+	l, err := image.Plan(tg, image.Sizes{}, 1<<20)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed := make(memDisk, 64<<10)
+	if err := image.WriteTable(seed, l, image.DeriveIdentifiers("fuzz", "fuzz@1")); err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(seed))
+	f.Add([]byte("EFI PART"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		table, err := Read(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		for _, p := range table.Partitions() {
+			if p.Number <= 0 || p.Last < p.First {
+				t.Fatalf("accepted partition %+v", p)
+			}
+		}
+	})
+}
