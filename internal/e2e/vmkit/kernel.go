@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/otabake/otabake/internal/atomicfile"
 )
 
 // Kernel is an extracted Debian kernel: the image the boot partition gets and the module tree
@@ -123,7 +125,7 @@ func FetchKernel(ctx context.Context, cacheDir string) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", cacheIndex, err)
 	}
-	if err := writeFileAtomic(filepath.Join(cacheDir, cacheIndex), append(idx, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(cacheDir, cacheIndex), append(idx, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return cachedKernel(cacheDir)
@@ -246,30 +248,6 @@ func lockDir(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock kernel cache %s: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames it into place.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // tail keeps the end of a tool's output for an error message.

@@ -20,6 +20,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/otabake/otabake/internal/atomicfile"
 )
 
 // GuestModules are the drivers (for ModuleClosure) the e2e guest needs under QEMU q35: virtio disk and network,
@@ -279,7 +281,7 @@ func GenerateModulesDep(modulesDir string) error {
 		}
 		buf.WriteByte('\n')
 	}
-	return writeFileAtomic(filepath.Join(modulesDir, "modules.dep"), buf.Bytes(), 0o644)
+	return atomicfile.WriteFile(filepath.Join(modulesDir, "modules.dep"), buf.Bytes(), 0o644)
 }
 
 // loadOrder returns module i and everything it needs, dependencies first, i last.
