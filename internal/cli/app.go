@@ -152,15 +152,10 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// stdinIsTerminal reports whether r is a terminal, where QEMU's multiplexed console with its
-// Ctrl-A keys makes sense.
-func stdinIsTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// isTerminal reports whether stream (stdin, stdout or stderr) is a terminal: where progress
+// bars may be drawn, and where QEMU's multiplexed console with its Ctrl-A keys makes sense.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

@@ -77,7 +77,7 @@ func runCommand() *ucli.Command {
 			mc := vm.Config{
 				Disk: img, Arch: sys.Arch, MemoryMiB: c.Int("memory"), CPUs: c.Int("cpus"),
 				SSHPort: c.Int("ssh-port"), Accel: accel, VarsFile: filepath.Join(vm.RunDir(img), "OVMF_VARS.fd"),
-				Interactive: stdinIsTerminal(g.Stdin),
+				Interactive: isTerminal(g.Stdin),
 			}
 			if c.Bool("print-command") {
 				args, qemu, err := mc.Args()

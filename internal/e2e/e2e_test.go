@@ -627,24 +627,16 @@ func TestRunQuickstart(t *testing.T) {
 	if err != nil {
 		os.MkdirAll(filepath.Dir(logPath), 0o755)
 		os.WriteFile(logPath, out.Bytes(), 0o644)
-		t.Fatalf("otabake run: %v (console in %s)\n%s", err, logPath, tailLines(console, 30))
+		t.Fatalf("otabake run: %v (console in %s)\n%s", err, logPath, vm.LastLines(console, 30))
 	}
 	spare := strings.Index(console, "no bootable second stage on partition 3")
 	dflt := strings.LastIndex(console, "GRUB chose boot partition 2")
 	if spare < 0 || dflt < spare || !strings.Contains(console, "Welcome to GRUB") {
-		t.Fatalf("want a spare boot of partition 3, then the default partition 2; console:\n%s", tailLines(console, 30))
+		t.Fatalf("want a spare boot of partition 3, then the default partition 2; console:\n%s", vm.LastLines(console, 30))
 	}
 	after, err := os.ReadFile(img)
 	if err != nil || !bytes.Equal(before, after) {
 		t.Errorf("--snapshot changed %s", img)
 	}
 	t.Log("otabake run quickstart-efi-amd64 --snapshot --spare: OVMF → GRUB → spare boot of partition 3 (empty) → reboot → partition 2; image unchanged")
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -151,7 +151,13 @@ func cleanShellOutput(s string) string {
 func (c *Console) Tail(n int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := strings.ReplaceAll(string(c.buf), "\r", "")
+	return LastLines(string(c.buf), n)
+}
+
+// LastLines returns the last n lines of console output s, without carriage returns: the part
+// of a serial log worth showing in an error.
+func LastLines(s string, n int) string {
+	s = strings.ReplaceAll(s, "\r", "")
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
