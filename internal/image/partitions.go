@@ -237,15 +237,16 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 	}
 	var looked []string
 	found := ""
-	if in.Bootloader != "" && in.PreferMkimage && grubModuleDir(in.RootfsDir, format) != "" && grubMkimageFound() {
-		in.Bootloader = ""
-	}
-	if in.Bootloader != "" {
+	mods := grubModuleDir(in.RootfsDir, format)
+	switch {
+	case in.PreferMkimage && mods != "" && grubMkimageFound():
+		// build with grub-mkimage below
+	case in.Bootloader != "":
 		if st, err := os.Stat(in.Bootloader); err != nil || !st.Mode().IsRegular() {
 			return fmt.Errorf("%w: configured GRUB EFI binary %s is not a file", ErrMissingBootFile, in.Bootloader)
 		}
 		found = in.Bootloader
-	} else {
+	default:
 		for _, rel := range []string{"usr/share/rugix/grub/" + efiName, "boot/efi/EFI/BOOT/" + efiName, "boot/efi/EFI/BOOT/" + strings.ToUpper(efiName)} {
 			looked = append(looked, "/"+rel)
 			if p, err := resolveInRoot(in.RootfsDir, rel); err == nil {
@@ -256,18 +257,17 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 			}
 		}
 	}
-	if found != "" {
+	switch {
+	case found != "":
 		if err := copyFile(found, efiDst); err != nil {
 			return err
 		}
-	} else {
-		mods := grubModuleDir(in.RootfsDir, format)
-		if mods == "" {
-			for _, dir := range []string{filepath.Join(in.RootfsDir, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
-				looked = append(looked, dir+"/ (grub-mkimage modules)")
-			}
-			return fmt.Errorf("%w: no GRUB EFI binary %s; looked in the rootfs at %s; configure one or install the Debian package %s", ErrMissingBootFile, efiName, strings.Join(looked, ", "), debPkg)
+	case mods == "":
+		for _, dir := range []string{filepath.Join(in.RootfsDir, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
+			looked = append(looked, dir+"/ (grub-mkimage modules)")
 		}
+		return fmt.Errorf("%w: no GRUB EFI binary %s; looked in the rootfs at %s; configure one or install the Debian package %s", ErrMissingBootFile, efiName, strings.Join(looked, ", "), debPkg)
+	default:
 		if err := grubMkimage(ctx, mods, format, efiDst, in.WorkDir, in.SourceDateEpoch); err != nil {
 			return err
 		}
