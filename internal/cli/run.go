@@ -18,7 +18,7 @@ import (
 func init() { register(runCommand) }
 
 func runCommand() *ucli.Command {
-	return &ucli.Command{
+	return interspersed(&ucli.Command{
 		Name:      "run",
 		Usage:     "boot a built efi-grub image in QEMU with the serial console on this terminal",
 		ArgsUsage: "SYSTEM",
@@ -40,100 +40,99 @@ func runCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "image", Usage: "boot this disk image `FILE` instead of build/SYSTEM/system.img (a device's own copy that later builds do not overwrite)"},
 			&ucli.BoolFlag{Name: "print-command", Usage: "print the QEMU command line and exit (with --json: as a JSON document)"},
 		},
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return usageError(c, "run takes one SYSTEM, got %d arguments", c.NArg())
-			}
-			g := globals(c)
-			cfg, err := loadProject(c)
+	}, func(c *ucli.Context, args []string) error {
+		if len(args) != 1 {
+			return usageError(c, "run takes one SYSTEM, got %d arguments", len(args))
+		}
+		g := globals(c)
+		cfg, err := loadProject(c)
+		if err != nil {
+			return err
+		}
+		sys, err := cfg.System(args[0])
+		if err != nil {
+			return err
+		}
+		if t, err := image.TargetByName(sys.Target, sys.Arch); err != nil || t.Name != image.TargetEFIGrub {
+			return fmt.Errorf("[systems.%s] target %q: otabake run boots efi-grub images only (Raspberry Pi firmware is not emulated)", sys.Name, sys.Target)
+		}
+		accel := vm.Accel(c.String("accel"))
+		switch accel {
+		case "auto":
+			accel = vm.AccelAuto
+		case vm.AccelKVM, vm.AccelTCG:
+		default:
+			return usageError(c, "--accel %q: want auto, kvm or tcg", c.String("accel"))
+		}
+		if accel == vm.AccelKVM && !vm.KVMUsable() {
+			return errors.New("--accel kvm: /dev/kvm is missing or not writable (load kvm_intel/kvm_amd, or add yourself to the kvm group)")
+		}
+		img := filepath.Join(release.BuildDir(cfg.Dir, sys.Name), "system.img")
+		if c.String("image") != "" {
+			img = c.String("image")
+		}
+		if _, err := os.Stat(img); err != nil {
+			return fmt.Errorf("%s: %w (build it first: otabake build-release %s)", img, errors.Unwrap(err), sys.Name)
+		}
+		mc := vm.Config{
+			Disk: img, Arch: sys.Arch, MemoryMiB: c.Int("memory"), CPUs: c.Int("cpus"),
+			SSHPort: c.Int("ssh-port"), Accel: accel, VarsFile: filepath.Join(vm.RunDir(img), "OVMF_VARS.fd"),
+			Interactive: isTerminal(g.Stdin),
+		}
+		if c.Bool("print-command") {
+			args, qemu, err := mc.Args()
 			if err != nil {
 				return err
 			}
-			sys, err := cfg.System(c.Args().First())
-			if err != nil {
-				return err
+			if g.JSON {
+				return printJSON(g.Stdout, map[string]any{"qemu": qemu, "args": args, "kvm": vm.KVMUsable() && accel != vm.AccelTCG})
 			}
-			if t, err := image.TargetByName(sys.Target, sys.Arch); err != nil || t.Name != image.TargetEFIGrub {
-				return fmt.Errorf("[systems.%s] target %q: otabake run boots efi-grub images only (Raspberry Pi firmware is not emulated)", sys.Name, sys.Target)
-			}
-			accel := vm.Accel(c.String("accel"))
-			switch accel {
-			case "auto":
-				accel = vm.AccelAuto
-			case vm.AccelKVM, vm.AccelTCG:
-			default:
-				return usageError(c, "--accel %q: want auto, kvm or tcg", c.String("accel"))
-			}
-			if accel == vm.AccelKVM && !vm.KVMUsable() {
-				return errors.New("--accel kvm: /dev/kvm is missing or not writable (load kvm_intel/kvm_amd, or add yourself to the kvm group)")
-			}
-			img := filepath.Join(release.BuildDir(cfg.Dir, sys.Name), "system.img")
-			if c.String("image") != "" {
-				img = c.String("image")
-			}
-			if _, err := os.Stat(img); err != nil {
-				return fmt.Errorf("%s: %w (build it first: otabake build-release %s)", img, errors.Unwrap(err), sys.Name)
-			}
-			mc := vm.Config{
-				Disk: img, Arch: sys.Arch, MemoryMiB: c.Int("memory"), CPUs: c.Int("cpus"),
-				SSHPort: c.Int("ssh-port"), Accel: accel, VarsFile: filepath.Join(vm.RunDir(img), "OVMF_VARS.fd"),
-				Interactive: isTerminal(g.Stdin),
-			}
-			if c.Bool("print-command") {
-				args, qemu, err := mc.Args()
-				if err != nil {
-					return err
-				}
-				if g.JSON {
-					return printJSON(g.Stdout, map[string]any{"qemu": qemu, "args": args, "kvm": vm.KVMUsable() && accel != vm.AccelTCG})
-				}
-				fmt.Fprintln(g.Stdout, qemu+" "+strings.Join(args, " "))
-				return nil
-			}
-			if c.Bool("snapshot") {
-				if err := os.MkdirAll(vm.RunDir(img), 0o755); err != nil {
-					return err
-				}
-				tmp, err := os.MkdirTemp(vm.RunDir(img), "snapshot-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(tmp)
-				mc.Disk = filepath.Join(tmp, "system.img")
-				mc.VarsFile = filepath.Join(tmp, "OVMF_VARS.fd")
-				if err := vm.CopySparse(img, mc.Disk); err != nil {
-					return fmt.Errorf("snapshot copy: %w", err)
-				}
-			}
-			if c.Bool("spare") {
-				if err := vm.ArmSpareBoot(mc.Disk); err != nil {
-					return err
-				}
-			}
-			cmd, err := mc.Command()
-			if err != nil {
-				return err
-			}
-			how := "software emulation (slow; no usable /dev/kvm)"
-			if accel == vm.AccelKVM || (accel == vm.AccelAuto && vm.KVMUsable()) {
-				how = "KVM"
-			}
-			fmt.Fprintf(g.Stderr, "otabake: booting %s with %s\n", img, how)
-			if mc.SSHPort > 0 {
-				fmt.Fprintf(g.Stderr, "otabake: guest SSH on 127.0.0.1:%d (ssh -p %d root@127.0.0.1)\n", mc.SSHPort, mc.SSHPort)
-			}
-			if mc.Interactive {
-				fmt.Fprintln(g.Stderr, "otabake: serial console follows; Ctrl-A X quits QEMU")
-			}
-			cmd.Stdin, cmd.Stdout, cmd.Stderr = g.Stdin, g.Stdout, g.Stderr
-			if err := cmd.Run(); err != nil {
-				var exit *exec.ExitError
-				if errors.As(err, &exit) {
-					return fmt.Errorf("QEMU exited with status %d", exit.ExitCode())
-				}
-				return fmt.Errorf("QEMU: %w", err)
-			}
+			fmt.Fprintln(g.Stdout, qemu+" "+strings.Join(args, " "))
 			return nil
-		},
-	}
+		}
+		if c.Bool("snapshot") {
+			if err := os.MkdirAll(vm.RunDir(img), 0o755); err != nil {
+				return err
+			}
+			tmp, err := os.MkdirTemp(vm.RunDir(img), "snapshot-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			mc.Disk = filepath.Join(tmp, "system.img")
+			mc.VarsFile = filepath.Join(tmp, "OVMF_VARS.fd")
+			if err := vm.CopySparse(img, mc.Disk); err != nil {
+				return fmt.Errorf("snapshot copy: %w", err)
+			}
+		}
+		if c.Bool("spare") {
+			if err := vm.ArmSpareBoot(mc.Disk); err != nil {
+				return err
+			}
+		}
+		cmd, err := mc.Command()
+		if err != nil {
+			return err
+		}
+		how := "software emulation (slow; no usable /dev/kvm)"
+		if accel == vm.AccelKVM || (accel == vm.AccelAuto && vm.KVMUsable()) {
+			how = "KVM"
+		}
+		fmt.Fprintf(g.Stderr, "otabake: booting %s with %s\n", img, how)
+		if mc.SSHPort > 0 {
+			fmt.Fprintf(g.Stderr, "otabake: guest SSH on 127.0.0.1:%d (ssh -p %d root@127.0.0.1)\n", mc.SSHPort, mc.SSHPort)
+		}
+		if mc.Interactive {
+			fmt.Fprintln(g.Stderr, "otabake: serial console follows; Ctrl-A X quits QEMU")
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = g.Stdin, g.Stdout, g.Stderr
+		if err := cmd.Run(); err != nil {
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return fmt.Errorf("QEMU exited with status %d", exit.ExitCode())
+			}
+			return fmt.Errorf("QEMU: %w", err)
+		}
+		return nil
+	})
 }

@@ -170,6 +170,10 @@ func (c Config) Args() (args []string, qemu string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
+	vars, err := filepath.Abs(c.VarsFile)
+	if err != nil {
+		return nil, "", err
+	}
 	switch c.Arch {
 	case "amd64":
 		args = []string{"-machine", "q35"}
@@ -184,7 +188,7 @@ func (c Config) Args() (args []string, qemu string, err error) {
 	args = append(args,
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+fw.Code,
-		"-drive", "if=pflash,format=raw,unit=1,file="+c.VarsFile,
+		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
 		"-drive", "if=virtio,format=raw,file="+disk,
 		"-device", "virtio-rng-pci",
 		"-display", "none",
