@@ -52,7 +52,11 @@ func TestHashBlocksMatchesSequential(t *testing.T) {
 	// segments of 5 MiB are still cut in two parallel parts.
 	defer func(n int) { segmentBody = n }(segmentBody)
 	segmentBody = 5 << 20
-	data := slices.Concat(randomBytes(20, 9<<20), make([]byte, 3<<20), textBytes(21, 2<<20), randomBytes(22, 12345))
+	// Zeros with one byte set make blocks of the maximum size that are almost all zeros, which
+	// the zero-block shortcut must not take for zeros.
+	almostZero := make([]byte, 3<<20)
+	almostZero[1<<20+12345] = 1
+	data := slices.Concat(randomBytes(20, 9<<20), make([]byte, 3<<20), textBytes(21, 2<<20), almostZero, randomBytes(22, 12345))
 	tests := []struct {
 		spec    Spec
 		workers int
@@ -105,6 +109,32 @@ func TestHashBlocksMatchesSequential(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestZeroBlocks(t *testing.T) {
+	const size = 1000
+	z := newZeroBlocks(size, sha512.New512_256)
+	want := sha512.Sum512_256(make([]byte, size))
+	if got := z.digest(make([]byte, size)); !bytes.Equal(got, want[:]) {
+		t.Fatalf("digest of %d zeros = %x, want %x", size, got, want)
+	}
+	for name, b := range map[string][]byte{
+		"shorter":     make([]byte, size-1),
+		"longer":      make([]byte, size+1),
+		"first byte":  append([]byte{1}, make([]byte, size-1)...),
+		"last byte":   append(make([]byte, size-1), 1),
+		"middle byte": slices.Concat(make([]byte, 500), []byte{1}, make([]byte, size-501)),
+	} {
+		if got := z.digest(b); got != nil {
+			t.Errorf("%s: digest = %x, want nil (not %d zeros)", name, got, size)
+		}
+	}
+	// The caller owns each digest.
+	a := z.digest(make([]byte, size))
+	a[0] ^= 0xff
+	if got := z.digest(make([]byte, size)); !bytes.Equal(got, want[:]) {
+		t.Fatalf("digest changed after a caller modified an earlier one: %x", got)
 	}
 }
 
