@@ -15,6 +15,7 @@ test:
 lint:
     test -z "$(gofmt -l $(git ls-files '*.go'))"
     go vet ./...
+    GOOS=linux GOARCH=arm GOARM=7 go vet ./...
     shellcheck scripts/*.sh scripts/bench/*.sh
 
 # Static otabake-agent binaries for every device architecture, with their sizes.

@@ -2,6 +2,7 @@ package chunker
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
 )
 
@@ -64,7 +65,7 @@ func (x *sha512x8) current(i int) []byte {
 // for every lane whose message is finished, with its digest; the lane is idle again when done is
 // called. It must only be called while some lane is busy.
 func (x *sha512x8) step(done func(lane int, sum []byte)) {
-	n := 1 << 62
+	n := math.MaxInt
 	var mask uint64
 	for i := range x.phase {
 		if x.phase[i] != 0 {

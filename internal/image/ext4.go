@@ -143,7 +143,7 @@ func clampScript(dir string, clamp time.Time) ([]byte, error) {
 		for _, t := range []struct {
 			field string
 			sec   int64
-		}{{"atime", st.Atim.Sec}, {"mtime", st.Mtim.Sec}, {"ctime", st.Ctim.Sec}} {
+		}{{"atime", int64(st.Atim.Sec)}, {"mtime", int64(st.Mtim.Sec)}, {"ctime", int64(st.Ctim.Sec)}} {
 			if t.sec > e {
 				fmt.Fprintf(&b, "sif \"%s\" %s @%d\n", p, t.field, e)
 			}
