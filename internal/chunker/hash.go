@@ -115,14 +115,17 @@ func hashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	gap := cut.max
+	segSize := gap + max(segmentBody, 16*cut.max)
+	// All segments are allocated up front: an anonymous mapping costs nothing until its pages
+	// are touched, so a short stream still pays for one segment only.
 	pool := make(chan *segment, numSegments)
 	all := make([]*segment, numSegments)
 	for i := range all {
 		all[i] = &segment{pool: pool}
+		all[i].buf, all[i].free = allocSegment(segSize)
 		pool <- all[i]
 	}
-	gap := cut.max
-	segSize := gap + max(segmentBody, 16*cut.max)
 	zeros := newZeroBlocks(cut.max, newHash)
 	segs := make(chan filled, 1)
 	cutRegions := make(chan *region, 1)
@@ -132,7 +135,7 @@ func hashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		readSegments(ctx, r, pool, segSize, gap, segs)
+		readSegments(ctx, r, pool, gap, segs)
 	}()
 	var readErr error
 	go func() {
@@ -170,9 +173,7 @@ func hashBlocks(ctx context.Context, spec Spec, r io.Reader, newHash func() hash
 	}
 	wg.Wait()
 	for _, s := range all {
-		if s.free != nil {
-			s.free() // no goroutine is left to read it
-		}
+		s.free() // no goroutine is left to read it
 	}
 	switch {
 	case fnErr != nil:
@@ -217,10 +218,7 @@ func hashRegion(g *region, newHash func() hash.Hash, x8 bool, zeros *zeroBlocks,
 			return
 		}
 		h := newHash()
-		for i := int(next.Add(1) - 1); i < len(g.ends); i = int(next.Add(1) - 1) {
-			if g.sums[i] = zeros.digest(g.block(i)); g.sums[i] != nil {
-				continue
-			}
+		for i := takeBlock(g, zeros, &next); i >= 0; i = takeBlock(g, zeros, &next) {
 			h.Reset()
 			h.Write(g.block(i))
 			g.sums[i] = h.Sum(nil)
@@ -238,7 +236,21 @@ func hashRegion(g *region, newHash func() hash.Hash, x8 bool, zeros *zeroBlocks,
 	wg.Wait()
 }
 
-// hashX8 hashes blocks of g taken from next, eight at a time, until none is left.
+// takeBlock returns the index of the next block of g to hash, taken from next, or -1 when none is
+// left. The digests of zero blocks it passes on the way are filled in without hashing.
+func takeBlock(g *region, zeros *zeroBlocks, next *atomic.Int64) int {
+	for {
+		b := int(next.Add(1) - 1)
+		if b >= len(g.ends) {
+			return -1
+		}
+		if g.sums[b] = zeros.digest(g.block(b)); g.sums[b] == nil {
+			return b
+		}
+	}
+}
+
+// hashX8 hashes the blocks of g that takeBlock returns, eight at a time, until none is left.
 func hashX8(g *region, zeros *zeroBlocks, next *atomic.Int64) {
 	var x sha512x8
 	var lane [8]int
@@ -248,14 +260,10 @@ func hashX8(g *region, zeros *zeroBlocks, next *atomic.Int64) {
 			if !x.idle(i) {
 				continue
 			}
-			b := int(next.Add(1) - 1)
-			if b >= len(g.ends) {
+			b := takeBlock(g, zeros, next)
+			if b < 0 {
 				more = false
 				break
-			}
-			if g.sums[b] = zeros.digest(g.block(b)); g.sums[b] != nil {
-				i-- // the lane is still idle
-				continue
 			}
 			x.start(i, g.block(b))
 			lane[i] = b
@@ -269,14 +277,14 @@ func hashX8(g *region, zeros *zeroBlocks, next *atomic.Int64) {
 
 // readSegments reads r into segments and queues them for the cutter until the stream ends, a read
 // fails (the last segment carries the error) or ctx is done.
-func readSegments(ctx context.Context, r io.Reader, pool chan *segment, segSize, gap int, segs chan<- filled) {
+func readSegments(ctx context.Context, r io.Reader, pool chan *segment, gap int, segs chan<- filled) {
 	var off int64
 	for {
-		seg, err := takeSegment(ctx, pool, segSize)
+		seg, err := takeSegment(ctx, pool)
 		if err != nil {
 			return
 		}
-		end, eof, err := fill(r, seg.buf, gap, gap, segSize-gap, off)
+		end, eof, err := fill(r, seg.buf, gap, gap, len(seg.buf)-gap, off)
 		f := filled{seg: seg, n: end - gap, eof: eof, err: err}
 		select {
 		case segs <- f:
@@ -347,12 +355,9 @@ func cutSegments(ctx context.Context, cut cutter, gap, workers int, segs <-chan 
 	}
 }
 
-func takeSegment(ctx context.Context, pool <-chan *segment, size int) (*segment, error) {
+func takeSegment(ctx context.Context, pool <-chan *segment) (*segment, error) {
 	select {
 	case s := <-pool:
-		if s.buf == nil {
-			s.buf, s.free = allocSegment(size)
-		}
 		s.refs.Store(1)
 		return s, nil
 	case <-ctx.Done():
