@@ -14,8 +14,9 @@ import (
 // a failed Commit) removes the temporary file and leaves the destination untouched.
 type File struct {
 	*os.File
-	dest string
-	done bool
+	dest    string
+	done    bool
+	untrack func()
 }
 
 // Create starts an atomic write of path with the given permissions.
@@ -33,7 +34,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("chmod temporary file for %s: %w", path, err)
 	}
-	return &File{File: f, dest: path}, nil
+	return &File{File: f, dest: path, untrack: Track(f.Name())}, nil
 }
 
 // Commit fsyncs the data and renames it over the destination.
@@ -42,6 +43,7 @@ func (f *File) Commit() error {
 		return fmt.Errorf("commit %s: already closed", f.dest)
 	}
 	f.done = true
+	defer f.untrack()
 	tmp := f.Name()
 	if err := f.Sync(); err != nil {
 		f.File.Close()
@@ -65,6 +67,7 @@ func (f *File) Close() error {
 		return nil
 	}
 	f.done = true
+	defer f.untrack()
 	f.File.Close()
 	return os.Remove(f.Name())
 }

@@ -73,3 +73,30 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Fatalf("directory holds %v, want %v", got, names)
 	}
 }
+
+func TestRemovePendingRemovesUnfinishedWrites(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Create(filepath.Join(dir, "f"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("partial"))
+	work := filepath.Join(dir, "work")
+	os.MkdirAll(filepath.Join(work, "sub"), 0o755)
+	untrack := Track(work)
+	defer untrack()
+	done, err := Create(filepath.Join(dir, "done"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := done.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := RemovePending(); n != 2 {
+		t.Fatalf("RemovePending removed %d paths, want 2 (the temp file and the work directory)", n)
+	}
+	assertOnly(t, dir, "done")
+	if n := RemovePending(); n != 0 {
+		t.Fatalf("second RemovePending removed %d paths, want 0", n)
+	}
+}

@@ -14,8 +14,11 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/otabake/otabake/internal/atomicfile"
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -107,11 +110,53 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 
 // Main runs otabake with args and returns the process exit code. Errors are printed as one
 // line "otabake: …" on stderr (or as {"error": …} on stdout with --json).
+//
+// SIGINT and SIGTERM cancel the command's context; every long operation watches it and removes
+// its partial output on the way out, and the process exits with 128+signal. Should a command
+// still be blocked after interruptGrace (a read that no context reaches), Main removes the
+// temporary files of unfinished writes itself and exits: an interrupt ends otabake within a
+// second and leaves nothing partial. A second signal skips the wait.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var caught atomic.Value // syscall.Signal
+	done := make(chan struct{})
+	go func() {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		caught.Store(sig)
+		cancel()
+		select {
+		case <-done:
+			return
+		case <-sigs:
+		case <-time.After(interruptGrace):
+		}
+		n := atomicfile.RemovePending()
+		fmt.Fprintf(stderr, "otabake: interrupted by %s; the command did not stop in %v, removed %d unfinished file(s)\n",
+			signalName(sig), interruptGrace, n)
+		os.Exit(exitCode(sig))
+	}()
 	app := NewApp(stdin, stdout, stderr)
 	err := app.RunContext(ctx, args)
+	close(done)
+	if sig, ok := caught.Load().(os.Signal); ok {
+		// Whatever the command returned, it was cut short: say so once, with the signal's exit
+		// status, so that scripts and CI see an interrupt rather than a failure.
+		msg := "interrupted by " + signalName(sig) + "; nothing partial was left, re-run the command to go on"
+		if hasFlag(args, "--json") {
+			_ = json.NewEncoder(stdout).Encode(map[string]string{"error": msg})
+		}
+		fmt.Fprintf(stderr, "otabake: %s\n", msg)
+		return exitCode(sig)
+	}
 	if err == nil {
 		return 0
 	}
@@ -130,6 +175,27 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otabake: %s\n", msg)
 	}
 	return code
+}
+
+// interruptGrace is how long an interrupted command has to return by itself.
+const interruptGrace = 700 * time.Millisecond
+
+// exitCode is the shell's status for a process ended by sig: 128 + the signal number.
+func exitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return sig.String()
 }
 
 func hasFlag(args []string, flag string) bool {
