@@ -15,7 +15,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
-	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/ctxio"
 	"github.com/otabake/otabake/internal/hub"
 )
@@ -108,7 +107,7 @@ func (s *Store) receive(ctx context.Context, a *assetRec, r io.Reader, size int6
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("blob store: %w", err)
 	}
-	f, err := atomicfile.Create(dst, 0o444)
+	f, err := createTempBlob(dst)
 	if err != nil {
 		return fmt.Errorf("blob store: %w", err)
 	}
@@ -209,7 +208,7 @@ func (s *Store) cloneOrCopy(ctx context.Context, a *assetRec, src *os.File, path
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("blob store: %w", err)
 	}
-	f, err := atomicfile.Create(dst, 0o444)
+	f, err := createTempBlob(dst)
 	if err != nil {
 		return fmt.Errorf("blob store: %w", err)
 	}

@@ -12,9 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,6 +36,10 @@ type Options struct {
 	OnWait func()
 	// MaxEvents is how many events are kept per device; older ones are dropped. Zero means 10000.
 	MaxEvents int
+	// ReadOnly opens the store for reading only: the database is opened read-only by bbolt
+	// and never created or initialised, nothing under the directory is created or removed, and
+	// every write fails. A missing database is an error wrapping fs.ErrNotExist.
+	ReadOnly bool
 }
 
 // Store is an embedded Hub. It implements hub.Hub and hub.BlobStore. A Store is safe for
@@ -56,7 +63,9 @@ var (
 // lockPoll is how often a busy database lock is retried.
 const lockPoll = 25 * time.Millisecond
 
-// Open opens (creating if needed) the local Hub in dir.
+// Open opens (creating if needed) the local Hub in dir. A damaged database is a
+// *DamagedError naming the file and the recovery commands. Opening read-write also removes the
+// temporary blobs that killed writers left behind (see RemoveStaleTemps).
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 60 * time.Second
@@ -64,10 +73,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxEvents <= 0 {
 		opts.MaxEvents = 10000
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
-		return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
-	}
 	s := &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
+	if opts.ReadOnly {
+		if _, err := os.Stat(s.dbPath); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("open local Hub %s: no database %s yet (`otabake hub init` or publishing a release creates it): %w", dir, s.dbPath, fs.ErrNotExist)
+			}
+			return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
+			return nil, fmt.Errorf("open local Hub %s: %w", dir, err)
+		}
+		// Best effort: a temporary blob that cannot be removed now is retried next time.
+		s.RemoveStaleTemps()
+	}
 	ready := false
 	if _, err := os.Stat(s.dbPath); err == nil {
 		// Opening an initialised store must not need the write lock (nor an fsync).
@@ -84,6 +104,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if ready {
 		return s, nil
+	}
+	if opts.ReadOnly {
+		return nil, fmt.Errorf("open local Hub %s: %w", dir, &DamagedError{Path: s.dbPath, Err: errors.New("the database lacks the local Hub's buckets or organization")})
 	}
 	err := s.update(context.Background(), func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -105,6 +128,33 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// DamagedError reports a local Hub database that cannot be used safely. Its message names the
+// file and the commands that diagnose and recover it.
+type DamagedError struct {
+	Path string
+	Err  error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("local Hub database %s is damaged (%v); run `otabake hub check` to see what is wrong and `otabake hub repair` to move it aside and rebuild what can be saved", e.Path, e.Err)
+}
+
+func (e *DamagedError) Unwrap() error { return e.Err }
+
+// IsDamaged reports whether err is (or wraps) a *DamagedError.
+func IsDamaged(err error) bool {
+	var de *DamagedError
+	return errors.As(err, &de)
+}
+
+// guard turns a panic or memory fault inside bbolt (which mmaps the file and trusts what it
+// reads) into a DamagedError. It must be deferred directly.
+func (s *Store) guard(err *error) {
+	if r := recover(); r != nil {
+		*err = &DamagedError{Path: s.dbPath, Err: fmt.Errorf("reading it failed: %v", r)}
+	}
+}
+
 // Dir returns the directory the store lives in.
 func (s *Store) Dir() string { return s.dir }
 
@@ -121,7 +171,11 @@ func (s *Store) Close() error {
 var errClosed = errors.New("local Hub store is closed")
 
 // view runs fn in a read-only transaction under a shared lock.
-func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) (err error) {
+	// A fault on the mapped file (it shrank, or a page points outside it) panics instead of
+	// killing the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.guard(&err)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -137,11 +191,16 @@ func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 
 // update runs fn in a read-write transaction under the exclusive lock; fn's changes are
 // committed atomically or not at all.
-func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.guard(&err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errClosed
+	}
+	if s.opts.ReadOnly {
+		return fmt.Errorf("local Hub %s was opened read-only", s.dir)
 	}
 	db, err := s.openDB(ctx, false)
 	if err != nil {
@@ -153,24 +212,19 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 
 // openDB opens hub.db, polling the file lock until it is free, ctx ends or LockTimeout passes.
 // bbolt's own timeout cannot report that it is waiting nor honour ctx, so each attempt uses a
-// timeout that fails at once.
+// timeout that fails at once. Before bbolt sees an existing file, its meta pages are checked
+// under a shared lock (see validateBolt): bbolt would crash the process on a truncated file.
 func (s *Store) openDB(ctx context.Context, readOnly bool) (*bolt.DB, error) {
-	if readOnly {
-		// A read-only open needs an existing file; Open created it.
-		if _, err := os.Stat(s.dbPath); err != nil {
-			return nil, fmt.Errorf("open local Hub database: %w", err)
-		}
-	}
 	opts := &bolt.Options{Timeout: time.Nanosecond, ReadOnly: readOnly}
 	deadline := time.Now().Add(s.opts.LockTimeout)
 	waited := false
 	for {
-		db, err := bolt.Open(s.dbPath, 0o644, opts)
+		db, err := s.tryOpenDB(readOnly, opts)
 		if err == nil {
 			return db, nil
 		}
 		if !errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open local Hub database %s: %w", s.dbPath, err)
+			return nil, err
 		}
 		if !waited {
 			waited = true
@@ -189,6 +243,50 @@ func (s *Store) openDB(ctx context.Context, readOnly bool) (*bolt.DB, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// emptyGrace is how long an empty database file is taken for one that bbolt is creating (it
+// creates the file before it locks and initialises it) rather than for a damaged one.
+const emptyGrace = 2 * time.Second
+
+// tryOpenDB makes one attempt; berrors.ErrTimeout means the lock is busy.
+func (s *Store) tryOpenDB(readOnly bool, opts *bolt.Options) (*bolt.DB, error) {
+	f, err := os.Open(s.dbPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !readOnly:
+		// bbolt creates and initialises it under its exclusive lock.
+	case err != nil:
+		return nil, fmt.Errorf("open local Hub database: %w", err)
+	default:
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, berrors.ErrTimeout
+			}
+			return nil, fmt.Errorf("lock local Hub database %s: %w", s.dbPath, err)
+		}
+		fi, serr := f.Stat()
+		_, verr := validateBoltFile(f)
+		f.Close() // releases the lock
+		if serr == nil && fi.Size() == 0 && time.Since(fi.ModTime()) < emptyGrace {
+			return nil, berrors.ErrTimeout
+		}
+		if verr != nil {
+			return nil, &DamagedError{Path: s.dbPath, Err: verr}
+		}
+	}
+	db, err := bolt.Open(s.dbPath, 0o644, opts)
+	if err == nil {
+		return db, nil
+	}
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, err
+	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, &DamagedError{Path: s.dbPath, Err: err}
+	}
+	return nil, fmt.Errorf("open local Hub database %s: %w", s.dbPath, err)
 }
 
 // Bucket names. Composite keys join their parts with a NUL byte, which no name or ID contains.
