@@ -122,6 +122,8 @@ func Extract(ctx context.Context, r io.Reader, workDir string, opts Options) (t 
 		return nil, err
 	}
 	defer x.root.Close()
+	x.dirs = newDirChain(x.root)
+	defer x.dirs.close()
 	cr := &countingReader{r: stream}
 	tr := tar.NewReader(cr)
 	last := "(start of archive)"
@@ -260,6 +262,26 @@ type entry struct {
 	links        int    // number of names of an inode kept only in fixups (devices, FIFOs)
 	primary      string // for a hard link to a device or FIFO (kept only in fixups): the first name
 	xattrs       [][2]string
+	// disk is the mode and owner of the inode on disk, taken once they are final (after
+	// creation for files and symlinks, in finish for directories), so that computing the
+	// fixups needs no second walk over the tree.
+	disk *diskMeta
+}
+
+type diskMeta struct{ mode, uid, gid uint32 }
+
+// lstat records what dir.Lstat(base) reports in e.disk.
+func (e *entry) lstat(dir *os.Root, base string) error {
+	fi, err := dir.Lstat(base)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("lstat %s: no stat information", base)
+	}
+	e.disk = &diskMeta{mode: st.Mode, uid: st.Uid, gid: st.Gid}
+	return nil
 }
 
 // ErrUnsafeEntry is wrapped by every error that rejects an archive entry for trying to write
@@ -271,6 +293,7 @@ type extractor struct {
 	buf          []byte // copy buffer, reused across entries
 	dir, sideDir string
 	root         *os.Root
+	dirs         *dirChain // open handles of the last entry's parent directories
 	opts         Options
 	entries      map[string]*entry
 	sides        map[string]string // xattr value hash -> side file
@@ -321,7 +344,11 @@ func (x *extractor) parents(name string) error {
 		break
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
-		if err := x.root.Mkdir(missing[i], 0o755); err != nil {
+		d, base, err := x.dirs.parent(missing[i])
+		if err != nil {
+			return err
+		}
+		if err := d.Mkdir(base, 0o755); err != nil {
 			return err
 		}
 		x.entries[missing[i]] = &entry{typ: tar.TypeDir, mode: 0o755}
@@ -357,6 +384,12 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 	if err := x.parents(name); err != nil {
 		return err
 	}
+	// Operations on name go through its parent's handle (see dirChain); hard links, which
+	// name two paths, go through the root.
+	dir, base, err := x.dirs.parent(name)
+	if err != nil {
+		return err
+	}
 	if old, ok := x.entries[name]; ok {
 		if old.typ == tar.TypeDir && typ == tar.TypeDir {
 			old.mode, old.uid, old.gid, old.mtime, old.xattrs = hdr.Mode&0o7777, hdr.Uid, hdr.Gid, hdr.ModTime.Unix(), nil
@@ -368,7 +401,7 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 		if old.primary != "" {
 			x.entries[old.primary].links--
 		} else if old.onDisk() {
-			if err := x.root.Remove(name); err != nil {
+			if err := dir.Remove(base); err != nil {
 				return fmt.Errorf("replace existing entry: %w", err)
 			}
 		}
@@ -377,12 +410,12 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 	e := &entry{typ: typ, mode: hdr.Mode & 0o7777, uid: hdr.Uid, gid: hdr.Gid, mtime: hdr.ModTime.Unix()}
 	switch typ {
 	case tar.TypeDir:
-		if err := x.root.Mkdir(name, 0o700); err != nil {
+		if err := dir.Mkdir(base, 0o700); err != nil {
 			return err
 		}
 		x.dirTimes = append(x.dirTimes, name)
 	case tar.TypeReg:
-		f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return err
 		}
@@ -399,7 +432,7 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 		}
 		// Owner-readable on disk so that mkfs.ext4 -d can read it as an ordinary user; the
 		// exact mode (e.g. Fedora's 0000 /etc/shadow) comes from a fixup.
-		if err := x.root.Chmod(name, fs.FileMode(e.mode&0o777|0o400)); err != nil {
+		if err := dir.Chmod(base, fs.FileMode(e.mode&0o777|0o400)); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
@@ -407,7 +440,7 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 			return fmt.Errorf("%w: empty or invalid symlink target", ErrUnsafeEntry)
 		}
 		// The link is only stored; nothing is ever written through it (see parents).
-		if err := x.root.Symlink(hdr.Linkname, name); err != nil {
+		if err := dir.Symlink(hdr.Linkname, base); err != nil {
 			return err
 		}
 	case tar.TypeLink:
@@ -444,7 +477,12 @@ func (x *extractor) add(hdr *tar.Header, body io.Reader) error {
 	x.entries[name] = e
 	if typ == tar.TypeReg {
 		mt := hdr.ModTime
-		if err := x.root.Chtimes(name, mt, mt); err != nil {
+		if err := dir.Chtimes(base, mt, mt); err != nil {
+			return err
+		}
+	}
+	if typ == tar.TypeReg || typ == tar.TypeSymlink {
+		if err := e.lstat(dir, base); err != nil {
 			return err
 		}
 	}
@@ -538,21 +576,33 @@ func (x *extractor) xattrs(e *entry, hdr *tar.Header) error {
 }
 
 // finish sets directory times and modes on disk and computes the fixups, in sorted name order
-// so that debugfs allocates inodes identically on every build.
+// so that debugfs allocates inodes identically on every build. Directories are visited in the
+// order they were created, parents first, which keeps dirChain's walk short; changing a
+// directory's mode or times does not touch its parent's mtime.
 func (x *extractor) finish() (Fixups, error) {
-	for i := len(x.dirTimes) - 1; i >= 0; i-- {
-		name := x.dirTimes[i]
+	for _, name := range x.dirTimes {
 		if e, ok := x.entries[name]; ok && e.typ == tar.TypeDir {
-			if err := x.root.Chmod(name, fs.FileMode(e.mode&0o777|0o700)); err != nil {
+			dir, base, err := x.dirs.parent(name)
+			if err != nil {
+				return nil, err
+			}
+			if err := dir.Chmod(base, fs.FileMode(e.mode&0o777|0o700)); err != nil {
 				return nil, err
 			}
 			t := unixTime(e.mtime)
-			if err := x.root.Chtimes(name, t, t); err != nil {
+			if err := dir.Chtimes(base, t, t); err != nil {
+				return nil, err
+			}
+			if err := e.lstat(dir, base); err != nil {
 				return nil, err
 			}
 		}
 	}
+	x.dirs.close()
 	if err := x.root.Chmod(".", fs.FileMode(x.entries["."].mode&0o777|0o700)); err != nil {
+		return nil, err
+	}
+	if err := x.entries["."].lstat(x.root, "."); err != nil {
 		return nil, err
 	}
 	names := make([]string, 0, len(x.entries))
@@ -604,23 +654,22 @@ func (x *extractor) finish() (Fixups, error) {
 				fix = append(fix, fmt.Sprintf("sif %s links_count %d", quote(p), e.links))
 			}
 		default:
-			fi, err := x.root.Lstat(name)
-			if err != nil {
-				return nil, err
+			if e.disk == nil {
+				return nil, fmt.Errorf("%s: no on-disk metadata recorded", p)
 			}
-			st := fi.Sys().(*syscall.Stat_t)
+			st := *e.disk
 			if name == "." {
-				st.Uid, st.Gid = 0, 0 // mkfs.ext4 -E root_owner=0:0
+				st.uid, st.gid = 0, 0 // mkfs.ext4 -E root_owner=0:0
 			}
 			if e.typ != tar.TypeSymlink {
-				if int64(st.Mode&0o7777) != e.mode {
-					fix = append(fix, fmt.Sprintf("sif %s mode 0%o", quote(p), int64(st.Mode&syscall.S_IFMT)|e.mode))
+				if int64(st.mode&0o7777) != e.mode {
+					fix = append(fix, fmt.Sprintf("sif %s mode 0%o", quote(p), int64(st.mode&syscall.S_IFMT)|e.mode))
 				}
 			}
-			if int(st.Uid) != e.uid {
+			if int(st.uid) != e.uid {
 				fix = append(fix, fmt.Sprintf("sif %s uid %d", quote(p), e.uid))
 			}
-			if int(st.Gid) != e.gid {
+			if int(st.gid) != e.gid {
 				fix = append(fix, fmt.Sprintf("sif %s gid %d", quote(p), e.gid))
 			}
 		}
