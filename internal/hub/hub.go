@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Hub is everything the release pipeline and the device agent need from a Hub.
@@ -319,6 +322,11 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]*$`)
 
 // ValidName checks a repository, package, tag or property name: 1..max characters of
 // [a-zA-Z0-9][a-zA-Z0-9._-]*. It returns an Invalid ActionError naming what was checked.
+// The rule is the Hub's: `#[validate({ 1 <= _.size <= 128 })]` and
+// `#[validate({ matches(_, "^[a-zA-Z0-9][a-zA-Z0-9._-]*$") })]` on repository, package and
+// tag fields (AddTagItem.tag, code "format:tag") in nexigon/nexigon
+// crates/libs/nexigon-api/schemas/repositories.sidex. It admits no control character, no '/'
+// and no name starting with '.', so no "..".
 func ValidName(what, s string, max int) error {
 	if len(s) < 1 || len(s) > max || !nameRE.MatchString(s) {
 		return Errorf(KindInvalid, "invalid %s %q: want 1..%d characters of [a-zA-Z0-9._-], starting with a letter or digit", what, s, max)
@@ -326,18 +334,44 @@ func ValidName(what, s string, max int) error {
 	return nil
 }
 
-// ValidFilename checks an asset filename: 1..256 characters, no empty path components.
+// ValidFilename checks an asset filename. The Hub's own rule is only the length:
+// `#[validate({ 1 <= _.size <= 256 })]` on every filename field of
+// nexigon/nexigon crates/libs/nexigon-api/schemas/repositories.sidex (AddPackageVersionAsset,
+// AddPackageAsset, RemovePackageAsset, ...). Slashes are legitimate: filenames such as
+// x86_64-unknown-linux-gnu/nexigon-agent are published, and asset paths split on '/' with
+// empty components refused (nexigon/nexigon crates/libs/nexigon-common/src/lib.rs,
+// parse_asset_path; spec §2.0). The local Hub is stricter than the Hub where a name could
+// only do harm - anything it accepts the Hub accepts too:
 func ValidFilename(s string) error {
+	// Hub: 1..256 bytes (repositories.sidex, "Filename must be between 1 and 256 characters.").
 	if len(s) < 1 || len(s) > 256 {
 		return Errorf(KindInvalid, "invalid filename %q: want 1..256 characters", s)
 	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '/' {
-			if i == start {
-				return Errorf(KindInvalid, "invalid filename %q: empty path component", s)
-			}
-			start = i + 1
+	// Local Hub: valid UTF-8, so that what is stored is what every client prints.
+	if !utf8.ValidString(s) {
+		return Errorf(KindInvalid, "invalid filename %q: not valid UTF-8", s)
+	}
+	for _, r := range s {
+		// Local Hub: no control characters (NUL, newline, ESC, DEL, C1): they forge terminal
+		// output and log lines and truncate C strings.
+		if unicode.IsControl(r) {
+			return Errorf(KindInvalid, "invalid filename %q: control character %U", s, r)
+		}
+		// Local Hub: no backslash, the Windows path separator.
+		if r == '\\' {
+			return Errorf(KindInvalid, "invalid filename %q: backslash", s)
+		}
+	}
+	for _, c := range strings.Split(s, "/") {
+		switch c {
+		// Hub: empty components are refused (parse_asset_path), so no leading, trailing or
+		// doubled '/'.
+		case "":
+			return Errorf(KindInvalid, "invalid filename %q: empty path component", s)
+		// Local Hub: "." and ".." components would escape or alias directories wherever a
+		// client stores assets by filename.
+		case ".", "..":
+			return Errorf(KindInvalid, "invalid filename %q: %q path component", s, c)
 		}
 	}
 	return nil

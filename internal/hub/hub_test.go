@@ -1,6 +1,9 @@
 package hub
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseDigest(t *testing.T) {
 	hex32 := "dffd6021bb2bd5b0af676290809ec3a53191dd81c7f70a4b28688a362182986f"
@@ -49,5 +52,24 @@ func TestValidNames(t *testing.T) {
 	}
 	if ValidFilename("a/b.rugixb") != nil || ValidFilename("a//b") == nil || ValidFilename("") == nil {
 		t.Error("ValidFilename")
+	}
+}
+
+func TestValidFilename(t *testing.T) {
+	for _, ok := range []string{"system.rugixb", "x86_64-unknown-linux-gnu/nexigon-agent", "a..b", "..a", "名前.img", strings.Repeat("x", 256)} {
+		if err := ValidFilename(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "nul\x00", "nl\n", "\x1b[31m", "del\x7f", "c1\u009b", "..", ".", "../x", "a/../b", "a/./b", "/abs", "x/", "a//b", `a\b`, "bad\xffutf8", strings.Repeat("x", 257)} {
+		err := ValidFilename(bad)
+		if !IsKind(err, KindInvalid) {
+			t.Errorf("%q: err = %v, want Invalid", bad, err)
+			continue
+		}
+		// The message quotes the name, so it never carries raw control characters.
+		if strings.ContainsAny(err.Error(), "\x00\n\x1b\x7f") {
+			t.Errorf("%q: message %q is not escaped", bad, err)
+		}
 	}
 }

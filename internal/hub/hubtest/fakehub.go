@@ -183,6 +183,12 @@ func (f *FakeHub) act(action, repo, pkg, repoID, pkgID, versionID, assetID, file
 		if !ok || !aok {
 			return nil, hub.Errorf(hub.KindInvalid, "version %q or asset %q not found", versionID, assetID)
 		}
+		if err := hub.ValidFilename(filename); err != nil {
+			if ae, ok := err.(*hub.ActionError); ok {
+				return nil, ae
+			}
+			return nil, hub.Errorf(hub.KindInvalid, "%v", err)
+		}
 		if _, taken := v.Asset(filename); taken {
 			return obj{"result": "FilenameAlreadyExists"}, nil
 		}

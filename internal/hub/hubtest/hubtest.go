@@ -63,6 +63,7 @@ func Run(t *testing.T, newHub func(t *testing.T) Fixture) {
 	t.Run("NoReassignConflict", func(t *testing.T) { testNoReassign(t, newHub(t)) })
 	t.Run("PackagesAndNames", func(t *testing.T) { testPackages(t, newHub(t)) })
 	t.Run("VersionAssetsAndMetadata", func(t *testing.T) { testVersionAssets(t, newHub(t)) })
+	t.Run("HostileNamesRefused", func(t *testing.T) { testHostileNames(t, newHub(t)) })
 	t.Run("Devices", func(t *testing.T) { testDevices(t, newHub(t)) })
 	RunUpload(t, newHub)
 	t.Run("Auth", func(t *testing.T) { testAuth(t, newHub(t)) })
@@ -606,5 +607,45 @@ func testVersionAssets(t *testing.T, f Fixture) {
 	}
 	if d := must[*hub.AssetDetails](t, "asset details")(f.Hub.GetAssetDetails(ctx, up.AssetID)); d.Status != hub.AssetAvailable {
 		t.Errorf("detaching removed the asset itself: %+v", d)
+	}
+}
+
+// hostileFilenames are asset filenames no Hub implementation may store: they would forge
+// terminal output or escape a directory wherever a client saves assets by filename.
+var hostileFilenames = []string{
+	"", "nul\x00byte", "new\nline", "carriage\rreturn", "\x1b[2J\x1b[31mred", "del\x7f", "c1\u009bcsi",
+	"..", ".", "../etc/passwd", "a/../../b", "a/./b", "/abs", "trailing/", "a//b", "back\\slash",
+	strings.Repeat("x", 257),
+}
+
+// hostileTags are tags the Hub's regex ^[a-zA-Z0-9][a-zA-Z0-9._-]*$ (1..128) refuses.
+var hostileTags = []string{"", "..", "../x", "a/b", "nul\x00", "new\nline", "\x1b[31m", ".hidden", strings.Repeat("t", 129)}
+
+func testHostileNames(t *testing.T, f Fixture) {
+	ctx := context.Background()
+	pkg := packageID(t, f)
+	v, _ := prepare(t, f, pkg.PackageID, "build-hostile")
+	path, _ := writeFile(t, "system.rugixb", 512, 9)
+	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	for _, name := range hostileFilenames {
+		_, err := f.Hub.AddVersionAsset(ctx, v, up.AssetID, name, nil)
+		if !hub.IsKind(err, hub.KindInvalid) {
+			t.Errorf("filename %q: err = %v, want an Invalid ActionError", name, err)
+		}
+	}
+	// Slashes between non-empty components are legitimate (the Hub serves
+	// x86_64-unknown-linux-gnu/nexigon-agent).
+	if _, err := f.Hub.AddVersionAsset(ctx, v, up.AssetID, "x86_64-unknown-linux-gnu/nexigon-agent", nil); err != nil {
+		t.Errorf("nested filename refused: %v", err)
+	}
+	d := must[*hub.VersionDetails](t, "version details")(f.Hub.GetVersionDetails(ctx, v))
+	if len(d.Assets) != 1 {
+		t.Errorf("version has %d assets after hostile attaches, want 1: %+v", len(d.Assets), d.Assets)
+	}
+	for _, tag := range hostileTags {
+		err := f.Hub.TagVersion(ctx, v, []hub.TagItem{{Tag: tag, Reassign: true}})
+		if !hub.IsKind(err, hub.KindInvalid) {
+			t.Errorf("tag %q: err = %v, want an Invalid ActionError", tag, err)
+		}
 	}
 }
