@@ -40,6 +40,9 @@ type Config struct {
 	URLTTL time.Duration
 	// Log receives one line per request (never tokens or URL signatures). Nil discards.
 	Log *slog.Logger
+	// Limits bound clients; the handler uses IOTimeout and MaxInputBytes, NewHTTPServer and
+	// LimitListener the rest. Zero fields take their defaults.
+	Limits Limits
 }
 
 // maxInput is the Hub's limit on an action's input (spec §1.1).
@@ -56,6 +59,7 @@ type server struct {
 	ttl     time.Duration
 	log     *slog.Logger
 	now     func() time.Time
+	limits  Limits
 }
 
 // New returns the HTTP handler of the local Hub server.
@@ -88,6 +92,7 @@ func newServer(cfg Config) (*server, error) {
 		ttl:     cfg.URLTTL,
 		log:     cfg.Log,
 		now:     time.Now,
+		limits:  cfg.Limits.WithDefaults(),
 	}
 	if len(s.key) == 0 {
 		s.key = make([]byte, 32)
@@ -109,7 +114,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, hub.Errorf(hub.KindInvalid, "no such endpoint %s", r.URL.Path))
 	})
-	return s.logRequests(mux)
+	return progressDeadlines(s.logRequests(mux), s.limits.IOTimeout)
 }
 
 // statusWriter remembers the status code for the request log.
@@ -131,6 +136,8 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(p)
 }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logRequests logs method, path (never the query, which holds URL signatures), status and
 // duration.
@@ -173,11 +180,11 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, hub.Errorf(hub.KindInvalid, "unknown action %q", name))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInput))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.limits.MaxInputBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, hub.Errorf(hub.KindInvalid, "%s: input is larger than %d bytes", name, maxInput))
+			writeError(w, http.StatusRequestEntityTooLarge, hub.Errorf(hub.KindInvalid, "%s: input is larger than %d bytes", name, s.limits.MaxInputBytes))
 			return
 		}
 		writeError(w, http.StatusBadRequest, hub.Errorf(hub.KindInvalid, "%s: read input: %v", name, err))
