@@ -27,6 +27,11 @@ type Agent struct {
 	Engine engine.Engine
 	// Transport reaches the Hub as this device.
 	Transport device.Transport
+	// HubURL is the URL of the Hub the transport talks to, "" when it is not known. Bundle
+	// URLs from the Hub must be https://; plain http:// is accepted only when HubURL is an
+	// http:// URL itself (a lab or local Hub), since such a Hub cannot hand out anything
+	// better. See HubURLFor.
+	HubURL string
 	// Log receives progress messages; nil discards them.
 	Log *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -38,6 +43,12 @@ func (a *Agent) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return a.Log
+}
+
+// sourcePolicy is the bundle URL rule for this agent's Hub: http only when the Hub is http.
+func (a *Agent) sourcePolicy() engine.SourcePolicy {
+	u := strings.ToLower(a.HubURL)
+	return engine.SourcePolicy{AllowHTTP: strings.HasPrefix(u, "http://")}
 }
 
 func (a *Agent) now() time.Time {
@@ -329,11 +340,17 @@ func (c *cycle) update() error {
 			return c.fail(fmt.Sprintf("rugix.useBundleHash is set but bundle asset %s has no rugix.bundleHash metadata", filename), map[string]string{"targetVersion": target})
 		}
 		opts.BundleHash = strings.TrimSpace(h)
+		if err := engine.CheckBundleHash(opts.BundleHash); err != nil {
+			return c.fail(fmt.Sprintf("refusing to install %s: its rugix.bundleHash metadata is malformed: %v", filename, err), map[string]string{"targetVersion": target})
+		}
 	}
 	c.event(hub.SeverityInfo, "update available, installing", map[string]string{"currentVersion": c.current, "targetVersion": target})
 	url, err := c.a.Transport.IssueDownloadURL(c.ctx, path, filename)
 	if err != nil {
 		return c.fail(fmt.Sprintf("unable to issue a download URL for %s/%s: %v", pathStr, filename, err), map[string]string{"targetVersion": target})
+	}
+	if err := engine.CheckBundleURL(url, c.a.sourcePolicy()); err != nil {
+		return c.fail(fmt.Sprintf("refusing to install %s: %v", filename, err), map[string]string{"targetVersion": target})
 	}
 	if c.opts.DryRun {
 		argv, err := c.a.Engine.DescribeInstall(c.ctx, "<download URL>", opts)

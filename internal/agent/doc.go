@@ -29,6 +29,13 @@
 //     (/etc/otabake/ota.json) only; the published effective configuration shows the image's
 //     value even when the property tries to change it. An asset whose "version" metadata
 //     contradicts the version's imageVersion is refused.
+//   - No Hub answer is trusted blindly. A bundle URL must be https://, or http:// only when the
+//     Hub itself is reached over http:// (the [hub] url for the hub transport; hub-url in
+//     nexigon-agent's /etc/nexigon/agent.toml for the socket and CLI transports; unknown
+//     means https only); file://, any other scheme, whitespace or a leading '-' is refused. A
+//     bundle hash must be <algorithm>:<hex> with the algorithm's length (sha512-256: 64 hex
+//     digits). A refusal is a failed install with the reason in the status and event; the
+//     tool never sees the value. Every value passed to rugix-ctrl or rauc follows "--".
 //   - The Hub is part of health: a commit happens only in a check that reached the Hub, so an
 //     update that cuts the device off is rolled back by the watchdog. The watchdog itself
 //     needs no Hub.

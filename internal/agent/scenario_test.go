@@ -47,6 +47,9 @@ func TestUpdateInstallRebootCommit(t *testing.T) {
 	if slices.Contains(d.InstallArgs[0], "--bundle-hash") {
 		t.Errorf("install args %v: --bundle-hash without useBundleHash", d.InstallArgs[0])
 	}
+	if a := d.InstallArgs[0]; len(a) < 2 || a[len(a)-2] != "--" || !strings.HasPrefix(a[len(a)-1], r.url) {
+		t.Errorf("install args %v: want the Hub's URL alone after \"--\"", a)
+	}
 	r.boot()
 	if res := r.check(); res.code != 0 {
 		t.Fatalf("exit %d", res.code)
@@ -342,6 +345,8 @@ func TestRauc(t *testing.T) {
 	r.wantStatus("rebooting", "v1", 0, "")
 	if d := r.device(); d.Installs != 1 || !slices.Equal(d.Reboots, []string{"reboot"}) {
 		t.Fatalf("installs %d reboots %v", d.Installs, d.Reboots)
+	} else if a := d.InstallArgs[0]; len(a) != 3 || a[0] != "install" || a[1] != "--" {
+		t.Errorf("rauc args %q, want install -- URL", a)
 	}
 	r.boot()
 	if res := r.check(); res.code != 0 {
@@ -362,7 +367,16 @@ func TestSocketTransport(t *testing.T) {
 	r.writeFile(agent.SettingsFile, "engine = \"rugix\"\nsocket-path = \"/s.sock\"\n")
 	path, _ := r.newBundle("v2")
 	r.publish("v2", "stable", path, nil)
-	if res := r.check(); res.code != 0 {
+	// The Hub is reached over plain http here; until nexigon-agent's configuration says so,
+	// the agent accepts only https bundle URLs.
+	if res := r.check(); res.code == 0 || !strings.Contains(res.stderr, "only https bundle URLs are accepted") {
+		t.Fatalf("http bundle URL with an unknown Hub URL: exit %d\n%s", res.code, res.stderr)
+	}
+	if d := r.device(); d.InstallAttempts != 0 {
+		t.Fatalf("rugix-ctrl was run %d times with a refused URL", d.InstallAttempts)
+	}
+	r.writeFile(agent.NexigonAgentConfig, "hub-url = \""+r.url+"\"\ntoken = \"deployment_x\"\nfingerprint-script = \"fp.sh\"\n")
+	if res := r.check("--ignore-backoff"); res.code != 0 {
 		t.Fatalf("exit %d", res.code)
 	}
 	r.boot()

@@ -194,6 +194,7 @@ func (e *env) build(inv *invocation, transport, optionalTransport bool) (*agent.
 		return nil, err
 	}
 	a.Transport = t
+	a.HubURL = a.HubURLFor(t.Name(), firstNonEmpty(inv.str("hub-url"), s.Hub.URL))
 	return a, nil
 }
 

@@ -113,17 +113,20 @@ func (f *fakeRunner) run(_ context.Context, name string, args ...string) ([]byte
 	return []byte(f.answers[key]), nil
 }
 
+// testHash is a well-formed Rugix bundle hash.
+const testHash = "sha512-256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 func TestRugixInstallFlags(t *testing.T) {
 	for _, tc := range []struct {
 		version string
 		want    []string
 	}{
-		{"rugix-ctrl 0.8.15", []string{"rugix-ctrl", "update", "install", "--verify-bundle", "sha512-256:ab", "--reboot", "no", "http://u"}},
-		{"rugix-ctrl 1.1.0", []string{"rugix-ctrl", "update", "install", "--bundle-hash", "sha512-256:ab", "--reboot", "no", "http://u"}},
+		{"rugix-ctrl 0.8.15", []string{"rugix-ctrl", "update", "install", "--verify-bundle", testHash, "--reboot", "no", "--", "http://u"}},
+		{"rugix-ctrl 1.1.0", []string{"rugix-ctrl", "update", "install", "--bundle-hash", testHash, "--reboot", "no", "--", "http://u"}},
 	} {
 		f := &fakeRunner{answers: map[string]string{"rugix-ctrl --version": tc.version}}
 		e, _ := New("rugix", f.run)
-		if err := e.Install(context.Background(), "http://u", InstallOptions{BundleHash: "sha512-256:ab"}); err != nil {
+		if err := e.Install(context.Background(), "http://u", InstallOptions{BundleHash: testHash}); err != nil {
 			t.Fatal(err)
 		}
 		if got := f.calls[len(f.calls)-1]; !slices.Equal(got, tc.want) {
@@ -135,6 +138,129 @@ func TestRugixInstallFlags(t *testing.T) {
 	_ = e.Install(context.Background(), "http://u", InstallOptions{})
 	if len(f.calls) != 1 || slices.Contains(f.calls[0], "--version") {
 		t.Errorf("without a hash the version must not matter: %q", f.calls)
+	}
+}
+
+// TestInstallArgv checks the exact command lines: every option before "--", the URL from the
+// Hub after it, for both tools, and the dry-run description alike.
+func TestInstallArgv(t *testing.T) {
+	const u = "https://s3.example/b/sys.rugixb?X-Amz-Signature=abc"
+	for _, tc := range []struct {
+		engine string
+		opts   InstallOptions
+		want   []string
+	}{
+		{"rugix", InstallOptions{}, []string{"rugix-ctrl", "update", "install", "--reboot", "no", "--", u}},
+		{"rugix", InstallOptions{BundleHash: testHash}, []string{"rugix-ctrl", "update", "install", "--bundle-hash", testHash, "--reboot", "no", "--", u}},
+		{"rauc", InstallOptions{}, []string{"rauc", "install", "--", u}},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			f := &fakeRunner{answers: map[string]string{"rugix-ctrl --version": "rugix-ctrl 1.2.0"}}
+			e, _ := New(tc.engine, f.run)
+			if err := e.Install(context.Background(), u, tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			got := f.calls[len(f.calls)-1]
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("install argv %q, want %q", got, tc.want)
+			}
+			desc, err := e.DescribeInstall(context.Background(), u, tc.opts)
+			if err != nil || !slices.Equal(desc, tc.want) {
+				t.Errorf("DescribeInstall = %q, %v; want %q", desc, err, tc.want)
+			}
+			if i := slices.Index(got, "--"); i != len(got)-2 {
+				t.Errorf("\"--\" at %d of %q: options must all come before it and only the URL after", i, got)
+			}
+		})
+	}
+}
+
+// TestInstallRefusesHubValues: URLs and hashes the Hub should never send are refused before
+// the tool runs.
+func TestInstallRefusesHubValues(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, hash, want string
+	}{
+		{"file URL", "file:///data/evil.rugixb", "", `scheme "file"`},
+		{"ftp URL", "ftp://example.com/b.rugixb", "", `scheme "ftp"`},
+		{"relative path", "/tmp/b.rugixb", "", `scheme ""`},
+		{"option-like URL", "--insecure-skip-bundle-verification", "", "starts with '-'"},
+		{"dash URL", "-https://example.com/b", "", "starts with '-'"},
+		{"empty URL", "", "", "empty bundle URL"},
+		{"whitespace", "https://example.com/a b", "", "whitespace"},
+		{"newline", "https://example.com/a\n--reboot", "", "control characters"},
+		{"no host", "https:///b.rugixb", "", "no host"},
+		{"short hash", "https://example.com/b", testHash[:len(testHash)-1], "needs 64 hex digits, got 63"},
+		{"long hash", "https://example.com/b", testHash + "00", "needs 64 hex digits, got 66"},
+		{"hash not hex", "https://example.com/b", testHash[:len(testHash)-1] + "g", "not hexadecimal"},
+		{"hash without algorithm", "https://example.com/b", testHash[len("sha512-256:"):], "want <algorithm>:<hex>"},
+		{"hash unknown algorithm", "https://example.com/b", "md5:0123456789abcdef0123456789abcdef", `unknown algorithm "md5"`},
+		{"hash option", "https://example.com/b", "--reboot=yes", "want <algorithm>:<hex>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"rugix", "rauc"} {
+				if name == "rauc" && tc.hash != "" {
+					continue // RAUC refuses every hash anyway
+				}
+				f := &fakeRunner{answers: map[string]string{"rugix-ctrl --version": "rugix-ctrl 1.2.0"}}
+				e, _ := New(name, f.run)
+				err := e.Install(context.Background(), tc.url, InstallOptions{BundleHash: tc.hash})
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+				}
+				for _, c := range f.calls {
+					if slices.Contains(c, "install") {
+						t.Errorf("%s: the tool ran: %q", name, c)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCheckBundleURLPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		url       string
+		allowHTTP bool
+		want      string // "" accepts
+	}{
+		{"https://s3.eu.example/bucket/a?X-Amz-Signature=s", false, ""},
+		{"http://127.0.0.1:8080/api/v1/blobs/x?sig=s", true, ""},
+		{"http://s3.example/b?X-Amz-Signature=SECRET", false, "plain http but the Hub is not reached over http"},
+		{"HTTPS://EXAMPLE.COM/b", false, ""},
+		{"file:///b", true, "only http or https"},
+		{"data:text/plain,x", true, `scheme "data"`},
+	} {
+		err := CheckBundleURL(tc.url, SourcePolicy{AllowHTTP: tc.allowHTTP})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s (http %v): %v", tc.url, tc.allowHTTP, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s (http %v): err = %v, want %q", tc.url, tc.allowHTTP, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "SECRET"):
+			t.Errorf("the refusal leaks the presigned query: %v", err)
+		}
+	}
+}
+
+func TestCheckBundleHash(t *testing.T) {
+	digits := testHash[len("sha512-256:"):]
+	for _, tc := range []struct {
+		hash, want string // want "" accepts
+	}{
+		{testHash, ""},
+		{"sha512-256:" + strings.ToUpper(digits), ""},
+		{"sha512_256:" + digits, ""},
+		{"sha256:" + digits, ""},
+		{"sha512:" + digits + digits, ""},
+		{"sha512:" + digits, "needs 128 hex digits, got 64"},
+		{"sha512-256:", "needs 64 hex digits, got 0"},
+		{"", "want <algorithm>:<hex>"},
+	} {
+		err := CheckBundleHash(tc.hash)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("CheckBundleHash(%q) = %v, want %q", tc.hash, err, tc.want)
+		}
 	}
 }
 

@@ -104,15 +104,24 @@ func (r *Rauc) Install(ctx context.Context, url string, opts InstallOptions) err
 	if opts.BundleHash != "" {
 		return fmt.Errorf("rauc install: bundle hash verification is a Rugix feature; RAUC verifies signatures")
 	}
-	if _, err := r.run(ctx, "rauc", "install", url); err != nil {
+	if err := CheckBundleURL(url, SourcePolicy{AllowHTTP: true}); err != nil {
+		return fmt.Errorf("rauc install refused: %w", err)
+	}
+	if _, err := r.run(ctx, "rauc", raucInstallArgs(url)...); err != nil {
 		return fmt.Errorf("rauc install failed: %w", err)
 	}
 	return nil
 }
 
+// raucInstallArgs is `install -- URL`. rauc parses its command line with GLib's GOption,
+// which stops at "--" and removes it when nothing after it starts with '-' (a checked URL
+// never does), so install_start still finds the bundle as its only argument; any option would
+// have to come before "--".
+func raucInstallArgs(url string) []string { return []string{"install", "--", url} }
+
 // DescribeInstall implements Engine.
 func (r *Rauc) DescribeInstall(_ context.Context, url string, _ InstallOptions) ([]string, error) {
-	return []string{"rauc", "install", url}, nil
+	return append([]string{"rauc"}, raucInstallArgs(url)...), nil
 }
 
 // RebootSpare implements Engine: rauc install already made the new slot primary.

@@ -130,9 +130,15 @@ func (r *Rugix) majorVersion(ctx context.Context) (int, error) {
 	return m, nil
 }
 
+// installArgs is `update install [--bundle-hash H] --reboot no -- URL`: every option before
+// "--", the URL after it, so that no value from the Hub can be read as an option (clap, which
+// parses rugix-ctrl's command line, takes everything after "--" as positional).
 func (r *Rugix) installArgs(ctx context.Context, url string, opts InstallOptions) ([]string, error) {
 	args := []string{"update", "install"}
 	if opts.BundleHash != "" {
+		if err := CheckBundleHash(opts.BundleHash); err != nil {
+			return nil, err
+		}
 		major, err := r.majorVersion(ctx)
 		if err != nil {
 			return nil, err
@@ -144,11 +150,15 @@ func (r *Rugix) installArgs(ctx context.Context, url string, opts InstallOptions
 			args = append(args, "--verify-bundle", opts.BundleHash)
 		}
 	}
-	return append(args, "--reboot", "no", url), nil
+	return append(args, "--reboot", "no", "--", url), nil
 }
 
-// Install implements Engine.
+// Install implements Engine. It refuses a URL that is not http(s) and a malformed hash before
+// running anything; the agent applies the stricter https-only policy before calling it.
 func (r *Rugix) Install(ctx context.Context, url string, opts InstallOptions) error {
+	if err := CheckBundleURL(url, SourcePolicy{AllowHTTP: true}); err != nil {
+		return fmt.Errorf("rugix-ctrl update install refused: %w", err)
+	}
 	args, err := r.installArgs(ctx, url, opts)
 	if err != nil {
 		return err

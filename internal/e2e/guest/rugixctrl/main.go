@@ -132,12 +132,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // parseInstallArgs reads the flags of `update install`, which may come before or after the
-// bundle, as with clap.
+// bundle, as with clap; after "--" every argument is positional (otabake-agent puts the URL
+// there).
 func parseInstallArgs(args []string) (installOptions, error) {
 	var o installOptions
+	positional := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if !strings.HasPrefix(a, "--") {
+		if a == "--" && !positional {
+			positional = true
+			continue
+		}
+		if positional || !strings.HasPrefix(a, "--") {
 			if o.Source != "" {
 				return o, fmt.Errorf("two bundles given: %q and %q", o.Source, a)
 			}

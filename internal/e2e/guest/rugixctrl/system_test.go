@@ -233,11 +233,20 @@ func TestParseInstallArgs(t *testing.T) {
 			installOptions{Source: "/tmp/b", BundleHash: "h", WithoutBootFlow: true}},
 		{[]string{"--insecure-skip-bundle-verification", "--reboot=set", "b"},
 			installOptions{Source: "b", SkipVerification: true, Reboot: "set"}},
+		// otabake-agent's form: every option, then "--", then the URL.
+		{[]string{"--bundle-hash", "sha512-256:ab", "--reboot", "no", "--", "http://h/b"},
+			installOptions{Source: "http://h/b", BundleHash: "sha512-256:ab", Reboot: "no"}},
+		{[]string{"--", "--reboot"}, installOptions{Source: "--reboot"}},
 	}
 	for _, tt := range tests {
 		got, err := parseInstallArgs(tt.args)
 		if err != nil || got != tt.want {
 			t.Errorf("parseInstallArgs(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+		}
+	}
+	for _, args := range [][]string{{"--", "a", "b"}, {"--reboot", "no", "--"}} {
+		if _, err := parseInstallArgs(args); err == nil {
+			t.Errorf("parseInstallArgs(%q): no error", args)
 		}
 	}
 }

@@ -46,9 +46,9 @@ func run(prog string, args []string) error {
 		d.Commits++
 	case len(args) >= 1 && args[0] == "status":
 		return status(d)
-	case len(args) == 2 && args[0] == "install":
+	case len(goptionArgs(args)) == 2 && args[0] == "install":
 		d.InstallAttempts++
-		hash, err := sim.FetchAndVerify(context.Background(), args[1], "")
+		hash, err := sim.FetchAndVerify(context.Background(), goptionArgs(args)[1], "")
 		if err != nil {
 			_ = sim.Save(statePath, d)
 			return fmt.Errorf("Failed to install bundle: %w", err)
@@ -103,4 +103,29 @@ func status(d *sim.Device) error {
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"compatible": d.System, "variant": "", "booted": d.Active, "boot_primary": primary, "slots": slots,
 	})
+}
+
+// goptionArgs removes the first "--" the way GLib's g_option_context_parse does when no
+// argument after it starts with '-' (goption.c: the separator is kept otherwise), which is how
+// rauc sees `rauc install -- URL`: as install URL.
+func goptionArgs(args []string) []string {
+	i := slicesIndex(args, "--")
+	if i < 0 {
+		return args
+	}
+	for _, a := range args[i+1:] {
+		if strings.HasPrefix(a, "-") {
+			return args
+		}
+	}
+	return append(append([]string(nil), args[:i]...), args[i+1:]...)
+}
+
+func slicesIndex(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }

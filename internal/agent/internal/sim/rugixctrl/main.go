@@ -117,8 +117,16 @@ func install(d *sim.Device, args []string) error {
 	}
 	v1 := !strings.HasPrefix(d.ToolVersion, "0.")
 	var hash, src string
+	positional := false // after "--", as clap parses it, everything is the bundle
 	for i := 0; i < len(args); i++ {
 		switch a := args[i]; {
+		case positional:
+			if src != "" {
+				return fmt.Errorf("unexpected argument '%s' found", a)
+			}
+			src = a
+		case a == "--":
+			positional = true
 		case a == "--bundle-hash" && v1, a == "--verify-bundle" && !v1:
 			i++
 			if i == len(args) {
