@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +183,72 @@ func TestHubServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not shut down")
+	}
+}
+
+// TestHubDamagedDatabase: a truncated or empty hub.db gives every command a clear error naming
+// the file and `hub check`/`hub repair` (run in-process: a SIGBUS would kill the test binary);
+// check reports it and exits non-zero, repair rebuilds, and check is clean afterwards.
+func TestHubDamagedDatabase(t *testing.T) {
+	for _, size := range []int64{0, 5000} {
+		dir := t.TempDir()
+		if code, _, errs := runCLI(t, "-C", dir, "hub", "init", "--repository", "fleet", "--package", "system"); code != 0 {
+			t.Fatalf("init: %d %s", code, errs)
+		}
+		db := filepath.Join(dir, ".otabake", "hub", "hub.db")
+		if err := os.Truncate(db, size); err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-time.Minute)
+		os.Chtimes(db, old, old)
+		for _, args := range [][]string{{"hub", "ls"}, {"hub", "init", "--repository", "fleet", "--package", "system"}} {
+			code, _, errs := runCLI(t, append([]string{"-C", dir}, args...)...)
+			if code != 1 || !strings.Contains(errs, db) || !strings.Contains(errs, "otabake hub check") || !strings.Contains(errs, "otabake hub repair") {
+				t.Errorf("size %d: %v = %d %q, want the recovery message", size, args, code, errs)
+			}
+		}
+		code, out, _ := runCLI(t, "-C", dir, "--json", "hub", "check")
+		var rep struct {
+			OK bool `json:"ok"`
+		}
+		if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.OK {
+			t.Errorf("size %d: hub check --json = %d %s", size, code, out)
+		}
+		code, out, errs := runCLI(t, "-C", dir, "hub", "repair")
+		if code != 0 || !strings.Contains(out, "moved the damaged database to "+db+".damaged-") {
+			t.Errorf("size %d: hub repair = %d %q %q", size, code, out, errs)
+		}
+		if code, out, errs := runCLI(t, "-C", dir, "hub", "check"); code != 0 || !strings.Contains(out, "ok") {
+			t.Errorf("size %d: hub check after repair = %d %q %q", size, code, out, errs)
+		}
+	}
+}
+
+// TestHubLsEscapes: names from the Hub are printed escaped, never as terminal escapes or
+// forged lines, and listing writes nothing.
+func TestHubLsEscapes(t *testing.T) {
+	var b bytes.Buffer
+	tree := []local.TreeRepository{{ID: "repo_x", Name: "fleet", Packages: []local.TreePackage{{ID: "pkg_y", Name: "system",
+		Versions: []local.TreeVersion{{ID: "pkg_v_z", Name: "evil\x1b[2J", Tags: []hub.VersionTag{{Tag: "t\nforged"}},
+			Assets: []hub.VersionAsset{{Filename: "a\x00b\x1b]0;title\x07\nfake line", Size: 1, Digest: "sha256_00", Status: hub.AssetAvailable}}}}}}}}
+	if err := printTree(&b, "/hub", tree); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x00\x1b\x07") || strings.Count(out, "\n") != 4 {
+		t.Fatalf("hub ls printed raw control characters:\n%q", out)
+	}
+	for _, want := range []string{`"a\x00b\x1b]0;title\a\nfake line"`, `"t\nforged"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %s", out, want)
+		}
+	}
+
+	dir := t.TempDir()
+	if code, out, _ := runCLI(t, "-C", dir, "hub", "ls"); code != 0 || !strings.Contains(out, "is empty") {
+		t.Fatalf("hub ls of nothing = %d %q", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".otabake")); !os.IsNotExist(err) {
+		t.Errorf("hub ls created the local Hub: %v", err)
 	}
 }
