@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/otabake/otabake/internal/atomicfile"
 )
 
 // Blobs are written to a temporary file next to their final name, <hex>.<pid>-<n>.tmp, which
@@ -34,8 +36,9 @@ const legacyTempAge = time.Hour
 // tempBlob is a blob being written.
 type tempBlob struct {
 	*os.File
-	dst  string
-	done bool
+	dst     string
+	done    bool
+	untrack func() // an interrupted process removes the blob before it exits (atomicfile.RemovePending)
 }
 
 // createTempBlob starts writing the blob that will live at dst.
@@ -50,7 +53,7 @@ func createTempBlob(dst string) (*tempBlob, error) {
 		os.Remove(name)
 		return nil, fmt.Errorf("lock temporary blob %s: %w", name, err)
 	}
-	return &tempBlob{File: f, dst: dst}, nil
+	return &tempBlob{File: f, dst: dst, untrack: atomicfile.Track(name)}, nil
 }
 
 // Commit fsyncs the blob and renames it into place, still holding the lock.
@@ -59,6 +62,7 @@ func (t *tempBlob) Commit() error {
 		return fmt.Errorf("commit blob %s: already closed", t.dst)
 	}
 	t.done = true
+	defer t.untrack()
 	tmp := t.Name()
 	defer t.File.Close()
 	if err := t.Sync(); err != nil {
@@ -86,6 +90,7 @@ func (t *tempBlob) Close() error {
 		return nil
 	}
 	t.done = true
+	defer t.untrack()
 	os.Remove(t.Name())
 	return t.File.Close()
 }
