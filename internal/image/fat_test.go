@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/otabake/otabake/internal/rootfs"
 )
 
 func TestMakeFATWithFieldTools(t *testing.T) {
@@ -94,29 +98,34 @@ func TestMakeFATErrors(t *testing.T) {
 	}
 }
 
-func TestResolveInRootStaysInside(t *testing.T) {
+func TestFindInRootStaysInside(t *testing.T) {
 	root := t.TempDir()
 	mkfile(t, root, "boot/vmlinuz-1", "k")
 	outside := t.TempDir()
 	mkfile(t, outside, "secret", "s")
 	os.Symlink("/boot/vmlinuz-1", filepath.Join(root, "abs"))
 	os.Symlink("../../../../../../"+outside+"/secret", filepath.Join(root, "escape"))
+	os.Symlink(outside+"/secret", filepath.Join(root, "host"))
 	os.Symlink("loop", filepath.Join(root, "loop"))
+	r, err := rootfs.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	for _, tt := range []struct {
-		rel, want string
-		err       bool
+		candidates []string
+		want, why  string
 	}{
-		{"abs", filepath.Join(root, "boot/vmlinuz-1"), false},
-		{"boot/../../../boot/vmlinuz-1", filepath.Join(root, "boot/vmlinuz-1"), false},
-		{"escape", filepath.Join(root, outside, "secret"), true}, // resolves inside root, where it does not exist
-		{"loop", "", true},
+		{[]string{"abs"}, "abs", ""},
+		{[]string{"escape", "host", "loop", "boot/vmlinuz-*"}, "boot/vmlinuz-1", ""},
+		{[]string{"escape"}, "", "climbs above the root"},
+		{[]string{"host"}, "", ""}, // resolves inside the root, where it does not exist
+		{[]string{"loop"}, "", "too many levels"},
+		{[]string{"boot"}, "", "is a directory"},
 	} {
-		got, err := resolveInRoot(root, tt.rel)
-		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
-			t.Errorf("resolveInRoot(%q) = %q, %v", tt.rel, got, err)
-		}
-		if strings.HasPrefix(got, outside) {
-			t.Errorf("resolveInRoot(%q) escaped to %s", tt.rel, got)
+		got, tried := findInRoot(r, tt.candidates)
+		if got != tt.want || !strings.Contains(strings.Join(tried, " "), tt.why) {
+			t.Errorf("findInRoot(%q) = %q, %q; want %q, tried mentioning %q", tt.candidates, got, tried, tt.want, tt.why)
 		}
 	}
 }
@@ -132,17 +141,75 @@ func TestRewriteCmdline(t *testing.T) {
 	}
 }
 
-func TestCopyTreeRefusesEscapes(t *testing.T) {
-	src := t.TempDir()
-	mkfile(t, src, "ok.txt", "ok")
-	mkfile(t, src, "sub/inner.txt", "inner")
-	os.Symlink("sub/inner.txt", filepath.Join(src, "link-inside"))
-	if err := copyTree(src, filepath.Join(t.TempDir(), "a")); err != nil {
-		t.Fatalf("inside link: %v", err)
+func TestCopyTreeStaysInside(t *testing.T) {
+	outside := t.TempDir()
+	mkfile(t, outside, "secret", "HOST SECRET")
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, src string)
+		want  string // error text; "" for success
+	}{
+		{"links inside", func(t *testing.T, src string) {
+			os.Symlink("sub/inner.txt", filepath.Join(src, "link-inside"))
+			os.Symlink("/sub", filepath.Join(src, "abs-dir"))
+		}, ""},
+		{"absolute link to a host file", func(t *testing.T, src string) {
+			os.Symlink("/etc/passwd", filepath.Join(src, "host"))
+		}, "does not exist"},
+		{"relative link out", func(t *testing.T, src string) {
+			os.Symlink("../../../../../../../.."+outside+"/secret", filepath.Join(src, "up"))
+		}, "climbs above the root"},
+		{"directory link to a host directory", func(t *testing.T, src string) {
+			os.Symlink(outside, filepath.Join(src, "overlays"))
+		}, "does not exist"},
+		{"link loop", func(t *testing.T, src string) {
+			os.Symlink("..", filepath.Join(src, "sub/up"))
+		}, "symbolic link loop"},
+		{"FIFO", func(t *testing.T, src string) {
+			if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "fifo is a named pipe (FIFO)"},
+		{"larger than the partition", func(t *testing.T, src string) {
+			f, _ := os.Create(filepath.Join(src, "big"))
+			f.Truncate(24 << 30)
+			f.Close()
+		}, "big is 25769803776 bytes, more than the boot partition has left"},
 	}
-	os.Symlink("/etc/passwd", filepath.Join(src, "host"))
-	if err := copyTree(src, filepath.Join(t.TempDir(), "b")); err == nil || !strings.Contains(err.Error(), "outside") {
-		t.Fatalf("absolute link to the host: err = %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := t.TempDir()
+			mkfile(t, src, "ok.txt", "ok")
+			mkfile(t, src, "sub/inner.txt", "inner")
+			tt.setup(t, src)
+			r, err := rootfs.OpenRoot(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			dst := filepath.Join(t.TempDir(), "dst")
+			err = copyTree(r, ".", dst, newBudget("boot partition", 16*MiB))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range []string{"ok.txt", "sub/inner.txt", "link-inside", "abs-dir/inner.txt"} {
+					if _, err := os.Stat(filepath.Join(dst, f)); err != nil {
+						t.Errorf("not copied: %v", err)
+					}
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+				if data, _ := os.ReadFile(p); strings.Contains(string(data), "HOST SECRET") {
+					t.Errorf("%s holds the host's file", p)
+				}
+				return nil
+			})
+		})
 	}
 }
 

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -526,5 +529,132 @@ func TestUBootScriptsGenerated(t *testing.T) {
 		if len(data) < 72 || data[0] != 0x27 || data[1] != 0x05 || !strings.Contains(string(data), f.want) {
 			t.Errorf("%s is not a uImage script containing %q", f.path, f.want)
 		}
+	}
+}
+
+// TestBootFilesStayInRootfs builds rpi-uboot images whose U-Boot binary, boot.scr or boot
+// firmware are links pointing at the build host, FIFOs or devices: the host's bytes must never
+// reach a partition, links must resolve inside the rootfs as on the device, and special files
+// must be refused instead of blocking the build or being read without end.
+func TestBootFilesStayInRootfs(t *testing.T) {
+	needTool(t, "mkfs.ext4", "e2fsprogs")
+	const marker = "OTABAKE-HOST-SECRET-7f3a"
+	t.Setenv("OTABAKE_TEST_SECRET", marker)
+	host := t.TempDir()
+	mkfile(t, host, "u-boot/u-boot-arm64.bin", marker)
+	mkfile(t, host, "u-boot/boot.scr", marker)
+	mkfile(t, host, "secret.dtb", marker)
+	const ubootDir = "usr/share/rugix/u-boot"
+	tests := []struct {
+		name  string
+		root  bool // needs root (mknod)
+		setup func(t *testing.T, rootfs string)
+		want  string // error text; "" when the image builds
+	}{
+		{"absolute U-Boot link resolves inside the rootfs", false, func(t *testing.T, rootfs string) {
+			mkfile(t, rootfs, host+"/u-boot/u-boot-arm64.bin", "ROOTFS U-BOOT")
+			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", host+"/u-boot/u-boot-arm64.bin")
+		}, ""},
+		{"U-Boot link to /proc/self/environ", false, func(t *testing.T, rootfs string) {
+			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", "/proc/self/environ")
+		}, "not found"},
+		{"U-Boot link to a host file", false, func(t *testing.T, rootfs string) {
+			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", host+"/u-boot/u-boot-arm64.bin")
+		}, "not found"},
+		{"U-Boot relative link climbing out", false, func(t *testing.T, rootfs string) {
+			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", "../../../../../../../../../.."+host+"/u-boot/u-boot-arm64.bin")
+		}, "climbs above the root"},
+		{"U-Boot directory linked to the host", false, func(t *testing.T, rootfs string) {
+			if err := os.RemoveAll(filepath.Join(rootfs, "usr/share/rugix")); err != nil {
+				t.Fatal(err)
+			}
+			relink(t, rootfs, "usr/share/rugix", host)
+		}, "not found"},
+		{"boot.scr linked to a host file", false, func(t *testing.T, rootfs string) {
+			relink(t, rootfs, ubootDir+"/boot.scr", "../../../../../../../../../.."+host+"/u-boot/boot.scr")
+		}, "climbs above the root"},
+		{"boot.scr is a FIFO", false, func(t *testing.T, rootfs string) {
+			os.Remove(filepath.Join(rootfs, ubootDir, "boot.scr"))
+			if err := syscall.Mkfifo(filepath.Join(rootfs, ubootDir, "boot.scr"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "named pipe (FIFO)"},
+		{"U-Boot binary is a character device", true, func(t *testing.T, rootfs string) {
+			os.Remove(filepath.Join(rootfs, ubootDir, "u-boot-arm64.bin"))
+			if err := syscall.Mknod(filepath.Join(rootfs, ubootDir, "u-boot-arm64.bin"), syscall.S_IFCHR|0o666, 1<<8|5); err != nil {
+				t.Fatal(err)
+			}
+		}, "character device"},
+		{"U-Boot binary linked to /dev/zero", true, func(t *testing.T, rootfs string) {
+			if err := syscall.Mknod(filepath.Join(rootfs, "dev-zero"), syscall.S_IFCHR|0o666, 1<<8|5); err != nil {
+				t.Fatal(err)
+			}
+			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", "/dev-zero")
+		}, "character device"},
+		{"firmware linked to a host file", false, func(t *testing.T, rootfs string) {
+			relink(t, rootfs, "boot/firmware/bcm2711-rpi-4-b.dtb", host+"/secret.dtb")
+		}, "does not exist"},
+		{"firmware directory linked out", false, func(t *testing.T, rootfs string) {
+			os.RemoveAll(filepath.Join(rootfs, "boot/firmware/overlays"))
+			relink(t, rootfs, "boot/firmware/overlays", "../../../../../../../../.."+host)
+		}, "climbs above the root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			}
+			dir := t.TempDir()
+			rootfs := fakeRootfs(t, dir)
+			tt.setup(t, rootfs)
+			var img string
+			if tt.want == "" {
+				b := buildImage(t, dir, TargetRPiUBoot, "arm64", rootfs)
+				img = b.img
+				if data, _ := os.ReadFile(img); !strings.Contains(string(data), "ROOTFS U-BOOT") {
+					t.Error("the image lacks the rootfs's U-Boot binary")
+				}
+			} else {
+				tgt, _ := TargetByName(TargetRPiUBoot, "arm64")
+				l, _ := Plan(tgt, Sizes{Config: 16 * MiB, BootA: 16 * MiB, BootB: 16 * MiB}, 1000)
+				var err error
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					_, err = BuildPartitions(context.Background(), Input{Target: tgt, Layout: l, IDs: DeriveIdentifiers("x", "y"), RootfsDir: rootfs, WorkDir: filepath.Join(dir, "work"), SourceDateEpoch: testEpoch})
+				}()
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("BuildPartitions did not return within 5 s")
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want %q", err, tt.want)
+				}
+			}
+			// Nothing staged or built holds the host's bytes.
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || !d.Type().IsRegular() || strings.HasPrefix(p, rootfs+"/") {
+					return nil
+				}
+				if data, _ := os.ReadFile(p); strings.Contains(string(data), marker) {
+					t.Errorf("%s holds the build host's secret", p)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// relink replaces rel in the rootfs by a symlink to target.
+func relink(t *testing.T, rootfs, rel, target string) {
+	t.Helper()
+	p := filepath.Join(rootfs, rel)
+	os.Remove(p)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
 	}
 }

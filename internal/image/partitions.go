@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bootenv"
+	"github.com/otabake/otabake/internal/rootfs"
 	"github.com/otabake/otabake/internal/tool"
 )
 
@@ -113,16 +113,23 @@ func BuildPartitions(ctx context.Context, in Input) (*Partitions, error) {
 			return nil, fmt.Errorf("build partitions: %w", err)
 		}
 	}
+	rfs, err := rootfs.OpenRoot(in.RootfsDir)
+	if err != nil {
+		return nil, fmt.Errorf("build partitions: root filesystem: %w", err)
+	}
+	defer rfs.Close()
+	st := &stager{in: in, rfs: rfs, cfgDir: cfgDir, bootDir: bootDir,
+		cfg: newBudget("config partition", cfgP.Bytes()), boot: newBudget("boot partition", bootP.Bytes())}
 	if in.ConfigDir != "" {
-		if err := copyTree(in.ConfigDir, cfgDir); err != nil {
-			return nil, fmt.Errorf("build partitions: config files: %w", err)
+		if err := st.copyConfiguredDir(in.ConfigDir, cfgDir, st.cfg); err != nil {
+			return nil, fmt.Errorf("build partitions: config files from %s: %w", in.ConfigDir, err)
 		}
 	}
 	switch in.Target.Name {
 	case TargetEFIGrub:
-		err = stageGrub(ctx, in, cfgDir, bootDir, root)
+		err = st.grub(ctx, root)
 	case TargetRPiTryboot, TargetRPiUBoot:
-		err = stageRPi(in, cfgDir, bootDir, root)
+		err = st.rpi(root)
 	default:
 		err = fmt.Errorf("unknown target %q", in.Target.Name)
 	}
@@ -229,38 +236,53 @@ func grubNames(arch string) (efiName, mkimageFormat, debPkg string) {
 	return "BOOTX64.efi", "x86_64-efi", "grub-efi-amd64-bin"
 }
 
-func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) error {
+// stager stages the config and boot trees of one build. Files come from the root filesystem
+// (rfs) or from directories the project names, each read through a rootfs.Root; the staging
+// trees cfgDir and bootDir are otabake's own.
+type stager struct {
+	in              Input
+	rfs             *rootfs.Root
+	cfgDir, bootDir string
+	cfg, boot       *budget
+}
+
+// copyConfiguredDir copies a directory the project names (boot, config, boot loader) into
+// dst. Its links are followed inside it only: it is the root they are resolved against.
+func (st *stager) copyConfiguredDir(dir, dst string, b *budget) error {
+	r, err := rootfs.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return copyTree(r, ".", dst, b)
+}
+
+func (st *stager) grub(ctx context.Context, root string) error {
+	in, cfgDir, bootDir := st.in, st.cfgDir, st.bootDir
 	efiName, format, debPkg := grubNames(in.Target.Arch)
 	efiDst := filepath.Join(cfgDir, "EFI", "BOOT", efiName)
 	if err := os.MkdirAll(filepath.Dir(efiDst), 0o755); err != nil {
 		return err
 	}
 	var looked []string
-	found := ""
-	mods := grubModuleDir(in.RootfsDir, format)
+	found, configured := "", false
+	mods, modsInRootfs := grubModuleDir(st.rfs, format)
 	switch {
 	case in.PreferMkimage && mods != "" && grubMkimageFound():
 		// build with grub-mkimage below
 	case in.Bootloader != "":
-		if st, err := os.Stat(in.Bootloader); err != nil || !st.Mode().IsRegular() {
-			return fmt.Errorf("%w: configured GRUB EFI binary %s is not a file", ErrMissingBootFile, in.Bootloader)
-		}
-		found = in.Bootloader
+		found, configured = in.Bootloader, true
 	default:
-		for _, rel := range []string{"usr/share/rugix/grub/" + efiName, "boot/efi/EFI/BOOT/" + efiName, "boot/efi/EFI/BOOT/" + strings.ToUpper(efiName)} {
-			looked = append(looked, "/"+rel)
-			if p, err := resolveInRoot(in.RootfsDir, rel); err == nil {
-				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-					found = p
-					break
-				}
-			}
-		}
+		found, looked = findInRoot(st.rfs, []string{"usr/share/rugix/grub/" + efiName, "boot/efi/EFI/BOOT/" + efiName, "boot/efi/EFI/BOOT/" + strings.ToUpper(efiName)})
 	}
 	switch {
+	case configured:
+		if err := copyConfigured(found, efiDst, st.cfg); err != nil {
+			return fmt.Errorf("%w: configured GRUB EFI binary: %v", ErrMissingBootFile, err)
+		}
 	case found != "":
-		if err := copyFile(found, efiDst); err != nil {
-			return err
+		if err := copyFrom(st.rfs, found, efiDst, st.cfg); err != nil {
+			return fmt.Errorf("GRUB EFI binary from the rootfs: %w", err)
 		}
 	case mods == "":
 		for _, dir := range []string{filepath.Join(in.RootfsDir, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
@@ -268,6 +290,18 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 		}
 		return fmt.Errorf("%w: no GRUB EFI binary %s; looked in the rootfs at %s; configure one or install the Debian package %s", ErrMissingBootFile, efiName, strings.Join(looked, ", "), debPkg)
 	default:
+		if modsInRootfs {
+			// grub-mkimage reads the directory itself and would follow links out of the
+			// rootfs: it gets a copy made under the rootfs rules.
+			staged := filepath.Join(in.WorkDir, "grub-modules", format)
+			if err := os.RemoveAll(staged); err != nil {
+				return err
+			}
+			if err := copyTree(st.rfs, mods, staged, newBudget("GRUB module directory", maxGrubModules)); err != nil {
+				return fmt.Errorf("GRUB modules from the rootfs: %w", err)
+			}
+			mods = staged
+		}
 		if err := grubMkimage(ctx, mods, format, efiDst, in.WorkDir, in.SourceDateEpoch); err != nil {
 			return err
 		}
@@ -291,8 +325,8 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 
 	// Boot partition: the boot tree if given, otherwise kernel and initrd from the rootfs.
 	if in.BootDir != "" {
-		if err := copyTree(in.BootDir, bootDir); err != nil {
-			return fmt.Errorf("boot files: %w", err)
+		if err := st.copyConfiguredDir(in.BootDir, bootDir, st.boot); err != nil {
+			return fmt.Errorf("boot files from %s: %w", in.BootDir, err)
 		}
 	}
 	for _, want := range []struct {
@@ -305,7 +339,7 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 		if _, err := os.Stat(filepath.Join(bootDir, want.name)); err == nil {
 			continue
 		}
-		src, tried := findInRoot(in.RootfsDir, want.candidates)
+		src, tried := findInRoot(st.rfs, want.candidates)
 		if src == "" {
 			where := "the rootfs " + in.RootfsDir + " at " + strings.Join(tried, ", ")
 			if in.BootDir != "" {
@@ -313,8 +347,8 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 			}
 			return fmt.Errorf("%w: no %s (kernel or initrd) in %s", ErrMissingBootFile, want.name, where)
 		}
-		if err := copyFile(src, filepath.Join(bootDir, want.name)); err != nil {
-			return err
+		if err := copyFrom(st.rfs, src, filepath.Join(bootDir, want.name), st.boot); err != nil {
+			return fmt.Errorf("%s from the rootfs: %w", want.name, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(bootDir, "grub.cfg")); errors.Is(err, fs.ErrNotExist) {
@@ -329,15 +363,22 @@ func stageGrub(ctx context.Context, in Input, cfgDir, bootDir, root string) erro
 	return writeFile(bootDir, "boot.grubenv", env)
 }
 
+// maxGrubModules bounds the copy of a rootfs's GRUB module directory (about 4 MiB in Debian).
+const maxGrubModules = 256 << 20
+
 // grubModuleDir returns the first directory with GRUB's modules for format: the rootfs's own
-// (usr/lib/grub/<format>) or the build host's, or "" when neither has them.
-func grubModuleDir(rootfs, format string) string {
-	for _, dir := range []string{filepath.Join(rootfs, "usr/lib/grub", format), filepath.Join("/usr/lib/grub", format)} {
-		if _, err := os.Stat(filepath.Join(dir, "linux.mod")); err == nil {
-			return dir
-		}
+// (usr/lib/grub/<format>, inRootfs true, relative to the rootfs) or the build host's, or ""
+// when neither has them.
+func grubModuleDir(rfs *rootfs.Root, format string) (dir string, inRootfs bool) {
+	rel := "usr/lib/grub/" + format
+	if fi, err := rfs.Stat(rel + "/linux.mod"); err == nil && fi.Mode().IsRegular() {
+		return rel, true
 	}
-	return ""
+	host := filepath.Join("/usr/lib/grub", format)
+	if _, err := os.Stat(filepath.Join(host, "linux.mod")); err == nil {
+		return host, false
+	}
+	return "", false
 }
 
 func grubMkimageFound() bool {
@@ -363,39 +404,45 @@ func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp
 
 var kernelLine = regexp.MustCompile(`(?m)^\s*kernel\s*=\s*(\S+)`)
 
-func stageRPi(in Input, cfgDir, bootDir, root string) error {
+func (st *stager) rpi(root string) error {
+	in, cfgDir, bootDir := st.in, st.cfgDir, st.bootDir
 	src := in.BootDir
 	if src == "" {
-		p, err := resolveInRoot(in.RootfsDir, "boot/firmware")
-		if err != nil {
-			return fmt.Errorf("%w: no boot directory configured and %s/boot/firmware: %v", ErrMissingBootFile, in.RootfsDir, err)
+		src = filepath.Join(in.RootfsDir, "boot/firmware")
+		if fi, err := st.rfs.Stat("boot/firmware"); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = fmt.Errorf("boot/firmware is %s", rootfs.TypeName(fi.Mode()))
+			}
+			return fmt.Errorf("%w: no boot directory configured and none in the rootfs: %v", ErrMissingBootFile, err)
 		}
-		src = p
-	}
-	if st, err := os.Stat(src); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: boot directory %s does not exist", ErrMissingBootFile, src)
-	}
-	if err := copyTree(src, bootDir); err != nil {
-		return fmt.Errorf("boot files: %w", err)
+		if err := copyTree(st.rfs, "boot/firmware", bootDir, st.boot); err != nil {
+			return fmt.Errorf("boot files from the rootfs: %w", err)
+		}
+	} else if err := st.copyConfiguredDir(src, bootDir, st.boot); err != nil {
+		return fmt.Errorf("boot files from %s: %w", src, err)
 	}
 	for _, req := range []string{"cmdline.txt", "config.txt"} {
 		if _, err := os.Stat(filepath.Join(bootDir, req)); err != nil {
 			return fmt.Errorf("%w: no %s in the boot directory %s", ErrMissingBootFile, req, src)
 		}
 	}
-	cmdline, err := os.ReadFile(filepath.Join(bootDir, "cmdline.txt"))
+	// The staged tree holds regular files only; the limits keep files that are small by
+	// nature small.
+	cmdline, err := rootfs.ReadFile(bootDir, "cmdline.txt", maxSmallFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("boot directory %s: %w", src, err)
 	}
 	line := RewriteCmdline(string(cmdline), root)
 	if err := writeFile(bootDir, "cmdline.txt", []byte(line)); err != nil {
 		return err
 	}
 	var env []bootenv.Var
-	if old, err := os.ReadFile(filepath.Join(bootDir, "boot.env")); err == nil {
+	if old, err := rootfs.ReadFile(bootDir, "boot.env", maxSmallFile); err == nil {
 		if env, err = bootenv.DecodeUBootEnv(old); err != nil {
 			return fmt.Errorf("existing boot.env in %s: %w", src, err)
 		}
+	} else if !isNotExist(err) {
+		return fmt.Errorf("boot directory %s: %w", src, err)
 	}
 	env = setVar(env, "bootargs", line)
 	benv, err := bootenv.EncodeUBootEnv(env, 0)
@@ -407,7 +454,10 @@ func stageRPi(in Input, cfgDir, bootDir, root string) error {
 	}
 
 	if in.Target.Name == TargetRPiTryboot {
-		cfg, _ := os.ReadFile(filepath.Join(bootDir, "config.txt"))
+		cfg, err := rootfs.ReadFile(bootDir, "config.txt", maxSmallFile)
+		if err != nil {
+			return fmt.Errorf("boot directory %s: %w", src, err)
+		}
 		kernels := []string{"kernel8.img", "kernel_2712.img", "kernel7l.img", "kernel7.img", "kernel.img"}
 		if m := kernelLine.FindSubmatch(cfg); m != nil {
 			kernels = []string{string(m[1])}
@@ -423,10 +473,11 @@ func stageRPi(in Input, cfgDir, bootDir, root string) error {
 		}
 		return nil
 	}
-	return stageUBoot(in, src, cfgDir, bootDir)
+	return st.uboot(src)
 }
 
-func stageUBoot(in Input, src, cfgDir, bootDir string) error {
+func (st *stager) uboot(src string) error {
+	in, cfgDir, bootDir := st.in, st.cfgDir, st.bootDir
 	if !anyExists(bootDir, []string{"second.scr"}) {
 		// Rugix's rpi-uboot-setup recipe puts second.scr into the boot tree; without it, write
 		// the equivalent script.
@@ -446,7 +497,12 @@ func stageUBoot(in Input, src, cfgDir, bootDir string) error {
 		return fmt.Errorf("%w: no kernel %s in the boot directory %s", ErrMissingBootFile, kernel, src)
 	}
 	// The firmware lives on the config partition; the kernels stay on the boot partitions.
-	ents, err := os.ReadDir(bootDir)
+	staged, err := rootfs.OpenRoot(bootDir)
+	if err != nil {
+		return err
+	}
+	defer staged.Close()
+	ents, err := staged.ReadDir(".")
 	if err != nil {
 		return err
 	}
@@ -455,34 +511,47 @@ func stageUBoot(in Input, src, cfgDir, bootDir string) error {
 		if strings.HasPrefix(n, "kernel") && strings.HasSuffix(n, ".img") || n == "cmdline.txt" || n == "config.txt" || n == "boot.env" || n == "second.scr" {
 			continue
 		}
-		s, d := filepath.Join(bootDir, n), filepath.Join(cfgDir, n)
+		d := filepath.Join(cfgDir, n)
 		if e.IsDir() {
-			err = copyTree(s, d)
+			err = copyTree(staged, n, d, st.cfg)
 		} else {
-			err = copyFile(s, d)
+			err = copyFrom(staged, n, d, st.cfg)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("firmware for the config partition: %w", err)
 		}
 	}
 	if !anyExists(cfgDir, []string{"start.elf", "start4.elf"}) {
 		return fmt.Errorf("%w: no Raspberry Pi firmware (start.elf or start4.elf) in the boot directory %s", ErrMissingBootFile, src)
 	}
-	ubootDir := in.Bootloader
-	if ubootDir == "" {
-		ubootDir = filepath.Join(in.RootfsDir, "usr/share/rugix/u-boot")
+	// The U-Boot binaries and boot.scr come from the configured boot loader directory (its
+	// links resolved inside it) or from the rootfs.
+	ubootRoot, ubootRel, ubootDir := st.rfs, "usr/share/rugix/u-boot", filepath.Join(in.RootfsDir, "usr/share/rugix/u-boot")
+	if in.Bootloader != "" {
+		r, err := rootfs.OpenRoot(in.Bootloader)
+		if err != nil {
+			return fmt.Errorf("%w: U-Boot directory: %v", ErrMissingBootFile, err)
+		}
+		defer r.Close()
+		ubootRoot, ubootRel, ubootDir = r, ".", in.Bootloader
 	}
 	ubootBins := []string{"u-boot-arm64.bin"}
 	if in.Target.Arch == "armhf" {
 		ubootBins = []string{"u-boot-armhf-zerow.bin", "u-boot-armhf-pi1.bin", "u-boot-armhf-pi2.bin", "u-boot-armhf-pi3.bin"}
 	}
 	for _, name := range ubootBins {
-		if err := copyFile(filepath.Join(ubootDir, name), filepath.Join(cfgDir, name)); err != nil {
+		err := copyFrom(ubootRoot, path.Join(ubootRel, name), filepath.Join(cfgDir, name), st.cfg)
+		if isNotExist(err) {
 			return fmt.Errorf("%w: U-Boot binary %s not found in %s (build it with the Raspberry Pi defconfig, or name its directory in the system's bootloader setting): %v", ErrMissingBootFile, name, ubootDir, err)
+		}
+		if err != nil {
+			return fmt.Errorf("U-Boot binary %s in %s: %w", name, ubootDir, err)
 		}
 	}
 	// A boot.scr next to the U-Boot binaries wins; otherwise write the first stage.
-	if err := copyFile(filepath.Join(ubootDir, "boot.scr"), filepath.Join(cfgDir, "boot.scr")); err != nil {
+	if err := copyFrom(ubootRoot, path.Join(ubootRel, "boot.scr"), filepath.Join(cfgDir, "boot.scr"), st.cfg); err != nil && !isNotExist(err) {
+		return fmt.Errorf("U-Boot script boot.scr in %s: %w", ubootDir, err)
+	} else if err != nil {
 		scr, err := bootenv.UBootScript("Rugpi First Stage", []byte(bootenv.RPiFirstStage), in.SourceDateEpoch)
 		if err != nil {
 			return err
@@ -554,20 +623,20 @@ func anyExists(dir string, names []string) bool {
 	return false
 }
 
-// findInRoot returns the first candidate (relative to root, "*" allowed in the last element,
-// highest name wins) that resolves inside root to a regular file, and the paths it tried.
-func findInRoot(root string, candidates []string) (string, []string) {
+// findInRoot returns the first candidate (relative to the rootfs, "*" allowed in the last
+// element, highest name wins) that resolves inside the rootfs to a regular file, and the paths
+// it tried, each with the reason it was refused when it exists but is not usable.
+func findInRoot(rfs *rootfs.Root, candidates []string) (string, []string) {
 	var tried []string
 	for _, c := range candidates {
-		tried = append(tried, "/"+c)
 		rels := []string{c}
 		if strings.Contains(c, "*") {
 			dir, pat := path.Split(c)
-			d, err := resolveInRoot(root, dir)
+			ents, err := rfs.ReadDir(dir)
 			if err != nil {
+				tried = append(tried, "/"+c)
 				continue
 			}
-			ents, _ := os.ReadDir(d)
 			rels = nil
 			for _, e := range ents {
 				if ok, _ := path.Match(pat, e.Name()); ok {
@@ -576,58 +645,21 @@ func findInRoot(root string, candidates []string) (string, []string) {
 			}
 			slices.SortFunc(rels, func(a, b string) int { return strings.Compare(b, a) })
 		}
+		why := ""
 		for _, rel := range rels {
-			p, err := resolveInRoot(root, rel)
-			if err != nil {
-				continue
-			}
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				return p, tried
+			fi, err := rfs.Stat(rel)
+			switch {
+			case err == nil && fi.Mode().IsRegular():
+				return rel, append(tried, "/"+c)
+			case err == nil:
+				why = " (" + rel + " is " + rootfs.TypeName(fi.Mode()) + ")"
+			case !isNotExist(err):
+				why = " (" + err.Error() + ")"
 			}
 		}
+		tried = append(tried, "/"+c+why)
 	}
 	return "", tried
-}
-
-// resolveInRoot resolves rel inside root as if root were "/": symbolic links, absolute or
-// relative, are followed but can never lead outside root.
-func resolveInRoot(root, rel string) (string, error) {
-	parts := strings.Split(strings.Trim(filepath.ToSlash(rel), "/"), "/")
-	var cur []string
-	for hops := 0; len(parts) > 0; {
-		p := parts[0]
-		parts = parts[1:]
-		switch p {
-		case "", ".":
-			continue
-		case "..":
-			if len(cur) > 0 {
-				cur = cur[:len(cur)-1]
-			}
-			continue
-		}
-		host := filepath.Join(root, filepath.Join(cur...), p)
-		st, err := os.Lstat(host)
-		if err != nil {
-			return "", err
-		}
-		if st.Mode()&fs.ModeSymlink == 0 {
-			cur = append(cur, p)
-			continue
-		}
-		if hops++; hops > 40 {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", rel)
-		}
-		target, err := os.Readlink(host)
-		if err != nil {
-			return "", err
-		}
-		if strings.HasPrefix(target, "/") {
-			cur = nil
-		}
-		parts = append(strings.Split(target, "/"), parts...)
-	}
-	return filepath.Join(root, filepath.Join(cur...)), nil
 }
 
 func writeFile(dir, rel string, data []byte) error {
@@ -636,67 +668,4 @@ func writeFile(dir, rel string, data []byte) error {
 		return err
 	}
 	return atomicfile.WriteFile(p, data, 0o644)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// copyTree copies regular files and directories from src into dst. Symbolic links are
-// followed (FAT has none) but only while they stay inside src: boot trees often come from an
-// untrusted rootfs, and an absolute link there must not pull in files of the build host.
-func copyTree(src, dst string) error {
-	realSrc, err := filepath.EvalSymlinks(src)
-	if err != nil {
-		return err
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.Type()&fs.ModeSymlink != 0 {
-			resolved, err := filepath.EvalSymlinks(p)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if r, err := filepath.Rel(realSrc, resolved); err != nil || r == ".." || strings.HasPrefix(r, "../") {
-				return fmt.Errorf("%s: symbolic link leads outside %s", p, src)
-			}
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case st.IsDir():
-			if d.Type()&fs.ModeSymlink != 0 {
-				return copyTree(p, target)
-			}
-			return os.MkdirAll(target, 0o755)
-		case st.Mode().IsRegular():
-			return copyFile(p, target)
-		}
-		return fmt.Errorf("%s: unsupported file type %v", p, st.Mode().Type())
-	})
 }
