@@ -25,7 +25,9 @@ func runCommand() *ucli.Command {
 		Description: "Boots build/SYSTEM/system.img (made by build-release) in QEMU: q35 with OVMF for amd64, virt\n" +
 			"with AAVMF for arm64, the image on a virtio disk, the serial console on this terminal (Ctrl-A X\n" +
 			"quits, Ctrl-A C opens the QEMU monitor) and the guest's SSH port on 127.0.0.1:--ssh-port,\n" +
-			"as `rugix-bakery run` does. KVM is used when /dev/kvm is usable, software emulation otherwise.\n" +
+			"as `rugix-bakery run` does. KVM is used when /dev/kvm is usable, software emulation otherwise;\n" +
+			"with --accel auto, a KVM start that QEMU gives up at once (a /dev/kvm that opens but cannot\n" +
+			"run the guest, as on some cloud VMs) is retried with software emulation, saying why.\n" +
 			"The guest writes to the image, so updates and commits persist from run to run; --snapshot\n" +
 			"boots a throwaway sparse copy instead. --spare arms the GRUB boot-spare flag first, so the\n" +
 			"first boot takes the other boot group once, like `rugix-ctrl system reboot --spare`.\n" +
@@ -36,7 +38,7 @@ func runCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "ssh-port", Value: 2222, Usage: "forward 127.0.0.1:`PORT` to the guest's port 22 (0: no forward)"},
 			&ucli.IntFlag{Name: "memory", Value: 1024, Usage: "guest memory in `MiB`"},
 			&ucli.IntFlag{Name: "cpus", Value: 2, Usage: "virtual CPUs"},
-			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "auto, kvm or tcg (software emulation)"},
+			&ucli.StringFlag{Name: "accel", Value: "auto", Usage: "auto (KVM, falling back to software emulation when QEMU cannot use it), kvm or tcg (software emulation)"},
 			&ucli.StringFlag{Name: "image", Usage: "boot this disk image `FILE` instead of build/SYSTEM/system.img (a device's own copy that later builds do not overwrite)"},
 			&ucli.BoolFlag{Name: "print-command", Usage: "print the QEMU command line and exit (with --json: as a JSON document)"},
 		},
@@ -110,10 +112,6 @@ func runCommand() *ucli.Command {
 				return err
 			}
 		}
-		cmd, err := mc.Command()
-		if err != nil {
-			return err
-		}
 		how := "software emulation (slow; no usable /dev/kvm)"
 		if accel == vm.AccelKVM || (accel == vm.AccelAuto && vm.KVMUsable()) {
 			how = "KVM"
@@ -125,8 +123,16 @@ func runCommand() *ucli.Command {
 		if mc.Interactive {
 			fmt.Fprintln(g.Stderr, "otabake: serial console follows; Ctrl-A X quits QEMU")
 		}
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = g.Stdin, g.Stdout, g.Stderr
-		if err := cmd.Run(); err != nil {
+		p, err := mc.Start(c.Context, vm.StartOptions{
+			Stdio: vm.Stdio{Stdin: g.Stdin, Stdout: g.Stdout, Stderr: g.Stderr},
+			OnFallback: func(reason string) {
+				fmt.Fprintf(g.Stderr, "otabake: KVM is not usable on this host (%s); booting with software emulation instead (slow)\n", reason)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		if err := p.Wait(); err != nil {
 			var exit *exec.ExitError
 			if errors.As(err, &exit) {
 				return fmt.Errorf("QEMU exited with status %d", exit.ExitCode())

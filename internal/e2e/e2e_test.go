@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -171,7 +172,7 @@ func (p *project) release(ctx context.Context, label string) string {
 // machine is one QEMU process: a power cycle of the device.
 type machine struct {
 	t    *testing.T
-	cmd  *exec.Cmd
+	proc *vm.Process
 	con  *vm.Console
 	log  *os.File
 	done chan error
@@ -179,35 +180,36 @@ type machine struct {
 
 func powerOn(ctx context.Context, t *testing.T, cfg vm.Config, logPath string) *machine {
 	t.Helper()
-	cmd, err := cfg.Command()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	log, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	// A host whose /dev/kvm opens but cannot run the guest (QEMU 7.2 on AMD EPYC cloud VMs)
+	// boots with software emulation instead.
+	p, err := cfg.Start(context.Background(), vm.StartOptions{
+		Stdio:      vm.Stdio{Stdin: stdinR, Stdout: stdoutW, Stderr: log},
+		OnFallback: func(reason string) { t.Logf("KVM not usable, booting with TCG: %s", reason) },
+	})
+	if err != nil {
 		t.Fatalf("start QEMU: %v", err)
 	}
-	m := &machine{t: t, cmd: cmd, con: vm.NewConsole(stdout, stdin, log), log: log, done: make(chan error, 1)}
-	go func() { m.done <- cmd.Wait() }()
+	m := &machine{t: t, proc: p, con: vm.NewConsole(stdoutR, stdinW, log), log: log, done: make(chan error, 1)}
+	go func() {
+		err := p.Wait()
+		stdoutW.Close() // the console sees the end of the serial line
+		m.done <- err
+	}()
 	t.Cleanup(func() { m.kill() })
 	return m
 }
 
 func (m *machine) kill() {
-	if m.cmd.ProcessState == nil {
-		m.cmd.Process.Kill()
+	select {
+	case <-m.proc.Done():
+	default:
+		m.proc.Kill()
 		select {
 		case <-m.done:
 		case <-time.After(10 * time.Second):

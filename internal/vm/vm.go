@@ -128,7 +128,27 @@ func (c Config) Command() (*exec.Cmd, error) {
 }
 
 // Args returns QEMU's path and arguments without touching the file system beyond lookups.
+// AccelAuto becomes KVM when KVMUsable, TCG otherwise.
 func (c Config) Args() (args []string, qemu string, err error) {
+	return c.argsFor(c.resolveAccel())
+}
+
+// resolveAccel turns AccelAuto into what the host offers.
+func (c Config) resolveAccel() Accel {
+	if c.Accel != AccelAuto {
+		return c.Accel
+	}
+	if kvmUsable() {
+		return AccelKVM
+	}
+	return AccelTCG
+}
+
+// kvmUsable is KVMUsable; tests replace it.
+var kvmUsable = KVMUsable
+
+// argsFor is Args with the accelerator decided.
+func (c Config) argsFor(accel Accel) (args []string, qemu string, err error) {
 	if c.Disk == "" {
 		return nil, "", errors.New("no disk image")
 	}
@@ -151,13 +171,6 @@ func (c Config) Args() (args []string, qemu string, err error) {
 	}
 	if c.VarsFile == "" {
 		return nil, "", errors.New("no UEFI variable store file (Config.VarsFile)")
-	}
-	accel := c.Accel
-	if accel == AccelAuto {
-		accel = AccelTCG
-		if KVMUsable() {
-			accel = AccelKVM
-		}
 	}
 	mem, cpus := c.MemoryMiB, c.CPUs
 	if mem <= 0 {
