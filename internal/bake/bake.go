@@ -3,8 +3,9 @@
 // it, IMAGE_ID and IMAGE_VERSION in os-release for Yocto-style consumers, the agent's defaults
 // in /etc/otabake/ota.json, and optionally an explicit /etc/rugix/system.toml.
 //
-// Bake works on a staging directory as an ordinary user, resolves every path as if the rootfs
-// were "/" (so etc/os-release -> /usr/lib/os-release stays inside), writes atomically, and
+// Bake works on a staging directory as an ordinary user, resolves and reads every path through
+// rootfs.Root, as if the rootfs were "/" (so etc/os-release -> /usr/lib/os-release stays
+// inside, and a FIFO or device os-release is refused), writes atomically, and
 // rewrites nothing whose bytes are already right, so a second run changes neither contents
 // nor modification times.
 package bake
@@ -17,9 +18,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
+	"path/filepath"
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/rootfs"
 )
 
 // Paths inside the rootfs that Bake writes.
@@ -149,7 +153,12 @@ func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("bake: encode build info: %w", err)
 	}
-	b := baker{root: rootfsDir, res: res}
+	root, err := rootfs.OpenRoot(rootfsDir)
+	if err != nil {
+		return nil, fmt.Errorf("bake: rootfs: %w", err)
+	}
+	defer root.Close()
+	b := baker{root: root, res: res}
 	if err := b.put(ctx, BuildInfoPath, func([]byte) ([]byte, error) { return res.BuildInfoJSON, nil }); err != nil {
 		return nil, err
 	}
@@ -193,35 +202,46 @@ func marshalOTADefaults(path string, useHash bool) ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
+// maxFileSize bounds the files Bake reads before rewriting them (os-release, the build info,
+// ota.json, system.toml), which are small by nature: a 24 GB os-release is refused, not read.
+const maxFileSize = 1 << 20
+
 type baker struct {
-	root string
+	root *rootfs.Root
 	res  *Result
 }
 
 // put resolves name inside the rootfs and replaces its content with edit(old), where old is
 // nil when the file does not exist. Equal content is left alone so that re-runs keep mtimes.
+// Missing directories on the way are created, but not at the target of a dangling link; what
+// exists is read under the rootfs rules (internal/rootfs/read.go): a FIFO, a device or a file
+// over maxFileSize is an error.
 func (b *baker) put(ctx context.Context, name string, edit func(old []byte) ([]byte, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	host, err := resolve(b.root, name, true)
+	dir, err := b.root.MkdirAll(path.Dir(name), 0o755)
+	if err != nil {
+		return fmt.Errorf("bake: %s: %w", name, err)
+	}
+	want := path.Join(dir, path.Base(name))
+	rel, err := b.root.Resolve(want)
 	if err != nil {
 		return fmt.Errorf("bake: %w", err)
 	}
-	rel := relName(b.root, host)
 	perm := fs.FileMode(0o644)
-	old, err := os.ReadFile(host)
+	old, err := b.root.ReadFile(want, maxFileSize)
 	switch {
 	case err == nil:
-		fi, err := os.Stat(host)
+		fi, err := b.root.Stat(rel)
 		if err != nil {
-			return fmt.Errorf("bake: %s: %w", rel, err)
+			return fmt.Errorf("bake: %w", err)
 		}
 		perm = fi.Mode().Perm()
 	case errors.Is(err, fs.ErrNotExist):
 		old = nil
 	default:
-		return fmt.Errorf("bake: read %s: %w", rel, err)
+		return fmt.Errorf("bake: %w", err)
 	}
 	data, err := edit(old)
 	if err != nil {
@@ -229,7 +249,8 @@ func (b *baker) put(ctx context.Context, name string, edit func(old []byte) ([]b
 	}
 	f := File{Path: name, Resolved: rel}
 	if old == nil || !bytes.Equal(old, data) {
-		if err := atomicfile.WriteFile(host, data, perm); err != nil {
+		// rel was resolved inside the rootfs and its directory exists as a directory.
+		if err := atomicfile.WriteFile(filepath.Join(b.root.Dir(), filepath.FromSlash(rel)), data, perm); err != nil {
 			return fmt.Errorf("bake: write %s: %w", rel, err)
 		}
 		f.Changed = true
@@ -242,11 +263,9 @@ func (b *baker) put(ctx context.Context, name string, edit func(old []byte) ([]b
 // reads it as the fallback), or creates etc/os-release when neither exists.
 func (b *baker) osRelease(ctx context.Context, name, version string) error {
 	target := OSRelease
-	if _, err := os.Lstat(joinRoot(b.root, OSRelease)); errors.Is(err, fs.ErrNotExist) {
-		if host, err := resolve(b.root, usrOSRelease, false); err == nil {
-			if _, err := os.Stat(host); err == nil {
-				target = usrOSRelease
-			}
+	if _, err := b.root.Stat(OSRelease); errors.Is(err, fs.ErrNotExist) {
+		if _, err := b.root.Stat(usrOSRelease); err == nil {
+			target = usrOSRelease
 		}
 	}
 	return b.put(ctx, target, func(old []byte) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string, links map[string]string) {
@@ -111,34 +112,111 @@ func TestBakeOSRelease(t *testing.T) {
 
 func TestBakeRefusesEscapes(t *testing.T) {
 	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "os-release"), []byte("ID=host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := func(name string) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755)
+			if err := unix.Mkfifo(filepath.Join(root, name), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	zero := func(name string) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755)
+			if err := unix.Mknod(filepath.Join(root, name), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	tests := []struct {
-		name  string
-		links map[string]string
-		files map[string]string
-		opts  Options
-		want  string
+		name    string
+		links   map[string]string
+		files   map[string]string
+		special func(t *testing.T, root string)
+		root    bool // needs root (mknod)
+		opts    Options
+		want    string
 	}{
-		{"etc relative outside", map[string]string{"etc": "../../../../../../.." + outside}, nil, Options{}, "escapes the rootfs"},
-		{"etc absolute host path", map[string]string{"etc": outside}, nil, Options{}, "does not exist inside the rootfs"},
-		{"etc/rugix outside", map[string]string{"etc/rugix": "../../.."}, nil, Options{}, "escapes the rootfs"},
-		{"os-release outside", map[string]string{"etc/os-release": "../../../../../../../../etc/os-release"}, map[string]string{"etc/rugix/x": ""}, Options{}, "escapes the rootfs"},
-		{"link loop", map[string]string{"etc/otabake": "loop", "etc/loop": "otabake"}, nil, Options{OTAPath: "r/p/t"}, "too many levels"},
-		{"not a directory", nil, map[string]string{"etc/rugix": "file"}, Options{}, "not a directory"},
+		{name: "etc relative outside", links: map[string]string{"etc": "../../../../../../.." + outside}, want: "climbs above the root"},
+		{name: "etc absolute host path", links: map[string]string{"etc": outside}, want: "dangles"},
+		{name: "etc/rugix outside", links: map[string]string{"etc/rugix": "../../.."}, want: "climbs above the root"},
+		{name: "os-release outside", links: map[string]string{"etc/os-release": "../../../../../../../../etc/os-release"}, files: map[string]string{"etc/rugix/x": ""}, want: "climbs above the root"},
+		{name: "os-release linked to a host file", links: map[string]string{"etc/os-release": outside + "/os-release"}, files: map[string]string{"etc/rugix/x": ""}, want: "dangles"},
+		{name: "os-release directory linked out", links: map[string]string{"usr/lib": "../../../../../../../.." + outside}, files: map[string]string{"etc/rugix/x": ""}, special: func(t *testing.T, root string) {
+			os.Symlink("../usr/lib/os-release", filepath.Join(root, "etc/os-release"))
+		}, want: "climbs above the root"},
+		{name: "link loop", links: map[string]string{"etc/otabake": "loop", "etc/loop": "otabake"}, opts: Options{OTAPath: "r/p/t"}, want: "too many levels"},
+		{name: "not a directory", files: map[string]string{"etc/rugix": "file"}, want: "not a directory"},
+		{name: "os-release is a FIFO", special: fifo("etc/os-release"), want: "etc/os-release is a named pipe (FIFO), not a regular file"},
+		{name: "usr/lib/os-release is a FIFO", special: fifo("usr/lib/os-release"), links: map[string]string{"etc/os-release": "../usr/lib/os-release"}, want: "etc/os-release (resolved to usr/lib/os-release) is a named pipe (FIFO)"},
+		{name: "os-release is a character device", root: true, special: zero("etc/os-release"), want: "etc/os-release is a character device"},
+		{name: "os-release linked to /dev/zero", root: true, special: zero("dev/zero"), links: map[string]string{"etc/os-release": "/dev/zero"}, want: "resolved to dev/zero) is a character device"},
+		{name: "os-release oversized", special: func(t *testing.T, root string) {
+			os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+			f, err := os.Create(filepath.Join(root, "etc/os-release"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Truncate(24 << 30)
+			f.Close()
+		}, want: "etc/os-release is 25769803776 bytes, larger than the limit of 1048576 bytes"},
+		{name: "system.toml is a FIFO", special: fifo("etc/rugix/system.toml"), opts: Options{Target: "efi-grub"}, want: "etc/rugix/system.toml is a named pipe (FIFO)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			}
 			root := t.TempDir()
 			writeTree(t, root, tt.files, tt.links)
+			if tt.special != nil {
+				tt.special(t, root)
+			}
 			tt.opts.System, tt.opts.Version = "pc", "1"
-			_, err := Bake(context.Background(), root, tt.opts)
+			var err error
+			done := make(chan struct{})
+			go func() { defer close(done); _, err = Bake(context.Background(), root, tt.opts) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Bake did not return within 5 s (blocked on a FIFO or reading a device?)")
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 			ents, _ := os.ReadDir(outside)
-			if len(ents) != 0 {
+			if len(ents) != 1 || readFile(t, filepath.Join(outside, "os-release")) != "ID=host\n" {
 				t.Fatalf("wrote outside the rootfs: %v", ents)
 			}
 		})
+	}
+}
+
+// TestBakeAbsoluteLinksStayInside bakes a rootfs whose os-release is an absolute link, to a
+// path that exists both inside the rootfs and on the build host: the rootfs's file is baked.
+func TestBakeAbsoluteLinksStayInside(t *testing.T) {
+	outside := t.TempDir()
+	hostFile := filepath.Join(outside, "os-release")
+	if err := os.WriteFile(hostFile, []byte("ID=host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{hostFile: "ID=rootfs\n"}, map[string]string{"etc/os-release": hostFile})
+	res, err := Bake(context.Background(), root, Options{System: "pc", Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, hostFile); got != "ID=host\n" {
+		t.Fatalf("the host's file changed: %q", got)
+	}
+	if got := readFile(t, filepath.Join(root, hostFile)); !strings.Contains(got, "ID=rootfs\nIMAGE_ID=pc\n") {
+		t.Fatalf("the rootfs's file = %q", got)
+	}
+	if f := res.Files[1]; f.Path != OSRelease || f.Resolved != strings.TrimPrefix(hostFile, "/") {
+		t.Fatalf("result = %+v", f)
 	}
 }
 

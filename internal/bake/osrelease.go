@@ -2,7 +2,6 @@ package bake
 
 import (
 	"bytes"
-	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -76,15 +75,4 @@ func quoteOSRelease(v string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`")
 	return `"` + r.Replace(v) + `"`
-}
-
-func joinRoot(root, name string) string { return filepath.Join(root, filepath.FromSlash(name)) }
-
-// relName is host as a slash path relative to root, for messages and results.
-func relName(root, host string) string {
-	rel, err := filepath.Rel(root, host)
-	if err != nil {
-		return host
-	}
-	return filepath.ToSlash(rel)
 }
