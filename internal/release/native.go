@@ -64,6 +64,9 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err != nil {
 		return nil, fmt.Errorf("create a work directory next to %s: %w", dest, err)
 	}
+	// Should the process be ended while a step blocks, Main removes the work directory
+	// (atomicfile.RemovePending); on every other path the deferred RemoveAll does.
+	defer atomicfile.Track(work)()
 	defer func() {
 		if rerr := os.RemoveAll(work); rerr != nil && err == nil {
 			err = rerr
