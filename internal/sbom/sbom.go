@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +21,8 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
+
+	"github.com/otabake/otabake/internal/rootfs"
 )
 
 // Options names what the SBOM describes.
@@ -63,7 +64,7 @@ func Generate(rootfsDir string, opts Options) (doc []byte, warnings []string, er
 	if opts.Created.IsZero() {
 		return nil, nil, errors.New("sbom: creation time is zero: pass SOURCE_DATE_EPOCH")
 	}
-	root, err := os.OpenRoot(rootfsDir)
+	root, err := rootfs.OpenRoot(rootfsDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sbom: rootfs: %w", err)
 	}
@@ -76,9 +77,17 @@ func Generate(rootfsDir string, opts Options) (doc []byte, warnings []string, er
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("sbom: open %s: %w", db.path, err)
+			return nil, nil, fmt.Errorf("sbom: package database: %w", err)
 		}
-		p, err := db.parse(bufio.NewReaderSize(f, 64<<10))
+		fi, err := f.Stat()
+		if err == nil && fi.Size() > maxDatabase {
+			err = fmt.Errorf("%s is %d bytes, %w of %d bytes", db.path, fi.Size(), rootfs.ErrTooLarge, maxDatabase)
+		}
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("sbom: package database: %w", err)
+		}
+		p, err := db.parse(bufio.NewReaderSize(io.LimitReader(f, maxDatabase), 64<<10))
 		f.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("sbom: parse %s: %w", db.path, err)
@@ -93,7 +102,10 @@ func Generate(rootfsDir string, opts Options) (doc []byte, warnings []string, er
 		}
 		warnings = append(warnings, "no package database found in the rootfs (looked for "+strings.Join(paths, ", ")+"): the SBOM lists the system alone")
 	}
-	osID := osReleaseID(root)
+	osID, err := osReleaseID(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sbom: %w", err)
+	}
 	d := Build(pkgs, osID, opts)
 	var buf bytes.Buffer
 	if err := spdxjson.Write(d, &buf, spdxjson.Indent("  "), spdxjson.EscapeHTML(false)); err != nil {
@@ -234,15 +246,27 @@ func elementID(p Package) common.ElementID {
 	return common.ElementID(strings.TrimSuffix(b.String(), "-"))
 }
 
-// osReleaseID reads ID from the rootfs's os-release, or "" when unavailable or unusable.
-func osReleaseID(root *os.Root) string {
+// maxDatabase bounds a package database (Debian's status file with every package of the
+// archive installed stays below 100 MiB).
+const maxDatabase = 256 << 20
+
+// maxOSRelease bounds os-release, a few hundred bytes by nature.
+const maxOSRelease = 1 << 20
+
+// osReleaseID reads ID from the rootfs's os-release, or "" when there is none or its ID is
+// unusable. An os-release that is refused (a FIFO, a device, a link out of the rootfs, over
+// maxOSRelease) is an error.
+func osReleaseID(root *rootfs.Root) (string, error) {
 	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
-		f, err := root.Open(p)
-		if err != nil {
+		data, err := root.ReadFile(p, maxOSRelease)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
+		if err != nil {
+			return "", err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, maxOSRelease)
 		for sc.Scan() {
 			v, ok := strings.CutPrefix(sc.Text(), "ID=")
 			if !ok {
@@ -251,12 +275,12 @@ func osReleaseID(root *os.Root) string {
 			v = strings.Trim(v, `"'`)
 			for _, r := range v {
 				if !(r == '.' || r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
-					return ""
+					return "", nil
 				}
 			}
-			return v
+			return v, nil
 		}
-		return ""
+		return "", nil
 	}
-	return ""
+	return "", nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,5 +254,115 @@ func TestPURL(t *testing.T) {
 		if got := PURL(tt.p, tt.os); got != tt.want {
 			t.Errorf("PURL(%+v) = %s, want %s", tt.p, got, tt.want)
 		}
+	}
+}
+
+// TestGenerateReadsInsideRootfs checks that the package database and os-release are read as
+// the device sees them (absolute links from the rootfs's root) and that links out of the
+// rootfs, FIFOs, devices and oversized files are refused promptly, naming the file. ("purl:"
+// is followed by text the document must hold.)
+func TestGenerateReadsInsideRootfs(t *testing.T) {
+	status, err := os.ReadFile("testdata/dpkg/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "status"), []byte("Package: host-secret\nStatus: install ok installed\n"), 0o644)
+	write := func(root, name, data string) {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(root, name, target string) {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.Remove(p)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	special := func(root, name string, mode uint32) {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.Remove(p)
+		if err := syscall.Mknod(p, mode|0o644, 1<<8|5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		root  bool // needs root (mknod of a device)
+		setup func(root string)
+		want  string // error text, or "purl:" and a purl prefix the document must hold
+	}{
+		{"absolute os-release link inside", false, func(root string) {
+			write(root, "usr/lib/os-release", "ID=other\n")
+			write(root, "usr/lib/os-release.d/custom", "ID=myos\n")
+			link(root, "etc/os-release", "/usr/lib/os-release.d/custom")
+		}, "purl:pkg:deb/myos/"},
+		{"absolute database link inside", false, func(root string) {
+			write(root, "var/lib/dpkg/status.real", string(status))
+			link(root, "var/lib/dpkg/status", "/var/lib/dpkg/status.real")
+		}, "purl:pkg:deb/debian/base-files"},
+		{"database linked to a host file", false, func(root string) {
+			// Inside the rootfs it does not exist: no database (and a warning), not the host's.
+			link(root, "var/lib/dpkg/status", filepath.Join(host, "status"))
+		}, `purl:"name": "pc-1"`},
+		{"database linked out relatively", false, func(root string) {
+			link(root, "var/lib/dpkg/status", "../../../../../../../../.."+filepath.Join(host, "status"))
+		}, "climbs above the root"},
+		{"database is a FIFO", false, func(root string) {
+			special(root, "var/lib/dpkg/status", syscall.S_IFIFO)
+		}, "var/lib/dpkg/status is a named pipe (FIFO)"},
+		{"database is a character device", true, func(root string) {
+			special(root, "var/lib/dpkg/status", syscall.S_IFCHR)
+		}, "var/lib/dpkg/status is a character device"},
+		{"os-release is a FIFO", false, func(root string) {
+			special(root, "etc/os-release", syscall.S_IFIFO)
+		}, "etc/os-release is a named pipe (FIFO)"},
+		{"os-release linked to /dev/zero", true, func(root string) {
+			special(root, "dev/zero", syscall.S_IFCHR)
+			link(root, "etc/os-release", "/dev/zero")
+		}, "etc/os-release (resolved to dev/zero) is a character device"},
+		{"os-release oversized", false, func(root string) {
+			write(root, "etc/os-release", "")
+			os.Truncate(filepath.Join(root, "etc/os-release"), 24<<30)
+		}, "etc/os-release is 25769803776 bytes, larger than the limit of 1048576 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			}
+			root := t.TempDir()
+			write(root, "var/lib/dpkg/status", string(status))
+			tt.setup(root)
+			var doc []byte
+			var err error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				doc, _, err = Generate(root, Options{System: "pc", Version: "1", Created: created})
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Generate did not return within 5 s (blocked on a FIFO or reading a device?)")
+			}
+			if strings.Contains(string(doc), "host-secret") {
+				t.Fatal("the SBOM lists the build host's package")
+			}
+			if purl, ok := strings.CutPrefix(tt.want, "purl:"); ok {
+				if err != nil || !strings.Contains(string(doc), purl) {
+					t.Fatalf("err = %v; want a document with %q", err, purl)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
