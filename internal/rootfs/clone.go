@@ -132,12 +132,20 @@ func finishInode(p, target string, fi fs.FileInfo, st *syscall.Stat_t, root bool
 	return os.Chtimes(target, fi.ModTime(), fi.ModTime())
 }
 
+// copyRegular copies src, which lstat found to be a regular file: opened without following a
+// link and without blocking, and checked again, so that a file swapped for a FIFO or a link
+// meanwhile is an error rather than a hang or a read outside the tree.
 func copyRegular(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is %s, %w", src, TypeName(fi.Mode()), ErrNotRegular)
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
