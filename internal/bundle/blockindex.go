@@ -142,16 +142,18 @@ func (b *Bundle) Delta(indices []*BlockIndex) ([]PayloadDelta, error) {
 		var pos int64
 		next := 0
 		d.DownloadBytes = 0
-		for k := 0; k < t.Blocks(); k++ {
-			h := string(t.Hash(k))
+		err = t.EachHash(context.Background(), func(k int64, hash []byte) error {
+			h := string(hash)
 			if _, dup := seen[h]; dup && t.Deduplicated {
-				continue
+				return nil
 			}
-			seen[h] = struct{}{}
+			if t.Deduplicated {
+				seen[h] = struct{}{}
+			}
 			size := int64(t.Chunker.AvgSize())
 			if t.Sizes != nil {
 				if next >= len(t.Sizes) {
-					return nil, fmt.Errorf("payload %d: block %d has no stored size", i, k)
+					return fmt.Errorf("payload %d: block %d has no stored size", i, k)
 				}
 				size = int64(t.Sizes[next])
 			}
@@ -163,6 +165,10 @@ func (b *Bundle) Delta(indices []*BlockIndex) ([]PayloadDelta, error) {
 				d.DownloadBlocks++
 				d.DownloadBytes += size
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, d)
 	}

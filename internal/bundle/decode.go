@@ -7,14 +7,20 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/otabake/otabake/internal/chunker"
 	"github.com/otabake/otabake/internal/ctxio"
 )
 
-// maxBlockTable bounds the decompressed block hash array (8 Mi blocks of 32 bytes, half a TiB of
-// casync-64 payload), so that a small hostile xz stream cannot expand without limit.
-const maxBlockTable = 256 << 20
+// MaxBlockSize is the largest decoded block otabake accepts: a chunker whose blocks may be larger
+// (casync above casync-8192, fixed above fixed-32768; Rugix allows up to 256 MiB) is refused, so
+// that decoding one block (stored copy, decoded copy and xz dictionary) stays within a bounded
+// amount of memory whatever the bundle says.
+const MaxBlockSize = 32 << 20
+
+// maxArrayDict caps the xz dictionary of the block arrays: preset 9 uses 64 MiB.
+const maxArrayDict = 64 << 20
 
 func parseChunker(name string) (chunker.Spec, error) {
 	spec, err := chunker.ParseSpec(name)
@@ -24,30 +30,31 @@ func parseChunker(name string) (chunker.Spec, error) {
 	return spec, spec.Validate()
 }
 
-// BlockTable is a payload's decoded block encoding arrays.
+// BlockTable is a payload's block encoding as far as it can be known without decompressing the
+// block hash array, which may expand far beyond its stored size: the hashes are read on demand
+// (EachHash), one at a time.
 type BlockTable struct {
 	Chunker       chunker.Spec
 	HashAlgorithm HashAlgorithm
 	Deduplicated  bool
 	Compressed    bool
-	// Hashes holds the hash of every block, duplicates included, HashAlgorithm.Size() bytes each.
-	Hashes []byte
+	// Blocks is the number of blocks, duplicates included. For a compressed hash array it is
+	// read from the xz index; the hash reader enforces it.
+	Blocks int64
+	// StoredBlocks is the number of blocks stored in the payload data.
+	StoredBlocks int64
 	// Sizes holds the stored size of every stored block; nil for a fixed chunker without
 	// compression, whose stored blocks all have the chunker's size except the last.
 	Sizes []uint32
+
+	hashes   []byte // the array as stored (xz-compressed if Compressed)
+	hashLen  int64  // its decompressed length
+	dataSize int64
 }
 
-// Blocks returns the number of blocks (duplicates included).
-func (t *BlockTable) Blocks() int { return len(t.Hashes) / t.HashAlgorithm.Size() }
-
-// Hash returns the hash of block k.
-func (t *BlockTable) Hash(k int) []byte {
-	n := t.HashAlgorithm.Size()
-	return t.Hashes[k*n : (k+1)*n]
-}
-
-// BlockTable decodes the block arrays of payload i (decompressing them if needed). It returns
-// nil without error for a payload that has no block encoding.
+// BlockTable reads the block encoding of payload i. It returns nil without error for a payload
+// that has no block encoding. Only the stored-size array is decompressed, bounded by what the
+// payload data can hold; the hash array is not.
 func (b *Bundle) BlockTable(i int) (*BlockTable, error) {
 	if i < 0 || i >= len(b.payloads) {
 		return nil, fmt.Errorf("payload index %d out of range (bundle has %d payloads)", i, len(b.payloads))
@@ -57,49 +64,166 @@ func (b *Bundle) BlockTable(i int) (*BlockTable, error) {
 	if be == nil {
 		return nil, nil
 	}
+	where := fmt.Sprintf("payload %d header at offset %d", i, p.HeaderOffset)
 	spec, err := parseChunker(be.Chunker)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if spec.MaxSize() > MaxBlockSize {
+		return nil, fmt.Errorf("%s: chunker %s allows blocks of %d bytes; otabake decodes blocks of at most %d bytes", where, spec, spec.MaxSize(), MaxBlockSize)
 	}
 	alg, err := ParseHashAlgorithm(be.HashAlgorithm)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	t := &BlockTable{Chunker: spec, HashAlgorithm: alg, Deduplicated: be.Deduplicated, Compressed: be.Compression != nil, Hashes: be.BlockHashes}
-	where := fmt.Sprintf("payload %d header at offset %d", i, p.HeaderOffset)
+	t := &BlockTable{Chunker: spec, HashAlgorithm: alg, Deduplicated: be.Deduplicated, Compressed: be.Compression != nil,
+		hashes: be.BlockHashes, hashLen: int64(len(be.BlockHashes)), dataSize: p.DataSize}
 	if t.Compressed {
-		if t.Hashes, err = decompressXZ(nil, be.BlockHashes, maxBlockTable); err != nil {
+		if t.hashLen, err = xzUncompressedSize(be.BlockHashes); err != nil {
 			return nil, fmt.Errorf("%s: block hashes: %w", where, err)
 		}
 	}
-	if len(t.Hashes)%alg.Size() != 0 {
-		return nil, fmt.Errorf("%s: block hashes: %d bytes is not a multiple of the %s size %d", where, len(t.Hashes), alg, alg.Size())
+	hs := int64(alg.Size())
+	if t.hashLen%hs != 0 {
+		return nil, fmt.Errorf("%s: block hashes: %d bytes is not a multiple of the %s size %d", where, t.hashLen, alg, hs)
 	}
+	t.Blocks = t.hashLen / hs
 	if be.BlockSizes == nil {
 		if t.Compressed || spec.Kind != chunker.Fixed {
 			return nil, fmt.Errorf("%s: block sizes missing (required for %s%s)", where, spec, map[bool]string{true: " with compression"}[t.Compressed])
 		}
-		return t, nil
-	}
-	raw := *be.BlockSizes
-	if t.Compressed {
-		if raw, err = decompressXZ(nil, raw, 4*t.Blocks()); err != nil {
-			return nil, fmt.Errorf("%s: block sizes: %w", where, err)
+		fixed := int64(spec.AvgSize())
+		t.StoredBlocks = p.DataSize / fixed
+		if p.DataSize%fixed != 0 {
+			t.StoredBlocks++
 		}
+	} else {
+		// Every stored block takes at least one byte (a complete xz stream when compressed), and
+		// there are no more stored blocks than blocks: that bounds the array before it is decoded.
+		minStored := int64(1)
+		if t.Compressed {
+			minStored = xzMinStream
+		}
+		maxStored := min(t.Blocks, p.DataSize/minStored, math.MaxInt32/4)
+		raw := *be.BlockSizes
+		if t.Compressed {
+			if raw, err = decompressXZ(nil, raw, int(4*maxStored)); err != nil {
+				return nil, fmt.Errorf("%s: block sizes (at most %d for %d bytes of data): %w", where, maxStored, p.DataSize, err)
+			}
+		}
+		if len(raw)%4 != 0 || int64(len(raw)/4) > maxStored {
+			return nil, fmt.Errorf("%s: block sizes: %d bytes for %d blocks and %d bytes of data", where, len(raw), t.Blocks, p.DataSize)
+		}
+		t.Sizes = make([]uint32, len(raw)/4)
+		var sum int64
+		for k := range t.Sizes {
+			t.Sizes[k] = binary.BigEndian.Uint32(raw[4*k:])
+			if t.Sizes[k] == 0 {
+				return nil, fmt.Errorf("%s: stored block %d has size 0", where, k)
+			}
+			sum += int64(t.Sizes[k])
+		}
+		if sum != p.DataSize {
+			return nil, fmt.Errorf("%s: stored block sizes add up to %d bytes, payload data has %d", where, sum, p.DataSize)
+		}
+		t.StoredBlocks = int64(len(t.Sizes))
 	}
-	if len(raw)%4 != 0 || len(raw)/4 > t.Blocks() {
-		return nil, fmt.Errorf("%s: block sizes: %d bytes for %d blocks", where, len(raw), t.Blocks())
-	}
-	t.Sizes = make([]uint32, len(raw)/4)
-	var sum int64
-	for k := range t.Sizes {
-		t.Sizes[k] = binary.BigEndian.Uint32(raw[4*k:])
-		sum += int64(t.Sizes[k])
-	}
-	if sum != p.DataSize {
-		return nil, fmt.Errorf("%s: stored block sizes add up to %d bytes, payload data has %d", where, sum, p.DataSize)
+	if t.StoredBlocks > t.Blocks || !t.Deduplicated && t.StoredBlocks != t.Blocks {
+		return nil, fmt.Errorf("%s: %d stored blocks for %d blocks (deduplicated=%t)", where, t.StoredBlocks, t.Blocks, t.Deduplicated)
 	}
 	return t, nil
+}
+
+// hashReader yields a block table's hashes one by one, decompressing the array as it goes and
+// holding it to exactly Blocks hashes.
+type hashReader struct {
+	r     *bufio.Reader
+	c     io.Closer
+	cur   []byte
+	k, n  int64
+	total int64
+}
+
+func (t *BlockTable) hashReader() (*hashReader, error) {
+	var src io.Reader = bytes.NewReader(t.hashes)
+	var c io.Closer
+	if t.Compressed {
+		xr, err := newXZStreamReader(t.hashes, int(min(max(t.hashLen, 4096), maxArrayDict)))
+		if err != nil {
+			return nil, fmt.Errorf("block hashes: %w", err)
+		}
+		src, c = xr, xr
+	}
+	return &hashReader{r: bufio.NewReaderSize(src, 64<<10), c: c, cur: make([]byte, t.HashAlgorithm.Size()), n: t.Blocks, total: t.hashLen}, nil
+}
+
+// next returns the next hash (valid until the following call), or io.EOF after the last one
+// once it has checked that the array holds nothing more.
+func (h *hashReader) next() ([]byte, error) {
+	if h.k == h.n {
+		if n, err := h.r.Read(h.cur[:1]); n > 0 {
+			return nil, fmt.Errorf("block hashes: the array decodes to more than the %d bytes its xz index records", h.total)
+		} else if err != io.EOF {
+			return nil, fmt.Errorf("block hashes: %w", err)
+		}
+		return nil, io.EOF
+	}
+	if _, err := io.ReadFull(h.r, h.cur); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("block hashes: the array ends after %d of %d blocks", h.k, h.n)
+		}
+		return nil, fmt.Errorf("block hashes: block %d: %w", h.k, err)
+	}
+	h.k++
+	return h.cur, nil
+}
+
+func (h *hashReader) close() {
+	if h.c != nil {
+		h.c.Close()
+	}
+}
+
+// EachHash calls fn with every block's hash in order (h is valid only during the call). It
+// decompresses the hash array incrementally and fails if it does not hold exactly Blocks hashes.
+func (t *BlockTable) EachHash(ctx context.Context, fn func(k int64, h []byte) error) error {
+	hr, err := t.hashReader()
+	if err != nil {
+		return err
+	}
+	defer hr.close()
+	for k := int64(0); ; k++ {
+		if k&0xfff == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		h, err := hr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(k, h); err != nil {
+			return err
+		}
+	}
+}
+
+// UniqueBlocks counts the distinct block hashes. For a deduplicated payload that is the number
+// of stored blocks; otherwise every block is stored, so the set built here is bounded by the
+// payload data's size.
+func (t *BlockTable) UniqueBlocks(ctx context.Context) (int64, error) {
+	if t.Deduplicated {
+		return t.StoredBlocks, nil
+	}
+	seen := make(map[string]struct{})
+	err := t.EachHash(ctx, func(_ int64, h []byte) error {
+		seen[string(h)] = struct{}{}
+		return nil
+	})
+	return int64(len(seen)), err
 }
 
 // PayloadStats summarises a decoded payload.
@@ -109,21 +233,42 @@ type PayloadStats struct {
 	StoredBlocks int   // blocks read from the bundle
 }
 
-// ExtractPayload decodes payload i (an index into Payloads) into w, checking the payload header
-// hash, every block hash while streaming and the file hash at the end, as rugix-ctrl does.
+// ExtractOptions bound what Extract may write.
+type ExtractOptions struct {
+	// MaxSize is the most decoded bytes the payload may have: the free space of the target file
+	// system or the size of the target slot. A payload that declares more is refused before
+	// anything is decoded. Zero means DefaultMaxPayloadSize.
+	MaxSize int64
+}
+
+// ExtractPayload decodes payload i into w with the default size limit; see Extract.
+func (b *Bundle) ExtractPayload(ctx context.Context, i int, w io.Writer) (*PayloadStats, error) {
+	return b.Extract(ctx, i, w, ExtractOptions{})
+}
+
+// Extract decodes payload i (an index into Payloads) into w, checking the payload header hash,
+// every block hash while streaming and the file hash at the end, as rugix-ctrl does. The size
+// the payload declares is checked against opts.MaxSize first, and the output is held to it.
 // Deduplicated repeats are read back from w when it is an io.ReaderAt (an *os.File), as
 // rugix-ctrl reads them back from the slot; otherwise they are decoded again from the bundle.
 // w receives blocks strictly in order, so it may be a pipe.
-func (b *Bundle) ExtractPayload(ctx context.Context, i int, w io.Writer) (*PayloadStats, error) {
+func (b *Bundle) Extract(ctx context.Context, i int, w io.Writer, opts ExtractOptions) (*PayloadStats, error) {
 	var back io.ReaderAt
 	if ra, ok := w.(io.ReaderAt); ok {
 		back = ra
 	}
-	st, err := b.decode(ctx, i, w, back)
+	st, err := b.decode(ctx, i, w, back, limitOrDefault(opts.MaxSize))
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", i, err)
 	}
 	return st, nil
+}
+
+func (p *PayloadInfo) checkHeaderHash() error {
+	if !bytes.Equal(p.headerSum, p.Entry.HeaderHash) {
+		return fmt.Errorf("invalid payload header hash: payload header at offset %d does not match the bundle header", p.HeaderOffset)
+	}
+	return nil
 }
 
 // storedRef locates a block's first occurrence: where it was written and where it is stored.
@@ -134,20 +279,23 @@ type storedRef struct {
 	storedSize int
 }
 
-func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderAt) (*PayloadStats, error) {
+func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderAt, limit int64) (*PayloadStats, error) {
 	if i < 0 || i >= len(b.payloads) {
 		return nil, fmt.Errorf("index out of range (bundle has %d payloads)", len(b.payloads))
 	}
 	p := &b.payloads[i]
-	if !bytes.Equal(p.headerSum, p.Entry.HeaderHash) {
-		return nil, fmt.Errorf("invalid payload header hash: payload header at offset %d does not match the bundle header", p.HeaderOffset)
+	if err := p.checkHeaderHash(); err != nil {
+		return nil, err
 	}
-	fh := b.alg.New()
-	st := &PayloadStats{}
 	t, err := b.BlockTable(i)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := b.checkSize(ctx, i, t, limit); err != nil {
+		return nil, err
+	}
+	fh := b.alg.New()
+	st := &PayloadStats{}
 	data := io.NewSectionReader(b.r, p.DataOffset, p.DataSize)
 	if t == nil {
 		n, err := io.Copy(io.MultiWriter(w, fh), ctxio.Reader(ctx, data))
@@ -155,7 +303,7 @@ func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderA
 			return nil, fmt.Errorf("copy payload data at offset %d: %w", p.DataOffset+n, err)
 		}
 		st.FileSize = n
-	} else if err := b.decodeBlocks(ctx, p, t, bufio.NewReaderSize(data, 256<<10), io.MultiWriter(w, fh), back, st); err != nil {
+	} else if err := b.decodeBlocks(ctx, p, t, bufio.NewReaderSize(data, 256<<10), io.MultiWriter(w, fh), back, limit, st); err != nil {
 		return nil, err
 	}
 	if sum := fh.Sum(nil); !bytes.Equal(sum, p.Entry.FileHash) {
@@ -164,8 +312,9 @@ func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderA
 	return st, nil
 }
 
-func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable, data io.Reader, w io.Writer, back io.ReaderAt, st *PayloadStats) error {
+func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable, data io.Reader, w io.Writer, back io.ReaderAt, limit int64, st *PayloadStats) error {
 	maxBlock := t.Chunker.MaxSize()
+	minBlock := t.Chunker.MinSize()
 	fixed := int64(t.Chunker.AvgSize())
 	var xd *xzDecoder
 	if t.Compressed {
@@ -175,6 +324,11 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 		}
 		defer xd.close()
 	}
+	hr, err := t.hashReader()
+	if err != nil {
+		return err
+	}
+	defer hr.close()
 	h := t.HashAlgorithm.New()
 	var first map[string]storedRef
 	if t.Deduplicated {
@@ -183,26 +337,38 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 	var (
 		pos     int64 // offset within PAYLOAD_DATA
 		out     int64 // offset in the decoded output
-		next    int   // next entry of Sizes
+		next    int64 // next stored block
 		stored  []byte
 		decoded []byte
 		sum     []byte
+		want    []byte
 	)
-	check := func(k int, blk []byte, where string) error {
+	check := func(k int64, blk []byte, where string) error {
+		// Rugix's chunkers cut every block but the last to at least the minimum size (exactly
+		// the size for fixed), and never produce an empty one.
+		if len(blk) == 0 || len(blk) > maxBlock || k < t.Blocks-1 && len(blk) < minBlock {
+			return fmt.Errorf("block %d (%s, output offset %d) decodes to %d bytes, which %s does not produce", k, where, out, len(blk), t.Chunker)
+		}
+		if int64(len(blk)) > limit-out {
+			return fmt.Errorf("%w: block %d (%s) takes the output past the limit of %d bytes", ErrPayloadTooLarge, k, where, limit)
+		}
 		h.Reset()
 		h.Write(blk)
 		sum = h.Sum(sum[:0])
-		if !bytes.Equal(sum, t.Hash(k)) {
+		if !bytes.Equal(sum, want) {
 			return fmt.Errorf("invalid block hash of block %d of size %d (%s, output offset %d)", k, len(blk), where, out)
 		}
 		return nil
 	}
-	for k := 0; k < t.Blocks(); k++ {
+	for k := int64(0); k < t.Blocks; k++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if want, err = hr.next(); err != nil {
+			return err
+		}
 		var blk []byte
-		if ref, dup := first[string(t.Hash(k))]; dup {
+		if ref, dup := first[string(want)]; dup {
 			if back != nil {
 				decoded = grow(decoded, ref.size)
 				if _, err := back.ReadAt(decoded, ref.out); err != nil {
@@ -226,20 +392,17 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 				}
 			}
 		} else {
-			var size int64
-			switch {
-			case t.Sizes != nil:
-				if next >= len(t.Sizes) {
-					return fmt.Errorf("block %d: no stored size left (%d sizes)", k, len(t.Sizes))
-				}
+			if next >= t.StoredBlocks {
+				return fmt.Errorf("block %d: no stored block left (%d stored blocks)", k, t.StoredBlocks)
+			}
+			size := fixed
+			if t.Sizes != nil {
 				size = int64(t.Sizes[next])
-			default:
-				size = fixed
 			}
 			next++
 			size = min(size, p.DataSize-pos)
-			if size > int64(maxBlock) && !t.Compressed || size > int64(maxBlock+maxBlock/2+4096) {
-				return fmt.Errorf("block %d at bundle offset %d: stored size %d exceeds what %s allows", k, p.DataOffset+pos, size, t.Chunker)
+			if size <= 0 || size > int64(maxBlock) && !t.Compressed || size > int64(maxBlock+maxBlock/2+4096) {
+				return fmt.Errorf("block %d at bundle offset %d: stored size %d is not what %s allows", k, p.DataOffset+pos, size, t.Chunker)
 			}
 			stored = grow(stored, int(size))
 			if _, err := io.ReadFull(data, stored); err != nil {
@@ -253,7 +416,7 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 				return err
 			}
 			if first != nil {
-				first[string(t.Hash(k))] = storedRef{out: out, size: len(blk), data: p.DataOffset + pos, storedSize: int(size)}
+				first[string(want)] = storedRef{out: out, size: len(blk), data: p.DataOffset + pos, storedSize: int(size)}
 			}
 			pos += size
 			st.StoredBlocks++
@@ -263,6 +426,9 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 		}
 		out += int64(len(blk))
 		st.Blocks++
+	}
+	if _, err := hr.next(); err != io.EOF {
+		return err
 	}
 	st.FileSize = out
 	if pos != p.DataSize {

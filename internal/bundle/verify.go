@@ -24,6 +24,9 @@ type VerifyOptions struct {
 	Roots *x509.CertPool
 	// Now is the time certificates must be valid at; zero means time.Now().
 	Now time.Time
+	// MaxPayloadSize is the most decoded bytes any payload may declare; a payload declaring
+	// more is refused before anything is decoded. Zero means DefaultMaxPayloadSize.
+	MaxPayloadSize int64
 }
 
 // VerifyReport is what Verify found.
@@ -52,8 +55,9 @@ var ErrVerification = errors.New("bundle verification failed")
 
 // Verify checks the bundle like rugix-ctrl installing it: the header hash against
 // opts.BundleHash, the signatures against opts.Roots, every payload header hash, every block
-// hash while streaming and every payload's file hash. Nothing is written anywhere; memory
-// stays bounded by one block and the block tables.
+// hash while streaming and every payload's file hash. Every payload's declared size is checked
+// against opts.MaxPayloadSize before anything is decoded. Nothing is written anywhere; memory
+// stays bounded by one block and the stored-block tables.
 func (b *Bundle) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	rep := &VerifyReport{Hash: b.Hash()}
 	if opts.BundleHash != "" {
@@ -91,8 +95,17 @@ func (b *Bundle) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport,
 		}
 		return rep, fmt.Errorf("%w: no valid signature: %s", ErrVerification, joinReasons(reasons))
 	}
+	limit := limitOrDefault(opts.MaxPayloadSize)
 	for i := range b.payloads {
-		st, err := b.decode(ctx, i, io.Discard, nil)
+		if _, err := b.CheckPayloadSize(ctx, i, limit); err != nil {
+			if errors.Is(err, ErrPayloadTooLarge) || ctx.Err() != nil {
+				return rep, err
+			}
+			return rep, fmt.Errorf("%w: %w", ErrVerification, err)
+		}
+	}
+	for i := range b.payloads {
+		st, err := b.decode(ctx, i, io.Discard, nil, limit)
 		if err != nil {
 			if ctx.Err() != nil {
 				return rep, err

@@ -73,6 +73,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"unsafe"
 )
 
@@ -196,6 +197,83 @@ func (d *xzDecoder) close() {
 		C.otb_stream_free(d.s)
 		d.s = nil
 	}
+}
+
+// xzStreamReader decodes one in-memory .xz stream incrementally, so that arrays which may
+// expand far beyond their stored size are consumed in small pieces instead of being held whole.
+type xzStreamReader struct {
+	d    *xzDecoder
+	in   []byte
+	pos  int
+	done bool
+	err  error
+}
+
+// newXZStreamReader returns a reader of the content of stream; dictLimit caps the LZMA2
+// dictionary the stream may ask for (see capXZDict). Close releases liblzma's memory.
+func newXZStreamReader(stream []byte, dictLimit int) (*xzStreamReader, error) {
+	stream, err := capXZDict(stream, dictLimit)
+	if err != nil {
+		return nil, err
+	}
+	d, err := newXZDecoder()
+	if err != nil {
+		return nil, err
+	}
+	if r := C.otb_decoder_init(d.s, xzMemLimit); r != C.LZMA_OK {
+		d.close()
+		return nil, fmt.Errorf("xz decoder: liblzma error %d", int(r))
+	}
+	return &xzStreamReader{d: d, in: stream}, nil
+}
+
+func (r *xzStreamReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.done {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		var inUsed, outUsed C.size_t
+		ret := C.otb_code(r.d.s, cbytes(r.in[r.pos:]), C.size_t(len(r.in)-r.pos), (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(p))), C.size_t(len(p)), &inUsed, &outUsed)
+		r.pos += int(inUsed)
+		n := int(outUsed)
+		switch ret {
+		case C.LZMA_OK:
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		case C.LZMA_STREAM_END:
+			r.done = true
+			if r.pos != len(r.in) {
+				r.err = fmt.Errorf("xz: %d bytes after the end of the stream", len(r.in)-r.pos)
+				return n, r.err
+			}
+			return n, nil
+		case C.LZMA_BUF_ERROR:
+			if n > 0 {
+				return n, nil
+			}
+			r.err = errors.New("xz: truncated stream")
+		case C.LZMA_MEMLIMIT_ERROR:
+			r.err = fmt.Errorf("xz: stream needs more than %d MiB to decode", xzMemLimit>>20)
+		case C.LZMA_DATA_ERROR, C.LZMA_FORMAT_ERROR, C.LZMA_OPTIONS_ERROR:
+			r.err = fmt.Errorf("xz: corrupt stream (liblzma error %d)", int(ret))
+		default:
+			r.err = fmt.Errorf("xz decompress: liblzma error %d", int(ret))
+		}
+		return n, r.err
+	}
+}
+
+func (r *xzStreamReader) Close() error {
+	r.d.close()
+	return nil
 }
 
 // cbytes passes a Go slice to C without copying; an empty slice becomes a valid pointer.

@@ -75,3 +75,20 @@ func (d *xzDecoder) decode(dst, stream []byte, limit int) ([]byte, error) {
 }
 
 func (d *xzDecoder) close() {}
+
+// xzStreamReader decodes one in-memory .xz stream incrementally (see the cgo variant).
+type xzStreamReader struct{ io.Reader }
+
+func newXZStreamReader(stream []byte, dictLimit int) (*xzStreamReader, error) {
+	patched, err := capXZDict(stream, dictLimit)
+	if err != nil {
+		return nil, err
+	}
+	r, err := xz.ReaderConfig{SingleStream: true, DictCap: 1 << 12}.NewReader(bytes.NewReader(patched))
+	if err != nil {
+		return nil, fmt.Errorf("xz: %w", err)
+	}
+	return &xzStreamReader{r}, nil
+}
+
+func (r *xzStreamReader) Close() error { return nil }

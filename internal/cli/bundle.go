@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/chunker"
+	"github.com/otabake/otabake/internal/project"
 	"github.com/otabake/otabake/internal/sign"
 )
 
@@ -231,11 +233,14 @@ type inspectBlock struct {
 	HashAlgorithm string  `json:"hashAlgorithm"`
 	Deduplicated  bool    `json:"deduplicated"`
 	Compression   string  `json:"compression,omitempty"`
-	Blocks        int     `json:"blocks"`
-	StoredBlocks  int     `json:"storedBlocks"`
-	UniqueBlocks  int     `json:"uniqueBlocks"`
+	Blocks        int64   `json:"blocks"`
+	StoredBlocks  int64   `json:"storedBlocks"`
+	UniqueBlocks  int64   `json:"uniqueBlocks"`
 	DedupRatio    float64 `json:"dedupRatio"`
-	Error         string  `json:"error,omitempty"`
+	// DecodedMin and DecodedMax bound the decoded size the block encoding declares.
+	DecodedMin int64  `json:"decodedMin"`
+	DecodedMax int64  `json:"decodedMax"`
+	Error      string `json:"error,omitempty"`
 }
 
 type inspectSigEntry struct {
@@ -279,20 +284,15 @@ func bundleInspectCommand() *ucli.Command {
 				}
 				if t, err := b.BlockTable(p.Index); err != nil {
 					ib.Error = err.Error()
+				} else if ib.UniqueBlocks, err = t.UniqueBlocks(c.Context); err != nil {
+					ib.Error = err.Error()
 				} else {
-					ib.Blocks = t.Blocks()
-					uniq := map[string]struct{}{}
-					for k := 0; k < t.Blocks(); k++ {
-						uniq[string(t.Hash(k))] = struct{}{}
-					}
-					ib.UniqueBlocks = len(uniq)
-					ib.StoredBlocks = ib.Blocks
-					if t.Deduplicated {
-						ib.StoredBlocks = ib.UniqueBlocks
-					}
+					ib.Blocks, ib.StoredBlocks = t.Blocks, t.StoredBlocks
 					if ib.Blocks > 0 {
 						ib.DedupRatio = float64(ib.UniqueBlocks) / float64(ib.Blocks)
 					}
+					d, _ := b.DeclaredSize(p.Index)
+					ib.DecodedMin, ib.DecodedMax = d.Min, d.Max
 				}
 				ip.BlockEncoding = ib
 			}
@@ -332,6 +332,7 @@ func bundleInspectCommand() *ucli.Command {
 					fmt.Fprintf(w, "     block table: %s\n", be.Error)
 				} else {
 					fmt.Fprintf(w, "     %d blocks, %d unique (ratio %.3f), %d stored\n", be.Blocks, be.UniqueBlocks, be.DedupRatio, be.StoredBlocks)
+					fmt.Fprintf(w, "     decodes to %s\n", bundle.DeclaredSize{Min: be.DecodedMin, Max: be.DecodedMax})
 				}
 			}
 		}
@@ -355,6 +356,7 @@ func bundleVerifyCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash (sha512-256:<hex>); a file holding it may be given as @FILE"},
 			&ucli.StringSliceFlag{Name: "root-cert", Usage: "trusted root certificate (PEM); requires a valid signature (repeatable)"},
+			maxPayloadSizeFlag("64GiB"),
 		},
 	}, func(c *ucli.Context, args []string) error {
 		path, err := oneArg(c, args, "the bundle file")
@@ -362,6 +364,9 @@ func bundleVerifyCommand() *ucli.Command {
 			return err
 		}
 		opts := bundle.VerifyOptions{BundleHash: c.String("bundle-hash")}
+		if opts.MaxPayloadSize, err = maxPayloadSize(c); err != nil {
+			return err
+		}
 		if f, ok := strings.CutPrefix(opts.BundleHash, "@"); ok {
 			data, err := os.ReadFile(f)
 			if err != nil {
@@ -444,6 +449,7 @@ func bundleExtractCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "payload", Aliases: []string{"p"}, Required: true, Usage: "payload index or slot name"},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"},
 			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash"},
+			maxPayloadSizeFlag("the free space of the output's file system"),
 		},
 	}, func(c *ucli.Context, args []string) error {
 		path, err := oneArg(c, args, "the bundle file")
@@ -468,12 +474,22 @@ func bundleExtractCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
+		limit, err := maxPayloadSize(c)
+		if err != nil {
+			return err
+		}
+		if free, err := bundle.FreeSpace(filepath.Dir(c.String("output"))); err == nil && (limit == 0 || free < limit) {
+			limit = max(free, 1) // zero would mean the default
+		}
+		if _, err := b.CheckPayloadSize(c.Context, i, limit); err != nil {
+			return err
+		}
 		out, err := atomicfile.Create(c.String("output"), 0o644)
 		if err != nil {
 			return err
 		}
 		defer out.Close()
-		st, err := b.ExtractPayload(c.Context, i, out.File)
+		st, err := b.Extract(c.Context, i, out.File, bundle.ExtractOptions{MaxSize: limit})
 		if err != nil {
 			return err
 		}
@@ -487,6 +503,26 @@ func bundleExtractCommand() *ucli.Command {
 		fmt.Fprintf(g.Stdout, "payload %d: %d bytes, %d blocks (%d stored) -> %s\n", i, st.FileSize, st.Blocks, st.StoredBlocks, c.String("output"))
 		return nil
 	})
+}
+
+func maxPayloadSizeFlag(def string) ucli.Flag {
+	return &ucli.StringFlag{Name: "max-payload-size", Usage: "refuse payloads that declare more decoded bytes than this (e.g. 16GiB; default: " + def + ")"}
+}
+
+// maxPayloadSize parses --max-payload-size; zero means not given.
+func maxPayloadSize(c *ucli.Context) (int64, error) {
+	v := c.String("max-payload-size")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := project.ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("--max-payload-size: %w", err)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("--max-payload-size: want a positive size such as 16GiB, got %q", v)
+	}
+	return n, nil
 }
 
 func chunkerFlags() []ucli.Flag {
