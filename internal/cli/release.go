@@ -80,7 +80,10 @@ func prepareReleaseCommand() *ucli.Command {
 				return printJSON(g.Stdout, res)
 			}
 			verb := "created"
-			if !res.Created {
+			switch {
+			case res.OutcomeUnknown:
+				verb = "created or reused (the Hub's answer to the create was lost)"
+			case !res.Created:
 				verb = "reused existing"
 			}
 			fmt.Fprintf(g.Stdout, "%s version %s (%s) in %s\n", verb, res.VersionPath, res.VersionID, desc)

@@ -3,10 +3,12 @@ package release
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/hub/nexigon"
 	"github.com/otabake/otabake/internal/project"
 )
 
@@ -15,15 +17,20 @@ type PrepareResult struct {
 	Identity    *Identity `json:"identity"`
 	VersionPath string    `json:"versionPath"`
 	VersionID   string    `json:"versionId"`
-	// Created is false when a version with the build tag already existed and was reused.
-	Created bool   `json:"created"`
-	EnvFile string `json:"envFile"`
+	// Created is true only for the run whose create made the version: false when a version
+	// with the build tag already existed, or another run created it first (a lost race).
+	Created bool `json:"created"`
+	// OutcomeUnknown is set when the Hub's answer to the create was lost and the version was
+	// found afterwards: this run or another one created it, which cannot be told apart.
+	OutcomeUnknown bool   `json:"createOutcomeUnknown,omitempty"`
+	EnvFile        string `json:"envFile"`
 }
 
 // Prepare pins a release in the Hub: it resolves <repo>/<pkg>/<BUILD_TAG> and reuses that
 // version, or creates it with the locked build tag, the floating tag and
 // {"imageVersion": VERSION}. Then it writes .release-env. Re-running with the same BUILD_TAG is
-// a no-op apart from rewriting .release-env with the same content.
+// a no-op apart from rewriting .release-env with the same content; of concurrent runs, only the
+// one whose create succeeded reports Created.
 func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) (*PrepareResult, error) {
 	if err := RequirePackage(cfg); err != nil {
 		return nil, err
@@ -59,17 +66,23 @@ func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) 
 			Metadata: meta,
 		}
 		vid, err := h.CreateVersion(ctx, req)
-		if err != nil {
-			// A create whose response was lost may still have happened: resolve once more
-			// before reporting, so that a retry of prepare-release never fails on its own tag.
-			if ref, found, rerr := h.ResolveVersion(ctx, path); rerr == nil && found {
-				vid, err = ref.VersionID, nil
+		if err == nil {
+			res.VersionID, res.Created = vid, true
+		} else {
+			// The locked build tag makes the create atomic: of two runs racing for one
+			// BUILD_TAG, the Hub refuses the second create (the tag is locked to the first
+			// version). A create whose response was lost may also have happened. Either way
+			// the version now resolves: reuse it, as if it had been found above.
+			ref, found, rerr := h.ResolveVersion(ctx, path)
+			if rerr != nil || !found {
+				return nil, fmt.Errorf("create version %s: %w", path, err)
 			}
+			if err := checkImageVersion(ctx, h, ref.VersionID, id.Version); err != nil {
+				return nil, err
+			}
+			res.VersionID = ref.VersionID
+			res.OutcomeUnknown = errors.Is(err, nexigon.ErrOutcomeUnknown)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("create version %s: %w", path, err)
-		}
-		res.VersionID, res.Created = vid, true
 	}
 	id.VersionID = res.VersionID
 	if err := WriteEnvFile(res.EnvFile, id); err != nil {
