@@ -36,6 +36,10 @@ type Input struct {
 	// Bootloader is a configured boot loader: for efi-grub the GRUB EFI binary, for rpi-uboot a
 	// directory with u-boot-*.bin and boot.scr. Empty means: search the rootfs (and, for
 	// efi-grub, build GRUB with grub-mkimage from the host's or rootfs's modules).
+	//
+	// Files are read from the rootfs, BootDir, ConfigDir and a Bootloader directory through
+	// rootfs.Root, each directory the root its links resolve against: nothing outside it is
+	// read, and only regular files and directories are staged.
 	Bootloader string
 	// PreferMkimage (efi-grub) builds GRUB with grub-mkimage when GRUB's modules are found
 	// and uses Bootloader only when they are not.
