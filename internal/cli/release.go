@@ -206,11 +206,17 @@ func promoteReleaseCommand() *ucli.Command {
 		Usage: "move a floating tag (stable, beta, …) to a released version",
 		Description: "Points --tag at the version named by --from (a tag or a pkg_v_ version ID; default:\n" +
 			"BUILD_TAG from .release-env). The Hub moves the tag atomically: devices following it see\n" +
-			"either the old or the new version. Locked tags are refused, and so are versions without\n" +
-			"assets.",
+			"either the old or the new version. Locked tags are refused, and so are incomplete versions:\n" +
+			"every system of the project (and every system upload-release recorded in the version) needs\n" +
+			"its bundle (<system>.rugixb or .raucb) with its bundle hash and all its uploaded files\n" +
+			"attached and Available; the error names what is missing. A version whose upload is still\n" +
+			"running is incomplete too. To promote although some systems are missing, name the systems\n" +
+			"that go out with --partial (devices of the other systems then find no bundle in the tag):\n" +
+			"  otabake promote-release --tag stable --partial efi,pi",
 		Flags: hubFlags(
 			&ucli.StringFlag{Name: "tag", Value: "", Usage: "the floating tag to move (default: the configured default tag, stable)"},
 			&ucli.StringFlag{Name: "from", Usage: "the version to promote: a tag or a pkg_v_ ID (default: BUILD_TAG of .release-env)"},
+			&ucli.StringSliceFlag{Name: "partial", Usage: "promote although other systems lack bundles: only these `SYSTEM`s (comma-separated or repeated) must be complete"},
 		),
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
@@ -235,12 +241,26 @@ func promoteReleaseCommand() *ucli.Command {
 				return err
 			}
 			defer closer.Close()
-			res, err := release.Promote(c.Context, h, cfg, tag, from)
+			var partial []string
+			for _, p := range c.StringSlice("partial") {
+				for _, s := range strings.Split(p, ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						partial = append(partial, s)
+					}
+				}
+			}
+			if c.IsSet("partial") && len(partial) == 0 {
+				return usageError(c, "--partial needs the systems to promote")
+			}
+			res, err := release.Promote(c.Context, h, cfg, tag, from, release.PromoteOptions{Partial: partial})
 			if err != nil {
 				return err
 			}
 			if g.JSON {
 				return printJSON(g.Stdout, res)
+			}
+			if len(res.Excluded) > 0 {
+				g.Log.Warn(fmt.Sprintf("partial promotion: devices of %s following %s find no bundle for them", strings.Join(res.Excluded, ", "), res.Tag))
 			}
 			if !res.Moved {
 				fmt.Fprintf(g.Stdout, "%s already points at %s (%s)\n", res.Tag, res.From, res.VersionID)
@@ -413,7 +433,7 @@ func releaseCommand() *ucli.Command {
 			}
 			var prom *release.PromoteResult
 			if tag := c.String("promote"); tag != "" {
-				if prom, err = release.Promote(c.Context, h, cfg, tag, id.BuildTag); err != nil {
+				if prom, err = release.Promote(c.Context, h, cfg, tag, id.BuildTag, release.PromoteOptions{}); err != nil {
 					return err
 				}
 			}

@@ -300,3 +300,43 @@ func assertNoFile(t *testing.T, path string) {
 		t.Fatalf("%s exists after a failed command", path)
 	}
 }
+
+// TestPromoteHalfUploadedVersion: with systems efi and pi configured and only efi uploaded,
+// promote-release refuses and names what pi lacks; --partial efi goes ahead and says who is
+// left out.
+func TestPromoteHalfUploadedVersion(t *testing.T) {
+	dir := newProject(t)
+	write(t, filepath.Join(dir, "rugix-bakery.toml"),
+		"[systems.efi]\nlayer = \"customized-efi\"\narchitecture = \"amd64\"\ntarget = \"generic-grub-efi\"\n"+
+			"[systems.pi]\nlayer = \"customized-pi\"\narchitecture = \"arm64\"\ntarget = \"rpi-tryboot\"\n")
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "systems")
+	mustRun(t, "-C", dir, "hub", "init", "--repository", "demo", "--package", "os")
+	mustRun(t, "-C", dir, "prepare-release")
+	env := readEnv(t, dir)
+	fakeBuild(t, dir, "efi", env["VERSION"])
+	fakeBuild(t, dir, "pi", env["VERSION"])
+	mustRun(t, "-C", dir, "upload-release", "--system", "efi")
+
+	mustFail(t, "pi: no bundle (pi.rugixb or pi.raucb)", "-C", dir, "promote-release", "--tag", "stable")
+	mustFail(t, "--partial efi", "-C", dir, "promote-release", "--tag", "stable")
+	mustFail(t, "pi: no bundle", "-C", dir, "promote-release", "--tag", "stable", "--partial", "efi,pi")
+	mustFail(t, "--partial needs the systems", "-C", dir, "promote-release", "--tag", "stable", "--partial", ",")
+
+	var prom struct {
+		Moved    bool     `json:"moved"`
+		Systems  []string `json:"systems"`
+		Excluded []string `json:"excluded"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "-C", dir, "--json", "promote-release", "--tag", "stable", "--partial", "efi")), &prom); err != nil {
+		t.Fatal(err)
+	}
+	if !prom.Moved || strings.Join(prom.Systems, ",") != "efi" || strings.Join(prom.Excluded, ",") != "pi" {
+		t.Fatalf("partial promote = %+v", prom)
+	}
+	mustRun(t, "-C", dir, "upload-release", "--system", "pi")
+	mustRun(t, "-C", dir, "promote-release", "--tag", "beta")
+	if help := mustRun(t, "promote-release", "--help"); !strings.Contains(help, "--partial") || !strings.Contains(help, "incomplete") {
+		t.Errorf("promote-release --help does not teach --partial:\n%s", help)
+	}
+}

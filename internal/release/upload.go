@@ -230,7 +230,9 @@ func Systems(projectDir string) ([]string, error) {
 
 // Upload publishes build/<system>/ of every selected system into the version pinned by id:
 // each artifact is uploaded content-addressed and attached with its metadata. All systems are
-// checked before the first byte is sent. Re-running uploads nothing new and succeeds.
+// checked before the first byte is sent. The version's metadata records which systems belong
+// to it and their file names (otabake.systems, otabake.assets; other keys are kept), which is
+// what promote-release checks. Re-running uploads nothing new and succeeds.
 func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, opts UploadOptions) (*UploadReport, error) {
 	if err := RequirePackage(cfg); err != nil {
 		return nil, err
@@ -264,6 +266,11 @@ func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, o
 	if err := checkImageVersion(ctx, h, ref.VersionID, id.Version); err != nil {
 		return nil, err
 	}
+	// Say which systems belong to the version, and which files each has, before the first
+	// byte: promote-release refuses the version until all of them are attached.
+	if err := recordSystems(ctx, h, ref.VersionID, arts); err != nil {
+		return nil, err
+	}
 	rep := &UploadReport{Version: id.Version, VersionID: ref.VersionID, Artifacts: arts}
 	for _, a := range arts {
 		uo := opts.Upload
@@ -281,6 +288,11 @@ func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, o
 			return rep, fmt.Errorf("attach %s as %s: %w", a.Path, a.Filename, err)
 		}
 		a.Attached = added
+	}
+	// Another upload-release into this version (another system, in parallel) may have
+	// replaced the metadata with a copy read before ours was written: write ours again.
+	if err := recordSystems(ctx, h, ref.VersionID, arts); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
