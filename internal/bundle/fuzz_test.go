@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -57,6 +58,96 @@ func FuzzBlockIndexReader(f *testing.F) {
 		y, err := ParseBlockIndex(again)
 		if err != nil || y.Blocks() != x.Blocks() || !bytes.Equal(y.Hashes, x.Hashes) {
 			t.Fatalf("re-encoded index does not parse back: %v", err)
+		}
+	})
+}
+
+// FuzzXZ feeds arbitrary bytes to the three xz readers: the index reader, the bounded one-shot
+// decoder and the streaming reader. None may panic or decode past its limit, and when a stream
+// decodes, all three must agree on its length.
+func FuzzXZ(f *testing.F) {
+	for _, n := range []int{0, 1, 5000} {
+		f.Add(xzOf(f, bytes.Repeat([]byte{7}, n), 0))
+	}
+	f.Add(xzOf(f, make([]byte, 1<<20), 6)) // expands past the limit below
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const limit = 256 << 10
+		size, ierr := xzUncompressedSize(data)
+		out, derr := decompressXZ(nil, data, limit)
+		if derr == nil && len(out) > limit {
+			t.Fatalf("decoded %d bytes past the limit %d", len(out), limit)
+		}
+		r, err := newXZStreamReader(data, limit)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		n, serr := io.Copy(io.Discard, io.LimitReader(r, limit+1))
+		if derr == nil && serr == nil && n != int64(len(out)) {
+			t.Fatalf("one-shot decoder gave %d bytes, streaming reader %d", len(out), n)
+		}
+		if derr == nil && ierr == nil && size != int64(len(out)) {
+			t.Fatalf("xz index says %d bytes, the stream decodes to %d", size, len(out))
+		}
+	})
+}
+
+// FuzzParseDigest parses digest text from bundles and command lines; what parses must print
+// back to a string that parses to the same digest.
+func FuzzParseDigest(f *testing.F) {
+	f.Add("sha512-256:" + strings.Repeat("ab", 32))
+	f.Add("sha512_256_" + strings.Repeat("AB", 32))
+	f.Add("sha256:00")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDigest(s)
+		if err != nil {
+			return
+		}
+		e, err := ParseDigest(d.String())
+		if err != nil || !e.Equal(d) {
+			t.Fatalf("%q -> %s does not parse back: %v", s, d, err)
+		}
+	})
+}
+
+// FuzzCMSSigners reads signer names out of arbitrary DER, as bundle inspect does for every
+// embedded signature.
+func FuzzCMSSigners(f *testing.F) {
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, der []byte) {
+		CMSSigners(der)
+	})
+}
+
+// FuzzBlockTable decodes hostile block encodings: the block table, the declared size and the
+// hash stream must stay bounded and never panic.
+func FuzzBlockTable(f *testing.F) {
+	comp := "xz"
+	h := SHA512_256.Sum([]byte("block"))
+	for _, be := range []*BlockEncodingHeader{
+		{Chunker: "fixed-1", HashAlgorithm: "sha512-256", Deduplicated: true, BlockHashes: bytes.Repeat(h, 3)},
+		{Chunker: "casync-1", HashAlgorithm: "sha256", Compression: &comp, BlockHashes: xzOf(f, h, 0), BlockSizes: ptr(xzOf(f, sizesOf(40), 0))},
+	} {
+		f.Add(craftBundle(f, be, make([]byte, 40), nil))
+	}
+	f.Add(hashBomb(f, 1<<20))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := NewReader(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		for i := range b.Payloads() {
+			tb, err := b.BlockTable(i)
+			if err != nil || tb == nil {
+				continue
+			}
+			tb.UniqueBlocks(context.Background())
+			d, err := b.CheckPayloadSize(context.Background(), i, 1<<20)
+			if err == nil && d.Max > 1<<20 {
+				t.Fatalf("accepted a payload declaring %s over a limit of 1 MiB", d)
+			}
+			b.Extract(context.Background(), i, io.Discard, ExtractOptions{MaxSize: 1 << 20})
 		}
 	})
 }
