@@ -246,7 +246,8 @@ func (s *system) writePayload(ctx context.Context, b *bundle.Bundle, tg *target)
 	defer f.Close()
 	w := &partWriter{f: f, base: base, limit: tg.part.Bytes(), name: tg.dest, log: s.logf, nextReport: reportEvery}
 	start := time.Now()
-	st, err := b.ExtractPayload(ctx, tg.index, w)
+	// A payload that declares more than the slot holds is refused before anything is written.
+	st, err := b.Extract(ctx, tg.index, w, bundle.ExtractOptions{MaxSize: tg.part.Bytes()})
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
