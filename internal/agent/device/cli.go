@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/otabake/otabake/internal/hub"
@@ -29,19 +31,76 @@ func (t *CLITransport) Name() string { return NameCLI }
 // Close implements Transport.
 func (t *CLITransport) Close() error { return nil }
 
+// maxCLIOutput bounds what is kept of one nexigon-agent run's stdout and stderr.
+const maxCLIOutput = 8 << 20
+
+// CLIError is a failed nexigon-agent run: its exit code (-1 when it did not exit) and the
+// tail of its stderr.
+type CLIError struct {
+	Command  string
+	ExitCode int
+	Stderr   string
+	Err      error
+}
+
+func (e *CLIError) Error() string {
+	return fmt.Sprintf("%s: %v: %s", e.Command, e.Err, e.Stderr)
+}
+
+func (e *CLIError) Unwrap() error { return e.Err }
+
+// usageExitCode is the exit status of a command-line usage error: nexigon-agent parses its
+// arguments with clap (nexigon/nexigon crates/apps/nexigon-agent/src/main.rs, `Args`), whose
+// usage errors exit with 2 (clap-rs/clap clap_builder/src/util/mod.rs `USAGE_CODE`).
+const usageExitCode = 2
+
+// rejectsArgument reports whether err is the usage error of an agent that does not know the
+// option flag: clap prints "error: unexpected argument '<flag>' found"
+// (clap-rs/clap clap_builder/src/error/format.rs, ErrorKind::UnknownArgument).
+func rejectsArgument(err error, flag string) bool {
+	var ce *CLIError
+	return errors.As(err, &ce) && ce.ExitCode == usageExitCode && strings.Contains(ce.Stderr, "'"+flag+"'")
+}
+
 func (t *CLITransport) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, t.exe, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	stdout := &limitedBuffer{max: maxCLIOutput}
+	stderr := &limitedBuffer{max: maxCLIOutput}
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 2048 {
 			msg = msg[len(msg)-2048:]
 		}
-		return stdout.Bytes(), fmt.Errorf("%s %s: %w: %s", t.exe, args[0]+" "+args[1], err, msg)
+		name := t.exe + " " + strings.Join(args[:min(2, len(args))], " ")
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return stdout.Bytes(), &CLIError{Command: name, ExitCode: code, Stderr: msg, Err: err}
+	}
+	if stdout.overflow {
+		return nil, fmt.Errorf("%s %s: output exceeds %d bytes", t.exe, strings.Join(args[:min(2, len(args))], " "), maxCLIOutput)
 	}
 	return stdout.Bytes(), nil
+}
+
+// limitedBuffer keeps at most max bytes and remembers that more were written.
+type limitedBuffer struct {
+	bytes.Buffer
+	max      int
+	overflow bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); len(p) > room {
+		b.overflow = true
+		b.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
 }
 
 // DeviceID implements Transport.
@@ -94,29 +153,96 @@ func (t *CLITransport) SetProperty(ctx context.Context, name string, value json.
 	return err
 }
 
-// PublishEvent implements Transport. The CLI generates its own event ID.
+// emittedAtSupport remembers, per nexigon-agent executable and for the life of the process,
+// whether `events emit` takes --emitted-at: the option exists only since nexigon/nexigon
+// commit 3aef777 ("agent: add [telemetry] config and --emitted-at on events emit",
+// crates/apps/nexigon-agent/src/main.rs `EventsCmd::Emit`); older agents, such as the v0.5
+// the Rugix template pins, refuse the whole call with a usage error.
+var emittedAtSupport = struct {
+	sync.Mutex
+	unsupported map[string]bool
+}{unsupported: map[string]bool{}}
+
+// maxRememberedAgents bounds emittedAtSupport (a process runs one or two executables).
+const maxRememberedAgents = 16
+
+func emittedAtUnsupported(exe string) bool {
+	emittedAtSupport.Lock()
+	defer emittedAtSupport.Unlock()
+	return emittedAtSupport.unsupported[exe]
+}
+
+func rememberEmittedAtUnsupported(exe string) {
+	emittedAtSupport.Lock()
+	defer emittedAtSupport.Unlock()
+	if len(emittedAtSupport.unsupported) >= maxRememberedAgents {
+		clear(emittedAtSupport.unsupported)
+	}
+	emittedAtSupport.unsupported[exe] = true
+}
+
+// Attributes the CLI transport adds, since `events emit` cannot carry them otherwise.
+const (
+	// AttrEventID is otabake's event ID: the CLI generates its own ID for every call
+	// (`DeviceEventId::generate()` in run_events_cmd), so a retried event can be recognised
+	// by this attribute only.
+	AttrEventID = "otabake.eventId"
+	// AttrEmittedAt is the time the event was emitted, added when the agent has no
+	// --emitted-at (the Hub then records the time of the call).
+	AttrEmittedAt = "otabake.emittedAt"
+)
+
+// PublishEvent implements Transport. The CLI generates its own event ID; otabake's travels as
+// the AttrEventID attribute. --emitted-at is used when the agent supports it; the first usage
+// error naming it switches to calls without it for the rest of the process (a usage error
+// means the call did nothing, so repeating it cannot duplicate the event).
 func (t *CLITransport) PublishEvent(ctx context.Context, ev hub.Event) error {
+	withTime := !ev.EmittedAt.IsZero() && !emittedAtUnsupported(t.exe)
+	_, err := t.run(ctx, emitArgs(ev, withTime)...)
+	if err != nil && withTime && rejectsArgument(err, "--emitted-at") {
+		rememberEmittedAtUnsupported(t.exe)
+		_, err = t.run(ctx, emitArgs(ev, false)...)
+	}
+	if err != nil {
+		return fmt.Errorf("publish event %s: %w", ev.EventID, err)
+	}
+	return nil
+}
+
+// emitArgs builds `events emit` (spec §3.2): lowercase severity, attributes as key=<json> in
+// key order, the body as JSON.
+func emitArgs(ev hub.Event, withTime bool) []string {
 	args := []string{"events", "emit", "--severity", strings.ToLower(string(ev.Severity))}
 	if ev.Category != "" {
 		args = append(args, "--category", ev.Category)
 	}
-	keys := make([]string, 0, len(ev.Attributes))
-	for k := range ev.Attributes {
+	attrs := make(map[string]json.RawMessage, len(ev.Attributes)+2)
+	for k, v := range ev.Attributes {
+		attrs[k] = v
+	}
+	if ev.EventID != "" {
+		attrs[AttrEventID], _ = json.Marshal(ev.EventID)
+	}
+	if !ev.EmittedAt.IsZero() && !withTime {
+		attrs[AttrEmittedAt], _ = json.Marshal(ev.EmittedAt.UTC().Format(time.RFC3339Nano))
+	}
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "--attribute", k+"="+string(ev.Attributes[k]))
+		args = append(args, "--attribute", k+"="+string(attrs[k]))
 	}
-	if !ev.EmittedAt.IsZero() {
+	if withTime {
 		args = append(args, "--emitted-at", ev.EmittedAt.UTC().Format(time.RFC3339Nano))
 	}
 	body := ev.Body
 	if len(body) == 0 {
 		body = json.RawMessage("null")
 	}
-	_, err := t.run(ctx, append(args, string(body))...)
-	return err
+	// "--" ends the options, so that a body such as -1 is not taken for one.
+	return append(args, "--", string(body))
 }
 
 // VersionDetails implements Transport.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 
@@ -59,10 +60,17 @@ type Config struct {
 	Hub func() (hub.Hub, error)
 	// DeviceID is the device ID for the hub transport when the token is not a device token.
 	DeviceID string
+	// Log receives the reason for a fallback; nil discards it.
+	Log *slog.Logger
 }
 
 // Open returns the configured transport. With Transport auto (or empty) it prefers the socket
 // when it exists, then nexigon-agent on PATH, then the hub transport when one is configured.
+// A socket that exists but refuses the connection or the handshake (local API disabled, Hub
+// unreachable, client limit reached, a stale socket file) is passed over for the next of
+// these, as nexigon-agent's own one-shot commands do (nexigon/nexigon
+// crates/apps/nexigon-agent/src/main.rs `OneShot::open` warns and connects without the
+// socket). An explicitly configured nexigon-socket does not fall back.
 func Open(ctx context.Context, cfg Config) (Transport, error) {
 	if cfg.SocketPath == "" {
 		cfg.SocketPath = DefaultSocketPath
@@ -70,11 +78,26 @@ func Open(ctx context.Context, cfg Config) (Transport, error) {
 	if cfg.NexigonAgent == "" {
 		cfg.NexigonAgent = "nexigon-agent"
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	name := cfg.Transport
 	if name == "" || name == NameAuto {
 		name = detect(cfg)
 		if name == "" {
 			return nil, fmt.Errorf("no Hub transport: no socket at %s, no %s on PATH and no [hub] url configured", cfg.SocketPath, cfg.NexigonAgent)
+		}
+		if name == NameSocket {
+			t, err := DialSocket(ctx, cfg.SocketPath)
+			if err == nil {
+				return t, nil
+			}
+			next := detectWithoutSocket(cfg)
+			if next == "" {
+				return nil, err
+			}
+			cfg.Log.Warn("nexigon agent socket unusable, falling back", "transport", next, "error", err)
+			name = next
 		}
 	}
 	switch name {
@@ -99,6 +122,10 @@ func detect(cfg Config) string {
 	if fi, err := os.Stat(cfg.SocketPath); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		return NameSocket
 	}
+	return detectWithoutSocket(cfg)
+}
+
+func detectWithoutSocket(cfg Config) string {
 	if _, err := exec.LookPath(cfg.NexigonAgent); err == nil {
 		return NameCLI
 	}

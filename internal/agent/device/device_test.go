@@ -216,7 +216,7 @@ esac
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(log)
-	if !strings.Contains(string(data), `events emit --severity warning --category ota --attribute a="1" --attribute b="2" "hello"`) {
+	if !strings.Contains(string(data), `events emit --severity warning --category ota --attribute a="1" --attribute b="2" -- "hello"`) {
 		t.Errorf("calls:\n%s", data)
 	}
 }

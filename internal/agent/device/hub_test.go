@@ -24,7 +24,7 @@ func TestHubTransport(t *testing.T) {
 	if _, err := NewHub(store, "").DeviceID(ctx); err == nil || !strings.Contains(err.Error(), "configure the device id") {
 		t.Fatalf("DeviceID with an organization token: %v", err)
 	}
-	tr := NewHub(store, "d_lab1")
+	tr := NewHub(store, "d_Lab1111111111111111111")
 	if err := tr.SetProperty(ctx, "dev.nexigon.ota.status", json.RawMessage(`{"state":"idle"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestHubTransport(t *testing.T) {
 	if _, err := tr.IssueDownloadURL(ctx, p, "sys.rugixb"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("IssueDownloadURL = %v", err)
 	}
-	if err := tr.PublishEvent(ctx, hub.Event{EventID: "d_ev_20260101-0000-abc", Severity: hub.SeverityInfo, Body: json.RawMessage(`"x"`), Attributes: map[string]json.RawMessage{}}); err != nil {
+	if err := tr.PublishEvent(ctx, hub.Event{EventID: "d_ev_20260101-0000-abcdefgh", Severity: hub.SeverityInfo, Body: json.RawMessage(`"x"`), Attributes: map[string]json.RawMessage{}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -23,22 +23,68 @@ type Server struct {
 	hubURL   string
 	token    string
 	deviceID string
+	exec     func(action string, input []byte) []byte
 	wg       sync.WaitGroup
 
-	mu      sync.Mutex
-	actions []string
+	mu         sync.Mutex
+	actions    []string
+	conns      map[net.Conn]bool
+	handshakes int
+	refuse     string // handshake error code to answer with; "" serves
 }
 
-// Listen serves the stand-in on a Unix socket at path.
+// MaxClients is the agent's limit of concurrent local API clients; the connection over it is
+// dropped before the handshake (nexigon/nexigon crates/apps/nexigon-agent/src/local_api.rs
+// MAX_CONCURRENT_LOCAL_API_CLIENTS).
+const MaxClients = 32
+
+// Listen serves the stand-in on a Unix socket at path, forwarding actions to the Hub at hubURL.
 func Listen(path, hubURL, token, deviceID string) (*Server, error) {
+	return listen(path, &Server{hubURL: hubURL, token: token, deviceID: deviceID})
+}
+
+// ListenFunc serves the stand-in with exec answering every action but actor_GetActor: it
+// returns the ActionResult frame of the action.
+func ListenFunc(path, deviceID string, exec func(action string, input []byte) []byte) (*Server, error) {
+	return listen(path, &Server{deviceID: deviceID, exec: exec})
+}
+
+func listen(path string, s *Server) (*Server, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, hubURL: hubURL, token: token, deviceID: deviceID}
+	s.ln, s.conns = ln, map[net.Conn]bool{}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// Handshakes counts the handshakes answered Ok.
+func (s *Server) Handshakes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handshakes
+}
+
+// DropConnections closes every client connection, as the agent does when its Hub connection
+// ends (the local connection is spliced onto it: local_api.rs `handle_client`). It returns
+// when the connections are closed.
+func (s *Server) DropConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// Refuse makes later handshakes fail with code (one of the agent's ServerErrorCode values:
+// UnsupportedVersion, UnknownEndpoint, EndpointDisabled, InvalidRequest, Internal); "" serves
+// again.
+func (s *Server) Refuse(code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = code
 }
 
 // Actions returns the action names received so far.
@@ -62,16 +108,31 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		if len(s.conns) >= MaxClients {
+			s.mu.Unlock()
+			c.Close() // over the limit: dropped without a word, as the agent does
+			continue
+		}
+		s.conns[c] = true
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer c.Close()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
 			_ = s.serve(c)
 		}()
 	}
 }
 
 func (s *Server) serve(c net.Conn) error {
+	// A bad magic or an over-long hello ends the connection without a reply
+	// (local_api.rs `handle_client`: `anyhow::ensure!` on the magic and MAX_HANDSHAKE_LEN).
 	body, err := device.ReadHandshake(c)
 	if err != nil {
 		return err
@@ -88,7 +149,20 @@ func (s *Server) serve(c net.Conn) error {
 	} else if hello.Endpoint != "executor" {
 		reply = map[string]any{"result": "Error", "code": "UnknownEndpoint", "message": hello.Endpoint}
 	}
+	s.mu.Lock()
+	if code := s.refuse; code != "" && reply["result"] == "Ok" {
+		// e.g. Internal "hub executor is unavailable" while the agent has no Hub connection
+		// (local_api.rs `handle_client`), EndpointDisabled when the local API is off.
+		reply = map[string]any{"result": "Error", "code": code, "message": "refused by the test"}
+	}
+	if reply["result"] == "Ok" {
+		s.handshakes++
+	}
+	s.mu.Unlock()
 	rb, _ := json.Marshal(reply)
+	// The reply rules are the agent's: nexigon/nexigon crates/apps/nexigon-agent/src/local_api.rs
+	// `handle_client` (version 1 only, endpoint "executor" only, malformed hello is
+	// InvalidRequest) and crates/libs/nexigon-agent-api/schemas/handshake.sidex.
 	if err := device.WriteHandshake(c, rb); err != nil || reply["result"] != "Ok" {
 		return err
 	}
@@ -115,6 +189,9 @@ func (s *Server) execute(action string, input []byte) []byte {
 			"actor": map[string]string{"actor": "Device", "deviceId": s.deviceID, "tokenId": "deployment_id_sim"},
 		}})
 		return out
+	}
+	if s.exec != nil {
+		return s.exec(action, input)
 	}
 	req, err := http.NewRequest(http.MethodPost, s.hubURL+"/api/v1/actions/invoke/"+action, bytes.NewReader(input))
 	if err != nil {
