@@ -180,6 +180,8 @@ func (a *Agent) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 	if err := c.publish(); err != nil {
 		return c.res, err
 	}
+	// Events an earlier cycle could not deliver go before any of this one's.
+	c.flushEvents(false)
 
 	if c.boot, err = a.Engine.BootState(ctx); err != nil {
 		return c.res, c.fail(err.Error(), nil)
@@ -547,12 +549,51 @@ func (c *cycle) publish() error {
 	return nil
 }
 
+// event publishes an event, or keeps it in the state file for the next attempt when it
+// cannot be published now. Events already pending go first, so the Hub sees them in order.
 func (c *cycle) event(sev hub.Severity, msg string, attrs map[string]string) {
 	if c.opts.DryRun {
 		return
 	}
-	if err := c.a.Transport.PublishEvent(c.ctx, newEvent(c.a.now(), sev, msg, attrs)); err != nil {
-		c.a.log().Warn("cannot publish event", "event", msg, "error", err)
+	if dropped := c.st.queueEvent(newEvent(c.a.now(), sev, msg, attrs)); dropped > 0 {
+		c.a.log().Warn("pending events over their bound, oldest dropped", "dropped", dropped, "droppedTotal", c.st.DroppedEvents)
+	}
+	c.flushEvents(true)
+}
+
+// flushEvents publishes the pending events in order, stopping at the first that fails for a
+// reason a later attempt may not have. An event the Hub refuses as invalid is dropped (and
+// counted): it would be refused forever and hold up every later one. The state is saved when
+// the pending events changed (queued says the last one was just added and is not saved yet).
+func (c *cycle) flushEvents(queued bool) {
+	if c.opts.DryRun || len(c.st.PendingEvents) == 0 {
+		return
+	}
+	before := len(c.st.PendingEvents)
+	for len(c.st.PendingEvents) > 0 {
+		ev := c.st.PendingEvents[0]
+		err := c.a.Transport.PublishEvent(c.ctx, ev)
+		if err != nil && !hub.IsKind(err, hub.KindInvalid) {
+			c.a.log().Warn("cannot publish event, kept for the next attempt", "eventId", ev.EventID, "pending", len(c.st.PendingEvents), "error", err)
+			break
+		}
+		if err != nil {
+			c.st.DroppedEvents++
+			c.a.log().Error("the Hub refuses an event, dropped", "eventId", ev.EventID, "error", err)
+		}
+		c.st.PendingEvents = c.st.PendingEvents[1:]
+	}
+	if len(c.st.PendingEvents) == 0 {
+		c.st.PendingEvents = nil
+	}
+	if !queued && len(c.st.PendingEvents) == before {
+		return
+	}
+	if queued && before == 1 && len(c.st.PendingEvents) == 0 {
+		return // delivered at once: nothing to remember
+	}
+	if err := c.a.savePendingEvents(&c.st); err != nil {
+		c.a.log().Warn("cannot save pending events", "pending", len(c.st.PendingEvents), "error", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,8 +61,8 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	testToken  = "org_sk_test-token"
-	testDevice = "d_simdevice0000000000000"
+	testToken  = "org_sk_test11111111111111111111111111111111111111111111111111111111111111"
+	testDevice = "d_simdevice1111111111111"
 	testSystem = "sys"
 	testRepo   = "repo"
 	testPkg    = "pkg"
@@ -78,6 +80,8 @@ type rig struct {
 	engine    string
 	env       []string
 	suffix    string
+	// failEvents makes the Hub answer devices_PublishEvents with 500 Internal.
+	failEvents atomic.Bool
 }
 
 func newRig(t *testing.T, engineName string) *rig {
@@ -97,13 +101,23 @@ func newRig(t *testing.T, engineName string) *rig {
 		t.Fatal(err)
 	}
 	var h http.Handler
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	var failEvents *atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failEvents.Load() && strings.HasSuffix(r.URL.Path, "/devices_PublishEvents") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"kind":"Internal","message":"event store unavailable (test)"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	if h, err = server.New(server.Config{Store: store, Token: testToken, BaseURL: srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, ctx: ctx, store: store, url: srv.URL, pkgID: pkgID, root: filepath.Join(dir, "root"),
 		statePath: filepath.Join(dir, "sim.json"), engine: engineName, suffix: ".rugixb"}
+	failEvents = &r.failEvents
 	if engineName == "rauc" {
 		r.suffix = ".raucb"
 	}
@@ -296,6 +310,30 @@ func (r *rig) events() []string {
 		out = append(out, body)
 	}
 	return out
+}
+
+// eventIDs returns the IDs of the events the Hub has, oldest first.
+func (r *rig) eventIDs() []string {
+	r.t.Helper()
+	evs, err := r.store.QueryEvents(r.ctx, testDevice, 1000)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.EventID)
+	}
+	return out
+}
+
+// agentState reads the agent's state file.
+func (r *rig) agentState() agent.State {
+	r.t.Helper()
+	var st agent.State
+	if err := json.Unmarshal([]byte(readFile(r.t, filepath.Join(r.root, agent.StateFile))), &st); err != nil {
+		r.t.Fatal(err)
+	}
+	return st
 }
 
 func (r *rig) device() *sim.Device {

@@ -23,6 +23,9 @@ type Report struct {
 	Phase        string     `json:"phase,omitempty"`
 	FailureCount int        `json:"failureCount"`
 	NextAttempt  *time.Time `json:"nextAttempt,omitempty"`
+	// PendingEvents counts events kept for the next cycle; DroppedEvents those given up.
+	PendingEvents int `json:"pendingEvents,omitempty"`
+	DroppedEvents int `json:"droppedEvents,omitempty"`
 }
 
 // Report gathers the status report. It reads only; the Hub is optional.
@@ -66,6 +69,7 @@ func (a *Agent) Report(ctx context.Context) (*Report, error) {
 	}
 	if ok {
 		r.LastStatus, r.Phase, r.FailureCount = st.Status, st.Phase, st.FailureCount
+		r.PendingEvents, r.DroppedEvents = len(st.PendingEvents), st.DroppedEvents
 		if !st.NextAttempt.IsZero() {
 			t := st.NextAttempt
 			r.NextAttempt = &t

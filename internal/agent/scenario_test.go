@@ -442,3 +442,44 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestFailedEventPublishDeliveredNextCycle: events the Hub could not take are kept in the
+// agent's state and delivered first by the next cycle, in order and with the same IDs.
+func TestFailedEventPublishDeliveredNextCycle(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, "rugix")
+	r.publish("v1", "stable", "", nil)
+	r.failEvents.Store(true)
+	if res := r.check(); res.code != 0 {
+		t.Fatalf("a failed event publish failed the cycle: exit %d", res.code)
+	}
+	r.wantStatus("completed", "v1", 0, "")
+	if ids := r.eventIDs(); len(ids) != 0 {
+		t.Fatalf("the Hub has events %v although it refused them", ids)
+	}
+	var pending []string
+	for _, ev := range r.agentState().PendingEvents {
+		pending = append(pending, ev.EventID)
+	}
+	if len(pending) != 2 {
+		t.Fatalf("pending events %v, want the two of the cycle", pending)
+	}
+	res := r.run(nil, "status", "--json")
+	var rep agent.Report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil || rep.PendingEvents != 2 {
+		t.Errorf("status reports %d pending events (%v), want 2", rep.PendingEvents, err)
+	}
+
+	r.failEvents.Store(false)
+	if res := r.check(); res.code != 0 {
+		t.Fatalf("exit %d", res.code)
+	}
+	ids := r.eventIDs()
+	if len(ids) != 4 || !slices.Equal(ids[:2], pending) {
+		t.Fatalf("Hub events %v, want %v first, then the two of the second cycle", ids, pending)
+	}
+	r.wantEvents("checking for updates", "no update available", "checking for updates", "no update available")
+	if st := r.agentState(); len(st.PendingEvents) != 0 || st.DroppedEvents != 0 {
+		t.Errorf("after delivery: %d pending, %d dropped", len(st.PendingEvents), st.DroppedEvents)
+	}
+}

@@ -92,6 +92,53 @@ type State struct {
 	ConfigDigest string `json:"configDigest,omitempty"`
 	// Status is the last status published (or meant to be published).
 	Status *Status `json:"status,omitempty"`
+	// PendingEvents are events not yet delivered, oldest first, with the IDs they were made
+	// with, so that the Hub can deduplicate a retry of a publish whose answer was lost. Every
+	// cycle sends them first, in order. Added in the same JSON object as the rest: a state
+	// file without it (older agents) simply has none pending, and an older agent reading a
+	// newer file ignores it.
+	PendingEvents []hub.Event `json:"pendingEvents,omitempty"`
+	// DroppedEvents counts events given up: pushed out by the bounds below, or refused by the
+	// Hub as invalid.
+	DroppedEvents int `json:"droppedEvents,omitempty"`
+}
+
+// Bounds of the pending events in the state file.
+const (
+	MaxPendingEvents     = 256
+	MaxPendingEventBytes = 512 << 10
+)
+
+// queueEvent appends ev to the pending events, dropping the oldest while a bound is exceeded.
+// It returns how many were dropped.
+func (st *State) queueEvent(ev hub.Event) int {
+	st.PendingEvents = append(st.PendingEvents, ev)
+	dropped := 0
+	for len(st.PendingEvents) > 1 && (len(st.PendingEvents) > MaxPendingEvents || pendingBytes(st.PendingEvents) > MaxPendingEventBytes) {
+		st.PendingEvents = st.PendingEvents[1:]
+		dropped++
+	}
+	if len(st.PendingEvents) == 1 && pendingBytes(st.PendingEvents) > MaxPendingEventBytes {
+		st.PendingEvents = nil
+		dropped++
+	}
+	st.DroppedEvents += dropped
+	if len(st.PendingEvents) == 0 {
+		st.PendingEvents = nil
+	}
+	return dropped
+}
+
+func pendingBytes(evs []hub.Event) int {
+	n := 0
+	for _, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return MaxPendingEventBytes + 1
+		}
+		n += len(data)
+	}
+	return n
 }
 
 func (a *Agent) loadState() (State, bool, error) {
@@ -124,6 +171,18 @@ func (a *Agent) saveState(st *State) error {
 		return fmt.Errorf("save agent state: %w", err)
 	}
 	return nil
+}
+
+// savePendingEvents writes st's pending events into the state file and nothing else of st: a
+// cycle queues events between the points where it saves its transitions, and the file must
+// keep saying what the last of those points said (a run killed now resumes from there).
+func (a *Agent) savePendingEvents(st *State) error {
+	disk, _, err := a.loadState()
+	if err != nil {
+		return err
+	}
+	disk.PendingEvents, disk.DroppedEvents = st.PendingEvents, st.DroppedEvents
+	return a.saveState(&disk)
 }
 
 func (a *Agent) bootID() string {

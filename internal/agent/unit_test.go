@@ -2,9 +2,13 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/hub"
 )
 
 func TestMergeLikeJQ(t *testing.T) {
@@ -52,7 +56,7 @@ func TestParseOSRelease(t *testing.T) {
 
 func TestEventID(t *testing.T) {
 	id := NewEventID(time.Date(2025, 7, 21, 11, 33, 0, 0, time.UTC))
-	if !regexp.MustCompile(`^d_ev_20250721-1133-[1-9A-HJ-NP-Za-km-z]{12}$`).MatchString(id) {
+	if !regexp.MustCompile(`^d_ev_20250721-1133-[1-9A-HJ-NP-Za-km-z]{8}$`).MatchString(id) {
 		t.Errorf("event id %q", id)
 	}
 	if NewEventID(time.Now()) == NewEventID(time.Now()) {
@@ -84,5 +88,47 @@ func TestParseStatusTolerant(t *testing.T) {
 	}
 	if s := parseStatus(json.RawMessage(`{"state":"instal`)); s.State != "" {
 		t.Errorf("half-written status parsed: %+v", s)
+	}
+}
+
+func TestPendingEventsBounded(t *testing.T) {
+	big := json.RawMessage(`"` + strings.Repeat("x", MaxPendingEventBytes) + `"`)
+	for _, tc := range []struct {
+		name        string
+		queue       int
+		body        json.RawMessage
+		wantPending int
+		wantDropped int
+	}{
+		{"under the bound", 10, json.RawMessage(`"m"`), 10, 0},
+		{"at the bound", MaxPendingEvents, json.RawMessage(`"m"`), MaxPendingEvents, 0},
+		{"over the bound, oldest dropped", MaxPendingEvents + 44, json.RawMessage(`"m"`), MaxPendingEvents, 44},
+		{"an event over the byte bound", 1, big, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st State
+			for i := range tc.queue {
+				st.queueEvent(hub.Event{EventID: fmt.Sprint(i), Body: tc.body})
+			}
+			if len(st.PendingEvents) != tc.wantPending || st.DroppedEvents != tc.wantDropped {
+				t.Fatalf("%d pending, %d dropped; want %d, %d", len(st.PendingEvents), st.DroppedEvents, tc.wantPending, tc.wantDropped)
+			}
+			if tc.wantPending > 0 {
+				if first, last := st.PendingEvents[0].EventID, st.PendingEvents[len(st.PendingEvents)-1].EventID; first != fmt.Sprint(tc.wantDropped) || last != fmt.Sprint(tc.queue-1) {
+					t.Errorf("kept %s..%s, want the newest", first, last)
+				}
+			}
+		})
+	}
+}
+
+func TestStateWithoutPendingEventsLoads(t *testing.T) {
+	// A state file of an agent before pending events: no migration, nothing pending.
+	var st State
+	if err := json.Unmarshal([]byte(`{"phase":"rebooting","targetVersion":"v2","failureCount":1}`), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != "rebooting" || st.PendingEvents != nil || st.DroppedEvents != 0 {
+		t.Errorf("%+v", st)
 	}
 }
