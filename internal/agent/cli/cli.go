@@ -204,6 +204,7 @@ func (e *env) openTransport(inv *invocation, root string, s agent.Settings) (dev
 		SocketPath:   firstNonEmpty(s.SocketPath, device.DefaultSocketPath),
 		NexigonAgent: s.NexigonAgent,
 		DeviceID:     firstNonEmpty(inv.str("device-id"), s.Hub.DeviceID),
+		Log:          e.log,
 	}
 	if root != "" {
 		cfg.SocketPath = root + cfg.SocketPath
