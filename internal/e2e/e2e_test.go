@@ -5,8 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +25,7 @@ import (
 	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/hub/nexigon"
 	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/nexid"
 	"github.com/otabake/otabake/internal/vm"
 )
 
@@ -39,7 +38,9 @@ const (
 )
 
 const (
-	deviceID   = "vm-1"
+	// deviceID is a DeviceId of the Hub's form (d_ + 22 base-58): the strict `hub serve`
+	// refuses anything else.
+	deviceID   = "d_E2EvmDevice1kNqRsTuVwX"
 	repository = "e2e"
 	pkg        = "system"
 	system     = vmkit.VMSystem
@@ -376,9 +377,9 @@ func TestBootAndOTACycle(t *testing.T) {
 	// rugix-ctrl stand-in), whose agent reaches `hub serve` on the host as 10.0.2.2.
 	otabake := buildOtabake(ctx, t, root, work)
 	port := freePort(t)
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	token := hex.EncodeToString(tok)
+	// An organization API token: `hub serve` and the build side take only user and
+	// organization tokens, as Nexigon Hub and nexigon-cli do.
+	token := nexid.OrganizationAPIToken.New()
 	hostURL := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := &project{t: t, dir: filepath.Join(work, "project"), otabake: otabake,
 		env: []string{"NEXIGON_HUB_URL=" + hostURL, "NEXIGON_TOKEN=" + token}}

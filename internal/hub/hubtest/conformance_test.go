@@ -22,9 +22,11 @@ import (
 	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/hub/nexigon"
 	"github.com/otabake/otabake/internal/hub/server"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
-const token = "org_sk_conformanceTestToken"
+// token is an organization API token of the right form (org_sk_ + 66 base-58).
+const token = "org_sk_5T1ov9DETXZALSvCGepZX42bhvDTMJQST4pAEwWxTBRXGEmPDr21P7DBxAWAPRZhhw"
 
 // countingStore counts how often bytes are handed to the in-process store.
 type countingStore struct {
@@ -400,5 +402,36 @@ func TestIdempotentActionResponseLost(t *testing.T) {
 	}
 	if n := s.faults.Requests("", resolve); n != 2 {
 		t.Fatalf("ResolveName sent %d times, want 2", n)
+	}
+}
+
+// TestServerTokenKinds: `hub serve` takes a user or an organization API token and refuses to
+// start with anything else (a deployment token, a token of the wrong length, a hex string),
+// as nexigon-cli refuses them (nexigon/nexigon crates/apps/nexigon-cli/src/config/mod.rs).
+// A server holding a user token answers actor_GetActor as UserToken.
+func TestServerTokenKinds(t *testing.T) {
+	st, _, _ := newStore(t)
+	for _, bad := range []string{nexid.DeploymentToken.New(), "org_sk_short", "0123456789abcdef0123456789abcdef", nexid.DeviceFingerprint.New()} {
+		if _, err := server.New(server.Config{Store: st, Token: bad}); err == nil || strings.Contains(err.Error(), bad) {
+			t.Errorf("server with token %s: err = %v, want a refusal that does not repeat it", nexid.Redact(bad), err)
+		}
+	}
+	user := nexid.UserToken.New()
+	h, err := server.New(server.Config{Store: st, Token: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c, err := nexigon.New(srv.URL, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.GetActor(context.Background())
+	if err != nil || a.Kind != "UserToken" || !nexid.UserID.Is(a.UserID) || a.TokenID != "u_pk_"+user[5:27] {
+		t.Errorf("actor = %+v %v, want UserToken with u_ and u_pk_ IDs", a, err)
+	}
+	if _, found, err := c.ResolveRepository(context.Background(), "otabake-test"); err != nil || !found {
+		t.Errorf("user token: found=%v err=%v", found, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 // FakeHub is an in-memory Nexigon Hub for tests of the upload path: an actions API handler
@@ -47,7 +48,6 @@ type FakeHub struct {
 	puts   int
 	repoID string
 	pkgID  string
-	nextID int
 }
 
 type fakeAsset struct {
@@ -61,7 +61,7 @@ type fakeAsset struct {
 // wrap, if not nil, wraps the handler (for fault injection).
 func NewFakeHub(t testing.TB, wrap func(http.Handler) http.Handler) *FakeHub {
 	f := &FakeHub{
-		Token:      "org_sk_fakehubtoken",
+		Token:      nexid.OrganizationAPIToken.New(),
 		Repository: "fake-repo",
 		Package:    "fake-pkg",
 		assets:     map[string]*fakeAsset{},
@@ -70,7 +70,7 @@ func NewFakeHub(t testing.TB, wrap func(http.Handler) http.Handler) *FakeHub {
 		key:        make([]byte, 32),
 	}
 	rand.Read(f.key)
-	f.repoID, f.pkgID = f.id("repo"), f.id("pkg")
+	f.repoID, f.pkgID = f.id(nexid.RepositoryID), f.id(nexid.PackageID)
 	var h http.Handler = f
 	if wrap != nil {
 		h = wrap(h)
@@ -88,10 +88,9 @@ func (f *FakeHub) Puts() int {
 	return f.puts
 }
 
-// id makes a fresh ID with a prefix; the caller holds mu or is the constructor.
-func (f *FakeHub) id(prefix string) string {
-	f.nextID++
-	return fmt.Sprintf("%s_fake%018d", prefix, f.nextID)
+// id makes a fresh ID of a kind; the caller holds mu or is the constructor.
+func (f *FakeHub) id(k nexid.Kind) string {
+	return k.New()
 }
 
 // ServeHTTP implements http.Handler.
@@ -167,7 +166,7 @@ func (f *FakeHub) act(action, repo, pkg, repoID, pkgID, versionID, assetID, file
 		if pkgID != f.pkgID {
 			return nil, hub.Errorf(hub.KindInvalid, "package %q not found", pkgID)
 		}
-		id := f.id("pkg_v")
+		id := f.id(nexid.PackageVersionID)
 		f.vers[id] = &hub.VersionDetails{VersionID: id, RepositoryID: f.repoID, PackageID: f.pkgID, Name: name,
 			Assets: []hub.VersionAsset{}, Tags: []hub.VersionTag{}, Metadata: metadata}
 		return obj{"result": "Created", "versionId": id}, nil
@@ -206,7 +205,7 @@ func (f *FakeHub) act(action, repo, pkg, repoID, pkgID, versionID, assetID, file
 		if id, ok := f.digest[d]; ok {
 			return obj{"result": "AssetAlreadyExists", "assetId": id}, nil
 		}
-		id := f.id("repo_a")
+		id := f.id(nexid.RepositoryAssetID)
 		f.assets[id] = &fakeAsset{details: hub.AssetDetails{AssetID: id, Size: size, Digest: d, Status: hub.AssetDangling}}
 		f.digest[d] = id
 		return obj{"result": "Created", "assetId": id}, nil

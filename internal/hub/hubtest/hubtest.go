@@ -67,6 +67,7 @@ func Run(t *testing.T, newHub func(t *testing.T) Fixture) {
 	t.Run("Devices", func(t *testing.T) { testDevices(t, newHub(t)) })
 	RunUpload(t, newHub)
 	t.Run("Auth", func(t *testing.T) { testAuth(t, newHub(t)) })
+	RunStrict(t, newHub)
 }
 
 // RunUpload runs the asset scenarios only: content-addressed upload, attach, download.

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 type assetRec struct {
@@ -26,6 +27,9 @@ type assetRec struct {
 }
 
 func assetByID(tx *bolt.Tx, assetID string) (*assetRec, error) {
+	if err := checkID("asset ID", nexid.RepositoryAssetID, assetID); err != nil {
+		return nil, err
+	}
 	a, err := get[assetRec](tx, bAssets, assetID)
 	if err != nil {
 		return nil, err
@@ -80,7 +84,7 @@ func (s *Store) CreateAsset(ctx context.Context, repositoryID string, size int64
 			id, existed = a.ID, true
 			return nil
 		}
-		a := &assetRec{ID: newID("repo_a"), RepositoryID: repositoryID, Size: size, Digest: d, Status: hub.AssetDangling, CreatedAt: now()}
+		a := &assetRec{ID: nexid.RepositoryAssetID.New(), RepositoryID: repositoryID, Size: size, Digest: d, Status: hub.AssetDangling, CreatedAt: now()}
 		if err := put(tx, bAssets, a.ID, a); err != nil {
 			return err
 		}
@@ -166,7 +170,7 @@ func (s *Store) AddVersionAsset(ctx context.Context, versionID, assetID, filenam
 	if err := hub.ValidFilename(filename); err != nil {
 		return false, err
 	}
-	md, err := normJSON("asset metadata", metadata)
+	md, err := objectJSON("asset metadata", metadata, false)
 	if err != nil {
 		return false, err
 	}
@@ -228,7 +232,7 @@ func (s *Store) RemoveVersionAsset(ctx context.Context, versionID, filename stri
 
 // SetVersionAssetMetadata implements hub.Repositories; the metadata is replaced.
 func (s *Store) SetVersionAssetMetadata(ctx context.Context, versionID, filename string, metadata json.RawMessage) error {
-	md, err := normJSON("asset metadata", metadata)
+	md, err := objectJSON("asset metadata", metadata, true)
 	if err != nil {
 		return err
 	}

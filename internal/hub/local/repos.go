@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 type repoRec struct {
@@ -80,7 +81,7 @@ func normJSON(what string, raw json.RawMessage) (json.RawMessage, error) {
 // lookupRepo resolves a repository name or repo_ ID inside tx; nil means not found.
 func lookupRepo(tx *bolt.Tx, repository string) (*repoRec, error) {
 	id := repository
-	if !isID("repo", repository) {
+	if !nexid.RepositoryID.Is(repository) {
 		v := tx.Bucket(bRepoNames).Get([]byte(repository))
 		if v == nil {
 			return nil, nil
@@ -93,7 +94,7 @@ func lookupRepo(tx *bolt.Tx, repository string) (*repoRec, error) {
 // lookupPackage resolves a package name or pkg_ ID within a repository; nil means not found.
 func lookupPackage(tx *bolt.Tx, repoID, pkg string) (*pkgRec, error) {
 	id := pkg
-	if !isID("pkg", pkg) {
+	if !nexid.PackageID.Is(pkg) {
 		v := tx.Bucket(bPackageNames).Get(key(repoID, pkg))
 		if v == nil {
 			return nil, nil
@@ -110,7 +111,7 @@ func lookupPackage(tx *bolt.Tx, repoID, pkg string) (*pkgRec, error) {
 // lookupVersion resolves a tag or pkg_v_ ID within a package; nil means not found.
 func lookupVersion(tx *bolt.Tx, pkgID, tag string) (*versionRec, error) {
 	id := tag
-	if !isID("pkg_v", tag) {
+	if !nexid.PackageVersionID.Is(tag) {
 		v := tx.Bucket(bTags).Get(key(pkgID, tag))
 		if v == nil {
 			return nil, nil
@@ -127,6 +128,9 @@ func lookupVersion(tx *bolt.Tx, pkgID, tag string) (*versionRec, error) {
 // repoByID loads a repository by ID for actions that take one, with the error every command
 // shows when the local Hub has not been initialised for it.
 func (s *Store) repoByID(tx *bolt.Tx, repositoryID string) (*repoRec, error) {
+	if err := checkID("repository ID", nexid.RepositoryID, repositoryID); err != nil {
+		return nil, err
+	}
 	r, err := get[repoRec](tx, bRepos, repositoryID)
 	if err != nil {
 		return nil, err
@@ -142,6 +146,9 @@ func (s *Store) unknownRepository(repository string) error {
 }
 
 func versionByID(tx *bolt.Tx, versionID string) (*versionRec, error) {
+	if err := checkID("version ID", nexid.PackageVersionID, versionID); err != nil {
+		return nil, err
+	}
 	v, err := get[versionRec](tx, bVersions, versionID)
 	if err != nil {
 		return nil, err
@@ -155,12 +162,12 @@ func versionByID(tx *bolt.Tx, versionID string) (*versionRec, error) {
 // Init creates the repository and the package in it unless they exist, and returns their IDs.
 // It is what `otabake hub init` runs, and it is idempotent.
 func (s *Store) Init(ctx context.Context, repository, pkg string) (repositoryID, packageID string, err error) {
-	if !isID("repo", repository) {
+	if !nexid.RepositoryID.Is(repository) {
 		if err := hub.ValidName("repository name", repository, 128); err != nil {
 			return "", "", err
 		}
 	}
-	if !isID("pkg", pkg) {
+	if !nexid.PackageID.Is(pkg) {
 		if err := hub.ValidName("package name", pkg, 128); err != nil {
 			return "", "", err
 		}
@@ -171,10 +178,10 @@ func (s *Store) Init(ctx context.Context, repository, pkg string) (repositoryID,
 			return err
 		}
 		if r == nil {
-			if isID("repo", repository) {
+			if nexid.RepositoryID.Is(repository) {
 				return s.unknownRepository(repository)
 			}
-			r = &repoRec{ID: newID("repo"), Name: repository, CreatedAt: now()}
+			r = &repoRec{ID: nexid.RepositoryID.New(), Name: repository, CreatedAt: now()}
 			if err := put(tx, bRepos, r.ID, r); err != nil {
 				return err
 			}
@@ -188,7 +195,7 @@ func (s *Store) Init(ctx context.Context, repository, pkg string) (repositoryID,
 			return err
 		}
 		if p == nil {
-			if isID("pkg", pkg) {
+			if nexid.PackageID.Is(pkg) {
 				return hub.Errorf(hub.KindInvalid, "package %q not found in repository %q", pkg, r.Name)
 			}
 			p, err = createPackage(tx, r.ID, pkg)
@@ -206,7 +213,7 @@ func (s *Store) Init(ctx context.Context, repository, pkg string) (repositoryID,
 }
 
 func createPackage(tx *bolt.Tx, repoID, name string) (*pkgRec, error) {
-	p := &pkgRec{ID: newID("pkg"), RepositoryID: repoID, Name: name, CreatedAt: now()}
+	p := &pkgRec{ID: nexid.PackageID.New(), RepositoryID: repoID, Name: name, CreatedAt: now()}
 	if err := put(tx, bPackages, p.ID, p); err != nil {
 		return nil, err
 	}
@@ -221,6 +228,9 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // ResolveRepository implements hub.Repositories.
 func (s *Store) ResolveRepository(ctx context.Context, repository string) (string, bool, error) {
+	if err := validPath(hub.VersionPath{Repository: repository}); err != nil {
+		return "", false, err
+	}
 	var id string
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		r, err := lookupRepo(tx, repository)
@@ -234,6 +244,9 @@ func (s *Store) ResolveRepository(ctx context.Context, repository string) (strin
 
 // ResolvePackage implements hub.Repositories.
 func (s *Store) ResolvePackage(ctx context.Context, repository, pkg string) (hub.PackageRef, bool, error) {
+	if err := validPath(hub.VersionPath{Repository: repository, Package: pkg}); err != nil {
+		return hub.PackageRef{}, false, err
+	}
 	var ref hub.PackageRef
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		r, err := lookupRepo(tx, repository)
@@ -252,6 +265,9 @@ func (s *Store) ResolvePackage(ctx context.Context, repository, pkg string) (hub
 
 // ResolveVersion implements hub.Repositories.
 func (s *Store) ResolveVersion(ctx context.Context, p hub.VersionPath) (hub.VersionRef, bool, error) {
+	if err := validPath(p); err != nil {
+		return hub.VersionRef{}, false, err
+	}
 	var ref hub.VersionRef
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		v, err := resolveVersionPath(tx, p)
@@ -262,6 +278,22 @@ func (s *Store) ResolveVersion(ctx context.Context, p hub.VersionPath) (hub.Vers
 		return nil
 	})
 	return ref, ref.VersionID != "", err
+}
+
+// validPath checks the parts of a resolve path that are set: name or ID of the repository and
+// the package, tag or version ID, each 1..128 of ^[a-zA-Z0-9][a-zA-Z0-9._-]*$
+// (nexigon/nexigon crates/libs/nexigon-api/schemas/repositories.sidex,
+// ResolvePackageVersionByPathAction and its siblings).
+func validPath(p hub.VersionPath) error {
+	for _, part := range []struct{ what, s string }{{"repository name", p.Repository}, {"package name", p.Package}, {"tag", p.Tag}} {
+		if part.s == "" && part.what != "repository name" {
+			continue
+		}
+		if err := hub.ValidName(part.what, part.s, 128); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func resolveVersionPath(tx *bolt.Tx, p hub.VersionPath) (*versionRec, error) {
@@ -278,6 +310,12 @@ func resolveVersionPath(tx *bolt.Tx, p hub.VersionPath) (*versionRec, error) {
 
 // ResolveVersionAsset implements hub.Repositories. filename may also be an asset ID.
 func (s *Store) ResolveVersionAsset(ctx context.Context, p hub.VersionPath, filename string) (hub.VersionAssetRef, bool, error) {
+	if err := validPath(p); err != nil {
+		return hub.VersionAssetRef{}, false, err
+	}
+	if len(filename) < 1 || len(filename) > 256 {
+		return hub.VersionAssetRef{}, false, hub.Errorf(hub.KindInvalid, "invalid filename %q: want 1..256 characters", filename)
+	}
 	var ref hub.VersionAssetRef
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		v, err := resolveVersionPath(tx, p)
@@ -285,7 +323,7 @@ func (s *Store) ResolveVersionAsset(ctx context.Context, p hub.VersionPath, file
 			return err
 		}
 		for _, a := range v.Assets {
-			if a.Filename == filename || (isID("repo_a", filename) && a.AssetID == filename) {
+			if a.Filename == filename || (nexid.RepositoryAssetID.Is(filename) && a.AssetID == filename) {
 				ref = hub.VersionAssetRef{RepositoryID: v.RepositoryID, PackageID: v.PackageID, VersionID: v.ID, AssetID: a.AssetID}
 				return nil
 			}
@@ -329,14 +367,17 @@ func (s *Store) CreateVersion(ctx context.Context, req hub.CreateVersionRequest)
 	if req.Name != "" && len(req.Name) > 128 {
 		return "", hub.Errorf(hub.KindInvalid, "version name is %d characters long; the limit is 128", len(req.Name))
 	}
-	md, err := normJSON("version metadata", req.Metadata)
+	if err := checkID("package ID", nexid.PackageID, req.PackageID); err != nil {
+		return "", err
+	}
+	md, err := objectJSON("version metadata", req.Metadata, false)
 	if err != nil {
 		return "", err
 	}
 	if err := validTags(req.Tags); err != nil {
 		return "", err
 	}
-	v := &versionRec{ID: newID("pkg_v"), PackageID: req.PackageID, Name: req.Name, CreatedAt: now(), Metadata: md, Tags: []hub.VersionTag{}, Assets: []attachRec{}}
+	v := &versionRec{ID: nexid.PackageVersionID.New(), PackageID: req.PackageID, Name: req.Name, CreatedAt: now(), Metadata: md, Tags: []hub.VersionTag{}, Assets: []attachRec{}}
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		p, err := get[pkgRec](tx, bPackages, req.PackageID)
 		if err != nil {
@@ -504,6 +545,9 @@ func versionDetails(tx *bolt.Tx, v *versionRec) (*hub.VersionDetails, error) {
 
 // QueryVersions implements hub.Repositories; versions come oldest first.
 func (s *Store) QueryVersions(ctx context.Context, packageID string) ([]hub.VersionSummary, error) {
+	if err := checkID("package ID", nexid.PackageID, packageID); err != nil {
+		return nil, err
+	}
 	var out []hub.VersionSummary
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		p, err := get[pkgRec](tx, bPackages, packageID)
@@ -546,7 +590,7 @@ func packageVersions(tx *bolt.Tx, pkgID string) ([]*versionRec, error) {
 
 // SetVersionMetadata implements hub.Repositories; the metadata is replaced, not merged.
 func (s *Store) SetVersionMetadata(ctx context.Context, versionID string, metadata json.RawMessage) error {
-	md, err := normJSON("version metadata", metadata)
+	md, err := objectJSON("version metadata", metadata, true)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 // Options tune how a Store waits for other processes.
@@ -116,7 +117,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		meta := tx.Bucket(bMeta)
 		if meta.Get(keyOrganization) == nil {
-			if err := meta.Put(keyOrganization, []byte(newID("org"))); err != nil {
+			if err := meta.Put(keyOrganization, []byte(nexid.OrganizationID.New())); err != nil {
 				return err
 			}
 		}

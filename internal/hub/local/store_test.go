@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 type fixture struct {
@@ -62,30 +64,17 @@ func wantKind(t *testing.T, err error, kind hub.ErrorKind, contains string) {
 	}
 }
 
+// TestIDs checks that the store names things with the Hub's ID kinds (the table itself is
+// tested in internal/nexid).
 func TestIDs(t *testing.T) {
-	for _, prefix := range []string{"repo", "pkg", "pkg_v", "repo_a"} {
-		id := newID(prefix)
-		if !isID(prefix, id) || len(id) != len(prefix)+1+22 {
-			t.Errorf("newID(%q) = %q, not a valid ID", prefix, id)
-		}
+	ctx := context.Background()
+	f := newFixture(t)
+	r, p, err := f.s.Init(ctx, "repo", "pkg")
+	if err != nil || !nexid.RepositoryID.Is(r) || !nexid.PackageID.Is(p) {
+		t.Fatalf("Init = %q %q %v", r, p, err)
 	}
-	for _, tt := range []struct {
-		prefix, s string
-		want      bool
-	}{
-		{"repo", "repo_not-an-id", false},
-		{"repo", "repo_123456789ABCDEFGHJKLMN", true},
-		{"repo", "repo_023456789ABCDEFGHJKLMN", false}, // 0 is not base58
-		{"repo", "repo_123456789ABCDEFGHJKLM", false},  // 21 characters
-		{"pkg", "pkg_v_123456789ABCDEFGHJKLMN", false}, // a version ID is not a package ID
-		{"pkg_v", "pkg_v_123456789ABCDEFGHJKLMN", true},
-	} {
-		if got := isID(tt.prefix, tt.s); got != tt.want {
-			t.Errorf("isID(%q, %q) = %v, want %v", tt.prefix, tt.s, got, tt.want)
-		}
-	}
-	if tok := RandomToken(); !strings.HasPrefix(tok, "org_sk_") || len(tok) != 7+66 {
-		t.Errorf("RandomToken() = %q", tok)
+	if tok := RandomToken(); !nexid.OrganizationAPIToken.Is(tok) {
+		t.Errorf("RandomToken() is not an organization API token")
 	}
 }
 
@@ -488,7 +477,7 @@ func TestProperties(t *testing.T) {
 		t.Errorf("RemoveProperty again = %v %v", removed, err)
 	}
 	a, err := f.s.GetActor(ctx)
-	if err != nil || a.Kind != "OrganizationApiToken" || !isID("org", a.OrganizationID) {
+	if err != nil || a.Kind != "OrganizationApiToken" || !nexid.OrganizationID.Is(a.OrganizationID) {
 		t.Errorf("GetActor = %+v %v", a, err)
 	}
 }
@@ -501,16 +490,16 @@ func TestEventsBounded(t *testing.T) {
 	}
 	dev := "d_123456789ABCDEFGHJKLMN"
 	for i := 0; i < 8; i++ {
-		ev := hub.Event{EventID: "d_ev_" + string(rune('a'+i)), Severity: hub.SeverityInfo, Body: json.RawMessage(`"x"`), EmittedAt: time.Now()}
+		ev := hub.Event{EventID: fmt.Sprintf("d_ev_20260401-1200-AAAAAAA%c", 'a'+i), Severity: hub.SeverityInfo, Body: json.RawMessage(`"x"`), EmittedAt: time.Now()}
 		if err := s.PublishEvents(ctx, dev, []hub.Event{ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	evs, err := s.QueryEvents(ctx, dev, 1000)
-	if err != nil || len(evs) != 5 || evs[0].EventID != "d_ev_d" || evs[4].EventID != "d_ev_h" || evs[4].ReceivedAt == nil || evs[4].Attributes == nil {
+	if err != nil || len(evs) != 5 || evs[0].EventID != "d_ev_20260401-1200-AAAAAAAd" || evs[4].EventID != "d_ev_20260401-1200-AAAAAAAh" || evs[4].ReceivedAt == nil || evs[4].Attributes == nil {
 		t.Fatalf("QueryEvents = %+v %v, want the newest 5 oldest first", evs, err)
 	}
-	if evs, _ := s.QueryEvents(ctx, dev, 2); len(evs) != 2 || evs[1].EventID != "d_ev_h" {
+	if evs, _ := s.QueryEvents(ctx, dev, 2); len(evs) != 2 || evs[1].EventID != "d_ev_20260401-1200-AAAAAAAh" {
 		t.Errorf("QueryEvents(2) = %+v", evs)
 	}
 	for _, tt := range []struct {
@@ -519,7 +508,9 @@ func TestEventsBounded(t *testing.T) {
 	}{
 		{hub.Event{Severity: "info"}, "invalid severity"},
 		{hub.Event{Severity: hub.SeverityInfo, Category: strings.Repeat("c", 129)}, "category"},
-		{hub.Event{Severity: hub.SeverityInfo, Attributes: map[string]json.RawMessage{"k": json.RawMessage("{")}}, "attribute"},
+		{hub.Event{EventID: "d_ev_20260401-1200-AAAAAAAa", Severity: hub.SeverityInfo, Attributes: map[string]json.RawMessage{"k": json.RawMessage("{")}}, "attribute"},
+		{hub.Event{Severity: hub.SeverityInfo}, "event ID"},
+		{hub.Event{EventID: "d_ev_20260401-1200-AAAAAAAAAAAA", Severity: hub.SeverityInfo}, "DeviceEventId"},
 	} {
 		wantKind(t, s.PublishEvents(ctx, dev, []hub.Event{tt.ev}), hub.KindInvalid, tt.want)
 	}

@@ -105,7 +105,7 @@ var actions = map[string]action{
 		}
 		return struct {
 			Actor hub.Actor `json:"actor"`
-		}{a}, nil
+		}{s.actor(a)}, nil
 	}),
 
 	"repositories_ResolveName": handle(func(ctx context.Context, s *server, in hub.VersionPath) (any, error) {

@@ -7,7 +7,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +76,9 @@ func newServer(cfg Config) (*server, error) {
 	}
 	if cfg.Token == "" {
 		return nil, errors.New("hub server: a bearer token is required")
+	}
+	if _, err := checkServerToken(cfg.Token); err != nil {
+		return nil, err
 	}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
@@ -154,12 +156,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// authorized compares the bearer token in constant time. The scheme is case-insensitive
-// (RFC 9110).
-func (s *server) authorized(r *http.Request) bool {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), s.token) == 1
-}
+// authorized reports whether the request carries the server's token (see authenticate).
+func (s *server) authorized(r *http.Request) bool { return s.authenticate(r) == nil }
 
 func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
@@ -167,8 +165,8 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, hub.Errorf(hub.KindInvalid, "actions are invoked with POST, not %s", r.Method))
 		return
 	}
-	if !s.authorized(r) {
-		writeError(w, 0, hub.Errorf(hub.KindForbidden, "missing or invalid bearer token"))
+	if ae := s.authenticate(r); ae != nil {
+		writeError(w, 0, ae)
 		return
 	}
 	name := r.PathValue("action")

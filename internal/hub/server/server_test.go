@@ -19,7 +19,8 @@ import (
 	"github.com/otabake/otabake/internal/hub/local"
 )
 
-const testToken = "org_sk_test-token"
+// testToken is an organization API token of the right form (org_sk_ + 66 base-58).
+const testToken = "org_sk_Z1pR6bpzQvH6Kauo4TLcBK8PGgUKbXW6jEKsrCLLPNYKqXGCLrE7P3xtYAX9rT7bfT"
 
 type env struct {
 	t      *testing.T
@@ -458,8 +459,8 @@ func TestDeviceActions(t *testing.T) {
 	if out := e.ok("devices_RemoveProperty", get); out["result"] != "NotFound" {
 		t.Errorf("RemoveProperty again = %v", out)
 	}
-	e.ok("devices_PublishEvents", `{"deviceId":"`+dev+`","events":[{"eventId":"d_ev_20260101-0000-abc","category":"ota","severity":"Warning","body":"watchdog","attributes":{"system":"a"},"emittedAt":"2026-01-01T00:00:00Z"}]}`)
-	e.fails("devices_PublishEvents", `{"deviceId":"`+dev+`","events":[{"severity":"warning","body":1,"attributes":{},"emittedAt":"2026-01-01T00:00:00Z"}]}`, 400, hub.KindInvalid, "severity")
+	e.ok("devices_PublishEvents", `{"deviceId":"`+dev+`","events":[{"eventId":"d_ev_20260101-0000-abcABC12","category":"ota","severity":"Warning","body":"watchdog","attributes":{"system":"a"},"emittedAt":"2026-01-01T00:00:00Z"}]}`)
+	e.fails("devices_PublishEvents", `{"deviceId":"`+dev+`","events":[{"eventId":"d_ev_20260101-0000-abcABC13","severity":"warning","body":1,"attributes":{},"emittedAt":"2026-01-01T00:00:00Z"}]}`, 400, hub.KindInvalid, "severity")
 	evs := e.ok("devices_QueryEvents", map[string]any{"deviceId": dev, "limit": nil})["events"].([]any)
 	if len(evs) != 1 || evs[0].(map[string]any)["category"] != "ota" || evs[0].(map[string]any)["receivedAt"] == nil {
 		t.Errorf("QueryEvents = %v", evs)
