@@ -49,8 +49,10 @@ var (
 // UploadFile puts the file at path into a repository as a content-addressed asset, idempotently
 // (spec §2.4): it hashes the file (SHA-256, one streaming pass), registers the asset, and sends
 // the bytes only when the Hub does not have them yet. The PUT goes to the verified presigned URL
-// with every header the Hub returned and is then finalized; the legacy URL is used only when the
-// Hub offers no verified one. A Hub that implements BlobStore gets the file directly.
+// with every header the Hub returned and is then finalized. Like nexigon-cli (nexigon/nexigon
+// crates/libs/nexigon-common/src/repository_upload.rs: "hub did not provide a verified upload
+// URL"), a Hub that offers only the legacy unverified url is refused: objects put there stay
+// dangling. A Hub that implements BlobStore gets the file directly.
 //
 // The file must not change while this runs: its identity, size and modification time are
 // compared before hashing, before every PUT attempt and at the end, so that the Hub can never
@@ -102,29 +104,27 @@ func UploadFile(ctx context.Context, h Hub, repositoryID, path string, opts Uplo
 	if err != nil {
 		return res, fmt.Errorf("upload %s: issue upload URL for asset %s: %w", path, assetID, err)
 	}
-	target, headers, verified := u.VerifiedURL, u.Headers, true
-	if target == "" {
-		target, headers, verified = u.URL, nil, false
-	} else if err := checkUploadHeaders(headers); err != nil {
+	if u.VerifiedURL == "" {
+		return res, fmt.Errorf("upload %s: asset %s: %w", path, assetID, ErrNoVerifiedUpload)
+	}
+	if err := checkUploadHeaders(u.Headers); err != nil {
 		return res, fmt.Errorf("upload %s: asset %s: %w", path, assetID, err)
 	}
-	if target == "" {
-		return res, fmt.Errorf("upload %s: asset %s: the Hub returned no upload URL", path, assetID)
-	}
-	if err := putFile(ctx, target, headers, path, fi, opts); err != nil {
+	if err := putFile(ctx, u.VerifiedURL, u.Headers, path, fi, opts); err != nil {
 		return res, fmt.Errorf("upload %s: asset %s: %w", path, assetID, err)
 	}
 	res.Uploaded = true
 	if err := checkUnchanged(path, fi); err != nil {
 		return res, err
 	}
-	if verified {
-		if err := h.FinalizeAssetUpload(ctx, assetID); err != nil {
-			return res, fmt.Errorf("upload %s: finalize asset %s: %w", path, assetID, err)
-		}
+	if err := h.FinalizeAssetUpload(ctx, assetID); err != nil {
+		return res, fmt.Errorf("upload %s: finalize asset %s: %w", path, assetID, err)
 	}
 	return res, nil
 }
+
+// ErrNoVerifiedUpload is returned by UploadFile when the Hub's upload answer has no verifiedUrl.
+var ErrNoVerifiedUpload = errors.New("the Hub offers no verified upload URL (verifiedUrl): it is older than Nexigon Hub's verified uploads (upload verification and FinalizeAssetUpload, 2026-07-27) and nexigon-cli refuses it too; update the Hub")
 
 // hashFile returns the file's stat and SHA-256 digest, failing if it changes while hashed.
 func hashFile(ctx context.Context, path string) (os.FileInfo, Digest, error) {

@@ -49,21 +49,17 @@ func file(t *testing.T, data []byte) string {
 
 var fastRetry = hub.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond}
 
-func TestUploadLegacyURL(t *testing.T) {
+// TestUploadRefusesLegacyOnlyHub: a Hub that answers IssueAssetUploadUrl with only the legacy
+// url is too old; nothing is sent to the unverified URL.
+func TestUploadRefusesLegacyOnlyHub(t *testing.T) {
 	f, _, c, repoID := fake(t, false)
 	f.LegacyOnly = true
-	ctx := context.Background()
-	res, err := hub.UploadFile(ctx, c, repoID, file(t, []byte("legacy bytes")), hub.UploadOptions{Retry: fastRetry})
-	if err != nil {
-		t.Fatal(err)
+	_, err := hub.UploadFile(context.Background(), c, repoID, file(t, []byte("legacy bytes")), hub.UploadOptions{Retry: fastRetry})
+	if !errors.Is(err, hub.ErrNoVerifiedUpload) || !strings.Contains(err.Error(), "older") {
+		t.Fatalf("err = %v, want ErrNoVerifiedUpload saying the Hub is too old", err)
 	}
-	if !res.Created || !res.Uploaded || f.Puts() != 1 {
-		t.Fatalf("result %+v after %d PUTs", res, f.Puts())
-	}
-	// Without a verified URL there is nothing to finalize: legacy objects stay dangling.
-	d, err := c.GetAssetDetails(ctx, res.AssetID)
-	if err != nil || d.Status != hub.AssetDangling {
-		t.Fatalf("asset %+v %v, want Dangling (no finalize after a legacy PUT)", d, err)
+	if f.Puts() != 0 {
+		t.Errorf("%d PUTs to the legacy URL", f.Puts())
 	}
 }
 
