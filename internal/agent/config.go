@@ -91,7 +91,9 @@ func loadDefaults(path string) (OTAConfig, error) {
 }
 
 // otaPathRE is a <repository>/<package>/<tag> path, as in dev.nexigon.ota.config.schema.json.
-var otaPathRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// Each part is 1..128 characters, the Hub's limit on repository, package and tag names
+// (nexigon/nexigon crates/libs/nexigon-api/schemas/repositories.sidex).
+var otaPathRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}/[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // checkOTAConfig checks the keys the agent reads with the rules of
 // dev.nexigon.ota.config.schema.json; other keys are allowed and kept. It is done by hand
@@ -104,7 +106,7 @@ func checkOTAConfig(c OTAConfig) error {
 			return fmt.Errorf("path: got %s, want a string", jsonType(v))
 		}
 		if !otaPathRE.MatchString(s) {
-			return fmt.Errorf("path %q: want <repository>/<package>/<tag>, each 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit", s)
+			return fmt.Errorf("path %q: want <repository>/<package>/<tag>, each 1 to 128 of A-Z a-z 0-9 . _ - starting with a letter or digit", s)
 		}
 	}
 	if v, ok := c["rugix"]; ok {

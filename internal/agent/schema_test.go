@@ -46,7 +46,7 @@ func TestChecksOnRead(t *testing.T) {
 		{name: "ota.json", data: `{"rugix":{"useBundleHash":null}}`, want: "rugix.useBundleHash: got null, want a boolean"},
 		{name: "ota.json", data: `{"path":"repo/pkg"}`, want: `path "repo/pkg": want <repository>/<package>/<tag>`},
 		{name: "ota.json", data: `{"path":"repo/pkg/.tag"}`, want: `path "repo/pkg/.tag"`},
-		{name: "ota.json", data: `{"path":"repo/pkg/` + strings.Repeat("t", 65) + `"}`, want: "path"},
+		{name: "ota.json", data: `{"path":"repo/pkg/` + strings.Repeat("t", 129) + `"}`, want: "path"},
 		{name: "ota.json", data: `{"path":7}`, want: "path: got a number, want a string"},
 		{name: "ota.json", data: `{"rugix":true}`, want: "rugix: got a boolean, want an object"},
 		{name: "ota.json", data: `{"defer":"later"}`, want: "defer: got a string, want an object"},

@@ -106,7 +106,7 @@ func (o Options) Validate() error {
 			return fmt.Errorf("bake: --ota-path: %w", err)
 		}
 		for _, c := range []struct{ what, s string }{{"repository", p.Repository}, {"package", p.Package}, {"tag", p.Tag}} {
-			if err := hub.ValidName(c.what, c.s, 64); err != nil {
+			if err := hub.ValidName(c.what, c.s, 128); err != nil {
 				return fmt.Errorf("bake: --ota-path %q: %w", o.OTAPath, err)
 			}
 		}

@@ -25,7 +25,7 @@ hub_name() {
 	case $1 in
 	'' | [!A-Za-z0-9]* | *[!A-Za-z0-9._-]*) return 1 ;;
 	esac
-	[ ${#1} -le 64 ]
+	[ ${#1} -le 128 ]
 }
 
 root=${RUGIX_ROOT_DIR:?RUGIX_ROOT_DIR is not set (Rugix Bakery sets it to the system root)}
@@ -37,7 +37,7 @@ case $interval in
 '' | [!0-9]* | *[!0-9a-zA-Z\ ]*) die "parameter interval '$interval' is not a systemd time span like 4h or 30min" ;;
 esac
 tag=${RECIPE_PARAM_TAG:-}
-hub_name "$tag" || die "parameter tag '$tag' is not a tag name: want 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit"
+hub_name "$tag" || die "parameter tag '$tag' is not a tag name: want 1..128 characters of [A-Za-z0-9._-], starting with a letter or digit"
 use_bundle_hash=${RECIPE_PARAM_USE_BUNDLE_HASH:-}
 case $use_bundle_hash in
 true | false) ;;
@@ -68,8 +68,8 @@ fi
 if [ -z "$package" ]; then
 	die "NEXIGON_PACKAGE is not set in .env: set it to the Hub package devices update from"
 fi
-hub_name "$repository" || die "NEXIGON_REPOSITORY '$repository' in .env is not a repository name: want 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit"
-hub_name "$package" || die "NEXIGON_PACKAGE '$package' in .env is not a package name: want 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit"
+hub_name "$repository" || die "NEXIGON_REPOSITORY '$repository' in .env is not a repository name: want 1..128 characters of [A-Za-z0-9._-], starting with a letter or digit"
+hub_name "$package" || die "NEXIGON_PACKAGE '$package' in .env is not a package name: want 1..128 characters of [A-Za-z0-9._-], starting with a letter or digit"
 
 # Byte for byte what `otabake bake --ota-path` writes.
 mkdir -p "$root/etc/otabake"

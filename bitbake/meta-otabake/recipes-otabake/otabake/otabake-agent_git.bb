@@ -40,8 +40,8 @@ python do_validate_otabake() {
         value = (d.getVar(name) or "").strip()
         if not value:
             fail(name, "is not set: devices read their update path <repository>/<package>/<tag> from /etc/otabake/ota.json")
-        if len(value) > 64 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
-            fail(name, "is %r: want 1..64 characters of [A-Za-z0-9._-], starting with a letter or digit" % value)
+        if len(value) > 128 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            fail(name, "is %r: want 1..128 characters of [A-Za-z0-9._-], starting with a letter or digit" % value)
 
     interval = (d.getVar("NEXIGON_OTA_INTERVAL") or "").strip()
     if not re.fullmatch(r"([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)? ?)+", interval):
