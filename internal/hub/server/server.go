@@ -113,6 +113,7 @@ func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/actions/invoke/{action}", s.handleAction)
 	mux.HandleFunc(blobPrefix+"{asset}", s.handleBlob)
+	mux.HandleFunc(wsPath, s.handleWS) // the real nexigon-cli and agent (ws.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, hub.Errorf(hub.KindInvalid, "no such endpoint %s", r.URL.Path))
 	})
