@@ -2,19 +2,18 @@ package agent
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 // Update states of dev.nexigon.ota.status.
@@ -241,20 +240,10 @@ func (l *Lock) Unlock() {
 	}
 }
 
-const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-// NewEventID returns a device event ID d_ev_<YYYYMMDD-HHMM>-<base58>, as Nexigon's IDs.
+// NewEventID returns a fresh device event ID for time t: d_ev_ + YYYYMMDD-HHMM- (UTC) + 8
+// base-58 digits, a DeviceEventId of nexigon-ids (see internal/nexid).
 func NewEventID(t time.Time) string {
-	var raw [12]byte
-	_, _ = rand.Read(raw[:])
-	var b strings.Builder
-	b.WriteString("d_ev_")
-	b.WriteString(t.UTC().Format("20060102-1504"))
-	b.WriteByte('-')
-	for _, c := range raw {
-		b.WriteByte(base58Alphabet[int(c)%len(base58Alphabet)])
-	}
-	return b.String()
+	return nexid.DeviceEventID.NewAt(t)
 }
 
 func newEvent(now time.Time, sev hub.Severity, msg string, attrs map[string]string) hub.Event {
