@@ -22,18 +22,24 @@ func init() {
 				Name:  "show",
 				Usage: "print the effective configuration and where each value came from",
 				Description: "Resolves every setting with the precedence flags > environment > .env >\n" +
-					".nexigon-cli.toml > otabake.toml > defaults and prints it with its source\n" +
-					"(\"environment NEXIGON_TOKEN\", \".env:3\", \"otabake.toml:12\", \"default\"), followed by the\n" +
-					"systems of otabake.toml and rugix-bakery.toml. Secrets are always shown as <redacted>.\n" +
-					"With --json: {\"dir\", \"files\", \"settings\": [{key, value, source}], \"systems\": [...]}.",
-				Flags: projectOverrideFlags(),
+					"nexigon-cli configuration > otabake.toml > defaults and prints it with its source\n" +
+					"(\"environment NEXIGON_HUB_URL\", \".env:3\", \".nexigon-cli.toml:2\", \"otabake.toml:12\",\n" +
+					"\"default\"), says which Hub is used and why, then lists the systems of otabake.toml and\n" +
+					"rugix-bakery.toml. The Hub token is found like nexigon-cli's: --hub-token, OTABAKE_HUB_TOKEN,\n" +
+					"then the first of --nexigon-cli-config, ./.nexigon-cli.toml and ~/.nexigon/cli.toml, then\n" +
+					"NEXIGON_TOKEN only when it is a user or organization token (a deployment token belongs to\n" +
+					"devices and is skipped with a warning). Secrets are always shown as <redacted>.\n" +
+					"With --json: {\"dir\", \"files\", \"hub\": {url, urlSource, local, tokenKind, tokenSource,\n" +
+					"skippedTokens, choice}, \"settings\": [{key, value, source}], \"systems\": [...], \"warnings\"}.",
+				Flags: append(projectOverrideFlags(),
+					&ucli.BoolFlag{Name: "json", Usage: "print the configuration as JSON (same as the global --json)"}),
 				Action: func(c *ucli.Context) error {
 					g := globals(c)
 					cfg, err := project.Load(g.ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
 					if err != nil {
 						return err
 					}
-					if g.JSON {
+					if g.JSON || c.Bool("json") {
 						// Not printJSON: "<redacted>" should read as itself, not as \u003credacted\u003e.
 						enc := json.NewEncoder(g.Stdout)
 						enc.SetIndent("", "  ")
@@ -85,12 +91,31 @@ func contains(list []string, s string) bool {
 type configDoc struct {
 	Dir      string            `json:"dir"`
 	Files    []string          `json:"files"`
+	Hub      hubDoc            `json:"hub"`
 	Settings []project.Setting `json:"settings"`
 	Systems  []*project.System `json:"systems"`
+	Warnings []string          `json:"warnings"`
+}
+
+// hubDoc says which Hub the build side uses and why; the token itself never appears.
+type hubDoc struct {
+	URL           string            `json:"url"`
+	URLSource     string            `json:"urlSource"`
+	Local         bool              `json:"local"`
+	TokenKind     project.TokenKind `json:"tokenKind,omitempty"`
+	TokenSource   string            `json:"tokenSource,omitempty"`
+	SkippedTokens []string          `json:"skippedTokens,omitempty"`
+	Choice        string            `json:"choice"`
 }
 
 func configDocument(cfg *project.Config) configDoc {
-	d := configDoc{Dir: cfg.Dir, Files: cfg.Files, Settings: cfg.Settings(), Systems: cfg.Systems}
+	h := cfg.Hub
+	d := configDoc{Dir: cfg.Dir, Files: cfg.Files, Settings: cfg.Settings(), Systems: cfg.Systems, Warnings: cfg.Warnings,
+		Hub: hubDoc{URL: h.URL, URLSource: h.URLSource, Local: h.URL == "", TokenKind: h.TokenKind, TokenSource: h.TokenSource,
+			SkippedTokens: h.SkippedTokens, Choice: cfg.HubChoice()}}
+	if d.Warnings == nil {
+		d.Warnings = []string{}
+	}
 	if d.Files == nil {
 		d.Files = []string{}
 	}
@@ -108,7 +133,12 @@ func writeConfig(w io.Writer, cfg *project.Config) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "project\t%s\n", cfg.Dir)
-	fmt.Fprintf(tw, "files\t%s\n\n", files)
+	fmt.Fprintf(tw, "files\t%s\n", files)
+	fmt.Fprintf(tw, "hub\t%s\n", cfg.HubChoice())
+	for _, warn := range cfg.Warnings {
+		fmt.Fprintf(tw, "warning\t%s\n", warn)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "SETTING\tVALUE\tSOURCE\n")
 	for _, s := range cfg.Settings() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Key, settingText(s), s.Source)

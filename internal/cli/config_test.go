@@ -19,7 +19,8 @@ func runConfigCmd(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-const configShowToken = "u_sk_GOLDENSECRET42"
+// configShowToken is a well-formed user token (u_sk_ and 66 base-58 digits).
+var configShowToken = "u_sk_GQLDENSECRET42" + strings.Repeat("z", 66-len("GQLDENSECRET42"))
 
 // configProject writes a project with every kind of source and pins the environment.
 func configProject(t *testing.T) string {
@@ -29,6 +30,8 @@ func configProject(t *testing.T) string {
 		t.Setenv(name, "") // empty counts as unset
 	}
 	t.Setenv("NEXIGON_PACKAGE", "os-image")
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("OTABAKE_HUB_TOKEN", "")
 	t.Setenv("CI_TOKEN", configShowToken)
 	dir := t.TempDir()
 	files := map[string]string{
@@ -77,7 +80,7 @@ func TestConfigShowGolden(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
 			}
-			if strings.Contains(out+errs, configShowToken) || strings.Contains(out+errs, "GOLDENSECRET") {
+			if strings.Contains(out+errs, configShowToken) || strings.Contains(out+errs, "GQLDENSECRET") {
 				t.Fatalf("the token leaked:\n%s%s", out, errs)
 			}
 			if !strings.Contains(out, "<redacted>") {

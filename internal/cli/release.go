@@ -22,14 +22,29 @@ func init() {
 	register(prepareReleaseCommand, buildReleaseCommand, uploadReleaseCommand, promoteReleaseCommand, releaseCommand)
 }
 
-// loadProject loads the project configuration with the override flags the user set.
+// loadProject loads the project configuration with the override flags the user set and logs
+// its warnings (such as a deployment token skipped).
 func loadProject(c *ucli.Context) (*project.Config, error) {
-	return project.Load(globals(c).ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
+	cfg, err := project.Load(globals(c).ProjectDir, project.LoadOptions{Overrides: projectOverrides(c)})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		globals(c).Log.Warn(w)
+	}
+	return cfg, nil
 }
 
 // hubFlags are the project override flags that say which Hub and package to use.
 func hubFlags(extra ...ucli.Flag) []ucli.Flag {
-	return append(projectOverrideFlags(project.KeyHubURL, project.KeyHubRepository, project.KeyHubPackage), extra...)
+	return append(projectOverrideFlags(project.KeyHubURL, project.KeyHubToken, project.KeyNexigonCLIConfig, project.KeyHubRepository, project.KeyHubPackage), extra...)
+}
+
+// warnUntracked says which untracked files a release does not contain.
+func warnUntracked(c *ucli.Context, paths []string) {
+	if w := release.UntrackedWarning(paths); w != "" {
+		globals(c).Log.Warn(w)
+	}
 }
 
 // openHub opens the project's Hub, telling the user when it waits for another process.
@@ -76,6 +91,7 @@ func prepareReleaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			warnUntracked(c, res.Untracked)
 			if g.JSON {
 				return printJSON(g.Stdout, res)
 			}
@@ -87,7 +103,7 @@ func prepareReleaseCommand() *ucli.Command {
 				verb = "reused existing"
 			}
 			fmt.Fprintf(g.Stdout, "%s version %s (%s) in %s\n", verb, res.VersionPath, res.VersionID, desc)
-			fmt.Fprintf(g.Stdout, "  VERSION      %s\n  FLOATING_TAG %s\nwrote %s\n", id.Version, id.FloatingTag, res.EnvFile)
+			fmt.Fprintf(g.Stdout, "  VERSION      %s\n  FLOATING_TAG %s\nwrote %s\n", id.Version, id.FloatingTag, strings.Join(res.EnvFiles, ", "))
 			return nil
 		},
 	}
@@ -205,7 +221,8 @@ func promoteReleaseCommand() *ucli.Command {
 		Name:  "promote-release",
 		Usage: "move a floating tag (stable, beta, …) to a released version",
 		Description: "Points --tag at the version named by --from (a tag or a pkg_v_ version ID; default:\n" +
-			"BUILD_TAG from .release-env). The Hub moves the tag atomically: devices following it see\n" +
+			"BUILD_TAG from .release-env); --from-floating takes the version FLOATING_TAG of .release-env\n" +
+			"points at now, like the templates' stabilize-release.sh. The Hub moves the tag atomically: devices following it see\n" +
 			"either the old or the new version. Locked tags are refused, and so are incomplete versions:\n" +
 			"every system of the project (and every system upload-release recorded in the version) needs\n" +
 			"its bundle (<system>.rugixb or .raucb) with its bundle hash and all its uploaded files\n" +
@@ -216,6 +233,7 @@ func promoteReleaseCommand() *ucli.Command {
 		Flags: hubFlags(
 			&ucli.StringFlag{Name: "tag", Value: "", Usage: "the floating tag to move (default: the configured default tag, stable)"},
 			&ucli.StringFlag{Name: "from", Usage: "the version to promote: a tag or a pkg_v_ ID (default: BUILD_TAG of .release-env)"},
+			&ucli.BoolFlag{Name: "from-floating", Usage: "promote the version FLOATING_TAG of .release-env points at now (the latest build of the branch), as the templates' stabilize-release.sh does"},
 			&ucli.StringSliceFlag{Name: "partial", Usage: "promote although other systems lack bundles: only these `SYSTEM`s (comma-separated or repeated) must be complete"},
 		),
 		Action: func(c *ucli.Context) error {
@@ -225,6 +243,19 @@ func promoteReleaseCommand() *ucli.Command {
 				return err
 			}
 			from := c.String("from")
+			if c.Bool("from-floating") {
+				if from != "" {
+					return usageError(c, "--from and --from-floating exclude each other")
+				}
+				id, _, err := release.ReadEnvFile(cfg.Dir)
+				if err != nil {
+					return err
+				}
+				if id.FloatingTag == "" {
+					return fmt.Errorf("--from-floating: FLOATING_TAG is empty in .release-env: run 'otabake prepare-release' again")
+				}
+				from = id.FloatingTag
+			}
 			if from == "" {
 				id, _, err := release.ReadEnvFile(cfg.Dir)
 				if err != nil {
@@ -420,6 +451,7 @@ func releaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
+			warnUntracked(c, prep.Untracked)
 			g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
 			opts, stop := buildOptions(g)
 			built, err := release.Build(c.Context, cfg, id, systems, opts)

@@ -72,6 +72,7 @@ func newProject(t *testing.T) string {
 		os.Unsetenv(k)
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "1767225600") // 2026-01-01T00:00:00Z
+	t.Setenv("HOME", t.TempDir())               // no ~/.nexigon/cli.toml of the developer
 	dir := t.TempDir()
 	git(t, dir, "init", "-q", "-b", "feature/ota")
 	write(t, filepath.Join(dir, ".env"), "NEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
@@ -260,8 +261,13 @@ func TestReleaseBadInput(t *testing.T) {
 		assertNoFile(t, filepath.Join(d, ".release-env"))
 	})
 	t.Run("dirty tree", func(t *testing.T) {
-		write(t, filepath.Join(dir, "README"), "uncommitted")
-		defer os.Remove(filepath.Join(dir, "README"))
+		gi := filepath.Join(dir, ".gitignore")
+		orig, err := os.ReadFile(gi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, gi, "uncommitted")
+		defer os.WriteFile(gi, orig, 0o644)
 		mustFail(t, "--allow-dirty", "-C", dir, "prepare-release")
 		assertNoFile(t, filepath.Join(dir, ".release-env"))
 	})
@@ -273,12 +279,12 @@ func TestReleaseBadInput(t *testing.T) {
 	t.Run("unreachable Hub", func(t *testing.T) {
 		d := newProject(t)
 		t.Setenv("NEXIGON_HUB_URL", "http://127.0.0.1:1")
-		t.Setenv("NEXIGON_TOKEN", "org_sk_secret-token-value")
+		t.Setenv("NEXIGON_TOKEN", "org_sk_secretTokenXYZ"+strings.Repeat("z", 66-len("secretTokenXYZ")))
 		code, out, errs := run(t, "-C", d, "prepare-release")
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 			t.Fatalf("exit %d, stderr %q", code, errs)
 		}
-		if strings.Contains(out+errs, "secret-token-value") {
+		if strings.Contains(out+errs, "secretTokenXYZ") {
 			t.Fatalf("token leaked: %s %s", out, errs)
 		}
 		assertNoFile(t, filepath.Join(d, ".release-env"))

@@ -65,6 +65,9 @@ type Config struct {
 	Systems []*System `json:"systems"`
 	// Files lists the configuration files that were read, in precedence order (lowest last).
 	Files []string `json:"files"`
+	// Warnings are problems that did not stop the load, such as a deployment token skipped.
+	// They never contain a secret.
+	Warnings []string `json:"warnings,omitempty"`
 
 	// state is behind a pointer so that printing a Config with %v never shows the raw
 	// environment or .env values (fmt does not call String on unexported fields).
@@ -80,8 +83,17 @@ type configState struct {
 // Hub says which Hub to publish to and under which package.
 type Hub struct {
 	// URL of Nexigon Hub; "" means the embedded local Hub under .otabake/hub.
-	URL   string `json:"url"`
+	URL string `json:"url"`
+	// URLSource names where URL came from ("flag --hub-url", ".env:1", "default", …).
+	URLSource string `json:"urlSource"`
+	// Token is the build side's credential: always a user or organization API token, or empty.
 	Token Secret `json:"token"`
+	// TokenSource names where Token came from; TokenKind is its kind ("" when empty).
+	TokenSource string    `json:"tokenSource,omitempty"`
+	TokenKind   TokenKind `json:"tokenKind,omitempty"`
+	// SkippedTokens say which tokens were found but not used, and why ("NEXIGON_TOKEN in
+	// .env:2 is a device deployment token …"); never the values.
+	SkippedTokens []string `json:"skippedTokens,omitempty"`
 	// TokenEnv is the environment variable the token is read from (NEXIGON_TOKEN unless
 	// [hub] token_env names another one).
 	TokenEnv   string `json:"tokenEnv"`

@@ -1,7 +1,7 @@
 // Package project loads the configuration of an otabake project: otabake.toml, the .env file
 // the release scripts source, the process environment, .nexigon-cli.toml, rugix-bakery.toml
 // systems and command-line overrides, merged in one documented precedence order
-// (flags > environment > .env > .nexigon-cli.toml > otabake.toml > defaults) and validated
+// (flags > environment > .env > nexigon-cli configuration > otabake.toml > defaults) and validated
 // once, so that a typo is an error naming the file and line instead of a device that never
 // updates. Every resolved value remembers where it came from (see Config.Settings).
 //
@@ -37,5 +37,9 @@
 // Environment and .env names: NEXIGON_HUB_URL, NEXIGON_TOKEN (or [hub] token_env),
 // NEXIGON_REPOSITORY and NEXIGON_PACKAGE (with the Yocto names NEXIGON_OTA_REPOSITORY and
 // NEXIGON_OTA_PACKAGE as fallbacks), BUILD_TAG, FLOATING_TAG and SOURCE_DATE_EPOCH.
-// .nexigon-cli.toml contributes hub-url and token below .env.
+// nexigon-cli's configuration (--nexigon-cli-config, else ./.nexigon-cli.toml, else
+// ~/.nexigon/cli.toml; the first found) contributes hub-url below .env. The token has
+// nexigon-cli's order instead (see resolveToken): --hub-token, OTABAKE_HUB_TOKEN, the
+// nexigon-cli configuration's token, then NEXIGON_TOKEN only when it is a user or organization
+// token; a deployment token is never used.
 package project

@@ -29,6 +29,7 @@ const (
 	KeyHubURL             = "hub.url"
 	KeyHubToken           = "hub.token"
 	KeyHubTokenEnv        = "hub.token_env"
+	KeyNexigonCLIConfig   = "hub.nexigon_cli_config"
 	KeyHubRepository      = "hub.repository"
 	KeyHubPackage         = "hub.package"
 	KeyHubDefaultTag      = "hub.default_tag"
@@ -51,7 +52,8 @@ type Override struct {
 // every command spells them the same and Settings can name the flag as the source.
 var Overrides = []Override{
 	{KeyHubURL, "hub-url", "Nexigon Hub URL (\"\" = the embedded local Hub) [$NEXIGON_HUB_URL]"},
-	{KeyHubToken, "hub-token", "Hub access token; prefer NEXIGON_TOKEN, flags are visible to other users [$NEXIGON_TOKEN]"},
+	{KeyHubToken, "hub-token", "Hub user or organization API token (u_sk_…, org_sk_…); prefer nexigon-cli's configuration or OTABAKE_HUB_TOKEN, flags are visible to other users"},
+	{KeyNexigonCLIConfig, "nexigon-cli-config", "nexigon-cli configuration `FILE` with hub-url and token (default: ./.nexigon-cli.toml, else ~/.nexigon/cli.toml)"},
 	{KeyHubRepository, "repository", "Hub repository [$NEXIGON_REPOSITORY]"},
 	{KeyHubPackage, "package", "Hub package [$NEXIGON_PACKAGE]"},
 	{KeyHubDefaultTag, "default-tag", "floating tag devices track (default \"stable\")"},
@@ -118,8 +120,10 @@ type loader struct {
 	overrides map[string]string
 	env       map[string]string
 	dotenv    map[string]DotEnvEntry
-	cli       map[string]string // .nexigon-cli.toml
+	cli       map[string]string // the nexigon-cli configuration (readNexigonCLIConfig)
 	cliDoc    *tomlDoc
+	cliPath   string // its absolute path, "" when none was found
+	cliFrom   string // why that file: "flag --nexigon-cli-config", "project directory", "home directory"
 	file      fileConfig
 	doc       *tomlDoc // otabake.toml; nil when absent
 	fileData  []byte   // otabake.toml as read, for the schema check
@@ -154,27 +158,8 @@ func (l *loader) readFiles() error {
 		}
 		l.cfg.Files = append(l.cfg.Files, DotEnvFileName)
 	}
-	if data, ok, err := readSmallFile(filepath.Join(dir, NexigonCLIFile)); err != nil {
+	if err := l.readNexigonCLIConfig(); err != nil {
 		return err
-	} else if ok {
-		var f struct {
-			HubURL string `toml:"hub-url"`
-			Token  string `toml:"token"`
-		}
-		// The Nexigon CLI owns this file; keys otabake does not use are its business.
-		doc, err := decodeTOML(NexigonCLIFile, data, &f, false)
-		if err != nil {
-			return err
-		}
-		l.cliDoc = doc
-		l.cli = map[string]string{}
-		if doc.md.IsDefined("hub-url") {
-			l.cli["hub-url"] = f.HubURL
-		}
-		if doc.md.IsDefined("token") {
-			l.cli["token"] = f.Token
-		}
-		l.cfg.Files = append(l.cfg.Files, NexigonCLIFile)
 	}
 	if data, ok, err := readSmallFile(filepath.Join(dir, FileName)); err != nil {
 		return err
@@ -267,6 +252,12 @@ func (l *loader) resolveHub() error {
 		return fmt.Errorf("%s: %s: %w", from, KeyHubURL, err)
 	}
 	l.record(KeyHubURL, h.URL, from)
+	h.URLSource = from
+	if l.cliPath != "" {
+		l.record(KeyNexigonCLIConfig, l.cliPath, l.cliFrom)
+	} else {
+		l.record(KeyNexigonCLIConfig, "", "none found")
+	}
 
 	h.TokenEnv, from = l.pick(KeyHubTokenEnv, source{filePath: []string{"hub", "token_env"}, fileVal: fh.TokenEnv, def: DefaultTokenEnv})
 	if !validEnvName(h.TokenEnv) {
@@ -274,15 +265,10 @@ func (l *loader) resolveHub() error {
 	}
 	l.record(KeyHubTokenEnv, h.TokenEnv, from)
 
-	tok, from := l.pick(KeyHubToken, source{envNames: []string{h.TokenEnv}, cliKey: "token"})
-	h.Token = Secret(tok)
-	if strings.ContainsAny(tok, " \t\r\n") {
-		return fmt.Errorf("%s: %s: the token contains white space", from, KeyHubToken)
+	if err := l.resolveToken(); err != nil {
+		return err
 	}
-	if tok == "" {
-		from = "unset"
-	}
-	l.record(KeyHubToken, h.Token, from)
+	l.checkTokenHub()
 
 	names := []struct {
 		key, what string

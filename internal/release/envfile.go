@@ -15,9 +15,26 @@ import (
 // read, as the Rugix Bakery template's scripts do.
 const EnvFileName = ".release-env"
 
-// LegacyEnvFileName is the name the meta-nexigon (Yocto) scripts use; it is read when
-// .release-env is absent.
+// LegacyEnvFileName is the name the meta-nexigon (Yocto) scripts use (nexigon/meta-nexigon
+// scripts/prepare-release.sh writes it, build-release.sh and upload-release.sh source it).
+// prepare-release always writes it next to .release-env with the same content, so that either
+// family of scripts can follow otabake's prepare-release without knowing which one the project
+// uses; it is read when .release-env is absent.
 const LegacyEnvFileName = ".release.env"
+
+// WriteEnvFiles writes the identity to .release-env and .release.env in dir (see
+// LegacyEnvFileName) and returns their paths.
+func WriteEnvFiles(dir string, id *Identity) ([]string, error) {
+	var paths []string
+	for _, name := range []string{EnvFileName, LegacyEnvFileName} {
+		p := filepath.Join(dir, name)
+		if err := WriteEnvFile(p, id); err != nil {
+			return paths, err
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
 
 // maxEnvFileSize bounds a .release-env read; a real one is about 150 bytes.
 const maxEnvFileSize = 64 << 10
@@ -58,14 +75,42 @@ func shellQuote(s string) string {
 }
 
 // ReadEnvFile reads the release identity pinned in dir: .release-env, or .release.env when
-// only that exists. It returns the identity and the path it read. Commit, Branch and Time are
-// not stored in the file and stay empty.
+// only that exists. When both exist they must pin the same release: a meta-nexigon
+// prepare-release.sh run after otabake's rewrites only .release.env, and building one version
+// while uploading into another must not happen silently. It returns the identity and the path
+// it read. Commit, Branch and Time are not stored in the file and stay empty.
 func ReadEnvFile(dir string) (*Identity, string, error) {
+	id, path, err := readEnvFile(dir, EnvFileName, LegacyEnvFileName)
+	if err != nil || filepath.Base(path) != EnvFileName {
+		return id, path, err
+	}
+	if _, err := os.Lstat(filepath.Join(dir, LegacyEnvFileName)); errors.Is(err, os.ErrNotExist) {
+		return id, path, nil
+	}
+	other, otherPath, err := readEnvFile(dir, LegacyEnvFileName)
+	if err != nil {
+		return nil, otherPath, err
+	}
+	if *other != *id {
+		return nil, path, fmt.Errorf("%s pins %s (%s) but %s pins %s (%s): one is stale; run 'otabake prepare-release' again or remove the stale file",
+			EnvFileName, id.Version, orDash(id.VersionID), LegacyEnvFileName, other.Version, orDash(other.VersionID))
+	}
+	return id, path, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func readEnvFile(dir string, names ...string) (*Identity, string, error) {
 	var (
 		path string
 		data []byte
 	)
-	for _, name := range []string{EnvFileName, LegacyEnvFileName} {
+	for _, name := range names {
 		p := filepath.Join(dir, name)
 		d, err := readLimited(p)
 		if errors.Is(err, os.ErrNotExist) {

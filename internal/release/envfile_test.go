@@ -68,12 +68,18 @@ func TestReadEnvFileFallbackAndErrors(t *testing.T) {
 	if err != nil || used != legacy || id.Version != "build-1" || id.VersionID != "pkg_v_1" {
 		t.Fatalf("legacy: %+v %s %v", id, used, err)
 	}
-	// .release-env wins over .release.env.
+	// Both files must pin the same release: a stale one is an error naming both.
 	if err := os.WriteFile(filepath.Join(dir, EnvFileName), []byte("BUILD_TAG=build-2\nVERSION=build-2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if id, _, err := ReadEnvFile(dir); err != nil || id.Version != "build-2" {
-		t.Fatalf("preferred: %+v %v", id, err)
+	if _, _, err := ReadEnvFile(dir); err == nil || !strings.Contains(err.Error(), ".release-env pins build-2 (-) but .release.env pins build-1 (pkg_v_1): one is stale") {
+		t.Fatalf("disagreeing files: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, EnvFileName), []byte("BUILD_TAG=build-1\nFLOATING_TAG=latest-build-main\nVERSION=build-1\nVERSION_ID=pkg_v_1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if id, used, err := ReadEnvFile(dir); err != nil || id.Version != "build-1" || filepath.Base(used) != EnvFileName {
+		t.Fatalf("preferred: %+v %s %v", id, used, err)
 	}
 
 	bad := []struct{ content, want string }{

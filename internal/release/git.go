@@ -17,14 +17,21 @@ var errNotGitRepo = errors.New("not a git repository")
 type gitState struct {
 	Commit string // short commit of HEAD, as `git rev-parse --short HEAD` prints it
 	Branch string // current branch, "" on a detached HEAD
-	// Changes are `git status --porcelain` entries ("M path", "?? path") outside otabake's
-	// own outputs.
+	// Changes are `git status --porcelain` entries of tracked files ("M path", "A path",
+	// "D path", "R path"), staged or not, outside otabake's own outputs: what makes the tree
+	// dirty, as for `git describe --dirty`, which ignores untracked files.
 	Changes []string
+	// Untracked are the paths of untracked, not ignored files (such as the nexigon-cli binary
+	// the templates' CI downloads into the checkout): listed in a warning, never a refusal.
+	Untracked []string
 }
 
 // gitIgnoredOutputs are project-relative paths that otabake itself writes or that are never
 // committed by design (.env holds secrets); they do not make a work tree dirty.
 var gitIgnoredOutputs = []string{EnvFileName, LegacyEnvFileName, ".env", ".otabake/", "build/"}
+
+// maxUntrackedListed bounds how many untracked paths the prepare-release warning lists.
+const maxUntrackedListed = 10
 
 // readGit inspects the git work tree containing dir.
 func readGit(ctx context.Context, dir string) (*gitState, error) {
@@ -55,14 +62,14 @@ func readGit(ctx context.Context, dir string) (*gitState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Changes = parseStatus(out, prefix)
+	st.Changes, st.Untracked = parseStatus(out, prefix)
 	return &st, nil
 }
 
-// parseStatus turns NUL-separated porcelain v1 output into "XY path" entries, skipping the
-// project's own outputs (paths in porcelain output are relative to the repository root).
-func parseStatus(out []byte, prefix string) []string {
-	var changes []string
+// parseStatus turns NUL-separated porcelain v1 output into "XY path" entries of tracked files
+// and the paths of untracked ones, skipping the project's own outputs (paths in porcelain
+// output are relative to the repository root).
+func parseStatus(out []byte, prefix string) (changes, untracked []string) {
 	fields := bytes.Split(out, []byte{0})
 	for i := 0; i < len(fields); i++ {
 		f := string(fields[i])
@@ -76,9 +83,23 @@ func parseStatus(out []byte, prefix string) []string {
 		if ignoredOutput(p, prefix) {
 			continue
 		}
+		if code == "??" {
+			untracked = append(untracked, p)
+			continue
+		}
 		changes = append(changes, code+" "+p)
 	}
-	return changes
+	return changes, untracked
+}
+
+// UntrackedFiles lists the untracked, not ignored files of the git work tree containing dir,
+// outside otabake's own outputs, for the warning of prepare-release; nil outside git.
+func UntrackedFiles(ctx context.Context, dir string) []string {
+	st, err := readGit(ctx, dir)
+	if err != nil {
+		return nil
+	}
+	return st.Untracked
 }
 
 func ignoredOutput(p, prefix string) bool {
@@ -122,4 +143,21 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// UntrackedWarning is the prepare-release warning for untracked files, "" when there are none.
+func UntrackedWarning(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	listed := paths
+	if len(listed) > maxUntrackedListed {
+		listed = listed[:maxUntrackedListed]
+	}
+	more := ""
+	if n := len(paths) - len(listed); n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	return fmt.Sprintf("untracked files are not part of the release's source (%s%s): commit or .gitignore them if the build uses them",
+		strings.Join(listed, ", "), more)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/hub/local"
@@ -33,14 +34,32 @@ func OpenHub(ctx context.Context, cfg *project.Config, opts HubOptions) (hub.Hub
 		}
 		return s, s, "local Hub " + dir, nil
 	}
-	if cfg.Hub.Token.Reveal() == "" {
-		return nil, nil, "", fmt.Errorf("no token for the Hub at %s: set %s (or token in .nexigon-cli.toml)", cfg.Hub.URL, cfg.Hub.TokenEnv)
+	tok := cfg.Hub.Token.Reveal()
+	if tok == "" {
+		return nil, nil, "", NoTokenError(cfg)
 	}
-	c, err := nexigon.New(cfg.Hub.URL, cfg.Hub.Token.Reveal())
+	// project.Load only yields user and organization tokens; a Config built another way is
+	// checked again, because a deployment token must never leave the device side.
+	if kind := project.ClassifyToken(tok); !kind.BuildSideUsable() {
+		return nil, nil, "", fmt.Errorf("the Hub token (%s) is %s: the build side needs a user token (u_sk_…) or an organization API token (org_sk_…)", cfg.Hub.TokenSource, kind.Describe())
+	}
+	c, err := nexigon.New(cfg.Hub.URL, tok)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("Hub at %s: %w", cfg.Hub.URL, err)
 	}
 	return c, io.NopCloser(nil), "Hub " + cfg.Hub.URL, nil
+}
+
+// NoTokenError explains that no usable token was found for the configured Hub, naming the
+// tokens that were skipped and the fix nexigon-cli users know.
+func NoTokenError(cfg *project.Config) error {
+	skipped := ""
+	if len(cfg.Hub.SkippedTokens) > 0 {
+		skipped = " (" + strings.Join(cfg.Hub.SkippedTokens, "; ") + ")"
+	}
+	return fmt.Errorf("no user or organization API token for the Hub at %s%s: the build side authenticates like nexigon-cli: "+
+		"run 'nexigon-cli configure' (writes ~/.nexigon/cli.toml) or put hub-url and token in .nexigon-cli.toml, or set %s",
+		cfg.Hub.URL, skipped, project.OTABakeTokenEnv)
 }
 
 // RequirePackage checks that the Hub repository and package are configured, naming the

@@ -24,11 +24,16 @@ type PrepareResult struct {
 	// found afterwards: this run or another one created it, which cannot be told apart.
 	OutcomeUnknown bool   `json:"createOutcomeUnknown,omitempty"`
 	EnvFile        string `json:"envFile"`
+	// EnvFiles are every file the identity was written to: .release-env and .release.env.
+	EnvFiles []string `json:"envFiles"`
+	// Untracked lists untracked files of the work tree: they do not make it dirty (as for
+	// `git describe --dirty`) but are not part of the release's source either.
+	Untracked []string `json:"untracked,omitempty"`
 }
 
 // Prepare pins a release in the Hub: it resolves <repo>/<pkg>/<BUILD_TAG> and reuses that
 // version, or creates it with the locked build tag, the floating tag and
-// {"imageVersion": VERSION}. Then it writes .release-env. Re-running with the same BUILD_TAG is
+// {"imageVersion": VERSION}. Then it writes .release-env and .release.env. Re-running with the same BUILD_TAG is
 // a no-op apart from rewriting .release-env with the same content; of concurrent runs, only the
 // one whose create succeeded reports Created.
 func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) (*PrepareResult, error) {
@@ -85,9 +90,12 @@ func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) 
 		}
 	}
 	id.VersionID = res.VersionID
-	if err := WriteEnvFile(res.EnvFile, id); err != nil {
+	files, err := WriteEnvFiles(cfg.Dir, id)
+	if err != nil {
 		return nil, err
 	}
+	res.EnvFiles = files
+	res.Untracked = UntrackedFiles(ctx, cfg.Dir)
 	return res, nil
 }
 

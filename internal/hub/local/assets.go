@@ -266,13 +266,20 @@ func (s *Store) IssueAssetDownloadURL(ctx context.Context, assetID, filename str
 	return u.String(), nil
 }
 
+// availableAsset returns an asset whose bytes can be served: an Available one, or a Dangling
+// one whose object was uploaded through the compatibility URL. The Hub serves those: legacy
+// clients (nexigon-cli before verified uploads, nexigon/meta-nexigon tests/conftest.py
+// publish_v2) PUT to `url` and never finalize, and devices then download what they uploaded
+// ("Objects uploaded through this URL remain dangling": nexigon/nexigon
+// crates/libs/nexigon-api/schemas/repositories.sidex IssueAssetUploadUrlOutput). An asset
+// with no object yet has nothing to serve.
 func (s *Store) availableAsset(ctx context.Context, assetID string) (*assetRec, error) {
 	a, err := s.asset(ctx, assetID)
 	if err != nil {
 		return nil, err
 	}
-	if a.Status != hub.AssetAvailable {
-		return nil, hub.Errorf(hub.KindInvalid, "asset %s is %s, not Available: upload and finalize it first", a.ID, a.Status)
+	if a.Status != hub.AssetAvailable && !(a.Status == hub.AssetDangling && a.Uploaded) {
+		return nil, hub.Errorf(hub.KindInvalid, "asset %s is %s and its object was never uploaded: upload it first", a.ID, a.Status)
 	}
 	return a, nil
 }

@@ -108,14 +108,16 @@ func (s *server) issueDownloadURL(ctx context.Context, assetID, filename string)
 			return "", err
 		}
 	}
-	a, err := s.store.GetAssetDetails(ctx, assetID)
+	// Served when its object exists, finalized or not, as the Hub serves legacy uploads
+	// (see local.Store.availableAsset).
+	up, err := s.store.AssetUploaded(ctx, assetID)
 	if err != nil {
 		return "", err
 	}
-	if a.Status != hub.AssetAvailable {
-		return "", hub.Errorf(hub.KindInvalid, "asset %s is %s, not Available: upload and finalize it first", a.AssetID, a.Status)
+	if !up {
+		return "", hub.Errorf(hub.KindInvalid, "asset %s has no uploaded object yet: upload it first", assetID)
 	}
-	return s.signedURL(ctx, opGet, a.AssetID, filename), nil
+	return s.signedURL(ctx, opGet, assetID, filename), nil
 }
 
 var errForbiddenURL = hub.Errorf(hub.KindForbidden, "invalid or expired URL signature")
