@@ -8,4 +8,5 @@ args=()
 for system in "$@"; do
     args+=(--system "$system")
 done
-exec "${OTABAKE:-otabake}" upload-release "${args[@]}"
+# ${args[@]+…}: bash 3.2 calls an empty array unbound under set -u.
+exec "${OTABAKE:-otabake}" upload-release ${args[@]+"${args[@]}"}
