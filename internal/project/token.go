@@ -1,6 +1,6 @@
 package project
 
-import "strings"
+import "github.com/otabake/otabake/internal/nexid"
 
 // TokenKind is what a Hub credential is, recognised from its ID form.
 type TokenKind string
@@ -19,45 +19,27 @@ const (
 	TokenUnknown TokenKind = "unknown"
 )
 
-// tokenRules are the secret ID kinds of nexigon/nexigon crates/libs/nexigon-ids/src/lib.rs
-// (define_types!: tag, raw size, secret = true). All of them use a FlatRawId: base-58 digits only.
-var tokenRules = []struct {
-	tag  string
-	size int
-	kind TokenKind
-}{
-	{"u_sk", 66, TokenUser},
-	{"org_sk", 66, TokenOrganization},
-	{"deployment", 66, TokenDeployment},
-	{"u_session_sk", 66, TokenUserSession},
-	{"d_sk", 44, TokenDevice},
+// tokenKinds maps the secret ID kinds of nexid's table (nexigon/nexigon
+// crates/libs/nexigon-ids/src/lib.rs, define_types! with secret = true) to TokenKind.
+var tokenKinds = map[string]TokenKind{
+	nexid.UserToken.Name:            TokenUser,
+	nexid.OrganizationAPIToken.Name: TokenOrganization,
+	nexid.DeploymentToken.Name:      TokenDeployment,
+	nexid.UserSessionToken.Name:     TokenUserSession,
+	nexid.DeviceFingerprint.Name:    TokenDevice,
 }
 
-// base58 is nexigon-ids' ALPHABET_BASE58 (no 0, O, I, l).
-const base58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-// ClassifyToken tells the kind of a token the way nexigon-ids' AnyId::from_str parses it: the
-// tag is everything before the last "_" and must be a known tag, and the raw part must be
-// base-58 digits of exactly the tag's raw size.
+// ClassifyToken tells the kind of a token the way nexigon-ids' AnyId::from_str parses it
+// (nexid.Parse, the one ID table): the tag is everything before the last "_" and must be a
+// known tag, and the raw part must be base-58 digits of exactly the tag's raw size. A
+// well-formed ID that is not a secret (a token's public ID, say) is TokenUnknown.
 func ClassifyToken(token string) TokenKind {
-	i := strings.LastIndexByte(token, '_')
-	if i < 0 {
+	k, err := nexid.Parse(token)
+	if err != nil {
 		return TokenUnknown
 	}
-	tag, raw := token[:i], token[i+1:]
-	for _, r := range tokenRules {
-		if r.tag != tag {
-			continue
-		}
-		if len(raw) != r.size {
-			return TokenUnknown
-		}
-		for j := 0; j < len(raw); j++ {
-			if strings.IndexByte(base58, raw[j]) < 0 {
-				return TokenUnknown
-			}
-		}
-		return r.kind
+	if tk, ok := tokenKinds[k.Name]; ok {
+		return tk
 	}
 	return TokenUnknown
 }
