@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -201,6 +203,10 @@ func uploadReleaseCommand() *ucli.Command {
 				return printJSON(g.Stdout, rep)
 			}
 			fmt.Fprintf(g.Stdout, "version %s (%s) in %s\n", rep.Version, rep.VersionID, desc)
+			for _, s := range slices.Sorted(maps.Keys(rep.Names)) {
+				n := rep.Names[s]
+				fmt.Fprintf(g.Stdout, "  %s: published as %s.* after its %s, the name its devices look for\n", s, n.Name, n.Source)
+			}
 			for _, a := range rep.Artifacts {
 				state := "unchanged"
 				switch {

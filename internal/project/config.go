@@ -174,6 +174,10 @@ type Yocto struct {
 	Image   string `json:"image,omitempty"`
 	// DeployDir defaults to build/tmp/deploy/images/<machine>, relative to the project.
 	DeployDir string `json:"deployDir,omitempty"`
+	// ImageID is the IMAGE_ID the system's devices report (os-release). Assets are named
+	// after the deployed os-release's IMAGE_ID anyway, as meta-nexigon's scripts name them;
+	// set, it is a check: upload-release refuses a build whose IMAGE_ID is another.
+	ImageID string `json:"imageId,omitempty"`
 }
 
 // Grub holds efi-grub options.

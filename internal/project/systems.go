@@ -166,6 +166,9 @@ func (l *loader) applyFileSystem(s *System, fs *fileSystem) error {
 	if fs.Yocto.DeployDir != "" {
 		s.Yocto.DeployDir = fs.Yocto.DeployDir
 	}
+	if fs.Yocto.ImageID != "" {
+		s.Yocto.ImageID = fs.Yocto.ImageID
+	}
 	if fs.Grub.PreferMkimage {
 		s.Grub.PreferMkimage = true
 	}

@@ -63,6 +63,7 @@ type fileSystem struct {
 		Machine   string `toml:"machine"`
 		Image     string `toml:"image"`
 		DeployDir string `toml:"deploy_dir"`
+		ImageID   string `toml:"image_id"`
 	} `toml:"yocto"`
 	Grub struct {
 		EFIBinary     string `toml:"efi_binary"`

@@ -115,7 +115,7 @@ esac
 	if string(gotHash) != hash {
 		t.Errorf("system.rugixb-hash = %q, want %q (no newline)", gotHash, hash)
 	}
-	if _, err := CollectArtifacts(b, "pi", id.Version); err != nil {
+	if _, err := CollectArtifacts(b, "pi", "pi", id.Version); err != nil {
 		t.Errorf("upload would refuse the build: %v", err)
 	}
 	t.Logf("bakery build: stages %v, files %v", res[0].Stages, res[0].Files)
@@ -166,7 +166,7 @@ func TestBuildYocto(t *testing.T) {
 	if _, err := Build(context.Background(), cfg, &Identity{Version: version}, []string{"qemu"}, BuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	arts, err := CollectArtifacts(b, "qemu", version)
+	arts, err := CollectArtifacts(b, "qemu", "qemu", version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestBuildYocto(t *testing.T) {
 	if got := strings.Join(names, " "); got != "qemu.spdx.json qemu.img.xz qemu.rugixb qemu.rugixb-hash" {
 		t.Errorf("artifacts %s", got)
 	}
-	if _, err := CollectArtifacts(b, "qemu", "build-other"); err == nil || !strings.Contains(err.Error(), "IMAGE_VERSION") {
+	if _, err := CollectArtifacts(b, "qemu", "qemu", "build-other"); err == nil || !strings.Contains(err.Error(), "IMAGE_VERSION") {
 		t.Errorf("version mismatch not caught: %v", err)
 	}
 

@@ -182,8 +182,11 @@ func CheckComplete(d *hub.VersionDetails, projectSystems, only []string) *Comple
 	for _, s := range projectSystems {
 		known[s] = true
 	}
+	rec := readRecord(d.Metadata)
 	for _, a := range d.Assets {
-		if s := assetSystem(a.Filename); s != "" {
+		// A recorded file belongs to the system that recorded it, whatever its name says: a
+		// Yocto system's files carry its image's IMAGE_ID.
+		if s := assetSystem(a.Filename); s != "" && !recorded(rec, a.Filename) {
 			known[s] = true
 		}
 	}
@@ -198,17 +201,26 @@ func CheckComplete(d *hub.VersionDetails, projectSystems, only []string) *Comple
 		sort.Strings(c.Checked)
 		c.Checked = slices.Compact(c.Checked)
 	}
-	rec := readRecord(d.Metadata)
 	for _, s := range c.Checked {
 		var probs []string
-		rugix, hasRugix := d.Asset(s + ".rugixb")
-		_, hasRauc := d.Asset(s + ".raucb")
+		// The bundle is <s>.rugixb or <s>.raucb, or the one upload-release recorded for s
+		// under the name its devices report (<IMAGE_ID>.rugixb).
+		base := s
+		for _, f := range rec.Assets[s] {
+			if b, ok := strings.CutSuffix(f, ".rugixb"); ok {
+				base = b
+			} else if b, ok := strings.CutSuffix(f, ".raucb"); ok {
+				base = b
+			}
+		}
+		rugix, hasRugix := d.Asset(base + ".rugixb")
+		_, hasRauc := d.Asset(base + ".raucb")
 		switch {
 		case !hasRugix && !hasRauc:
-			probs = append(probs, fmt.Sprintf("no bundle (%s.rugixb or %s.raucb)", s, s))
+			probs = append(probs, fmt.Sprintf("no bundle (%s.rugixb or %s.raucb)", base, base))
 		case hasRugix:
 			if err := checkBundleHashMeta(rugix.Metadata); err != nil {
-				probs = append(probs, fmt.Sprintf("%s.rugixb %v", s, err))
+				probs = append(probs, fmt.Sprintf("%s.rugixb %v", base, err))
 			}
 		}
 		for _, f := range rec.Assets[s] {

@@ -49,14 +49,18 @@ type UploadReport struct {
 	Version   string      `json:"version"`
 	VersionID string      `json:"versionId"`
 	Artifacts []*Artifact `json:"artifacts"`
+	// Names says, per system, under which name its files were published when that is not the
+	// system name (Yocto images are published under the name their devices report).
+	Names map[string]AssetName `json:"names,omitempty"`
 }
 
 // imageExts are the disk image forms uploaded as <system>.img<ext>, in order of preference.
 var imageExts = []string{".xz", ".zst", ".bz2", ".gz", ""}
 
-// CollectArtifacts lists what upload-release publishes for one system and checks that the
-// baked version equals version. It reads only small files (build info, os-release, hash).
-func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
+// CollectArtifacts lists what upload-release publishes for one system, each file named
+// <name>.<kind> (see AssetName), and checks that the baked version equals version. It reads
+// only small files (build info, os-release, hash).
+func CollectArtifacts(dir, system, name, version string) ([]*Artifact, error) {
 	if err := checkBakedVersion(dir, version); err != nil {
 		return nil, err
 	}
@@ -72,7 +76,7 @@ func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
 		}
 		arts = append(arts, a)
 	}
-	sbomName := system + ".spdx.json"
+	sbomName := name + ".spdx.json"
 	type relations struct {
 		SBOM []string `json:"sbom"`
 	}
@@ -82,7 +86,7 @@ func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
 		add("sbom.spdx.json", sbomName, nil)
 	}
 	if exists("system-build-info.json") {
-		add("system-build-info.json", system+".build-info.json", nil)
+		add("system-build-info.json", name+".build-info.json", nil)
 	}
 	// The disk image: compressed as build-release leaves it, or raw when built with
 	// --image-compression none.
@@ -94,7 +98,7 @@ func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
 	}
 	for _, ext := range imageExts {
 		if exists("system.img" + ext) {
-			add("system.img"+ext, system+".img"+ext, imageMeta)
+			add("system.img"+ext, name+".img"+ext, imageMeta)
 			break
 		}
 	}
@@ -111,13 +115,13 @@ func CollectArtifacts(dir, system, version string) ([]*Artifact, error) {
 			Version   string     `json:"version"`
 		}{Relations: rel, Version: version}
 		meta.Rugix.BundleHash = bundleHash
-		add("system.rugixb", system+".rugixb", meta)
+		add("system.rugixb", name+".rugixb", meta)
 		if exists("system.rugixb-hash") {
-			add("system.rugixb-hash", system+".rugixb-hash", nil)
+			add("system.rugixb-hash", name+".rugixb-hash", nil)
 		}
 	}
 	if exists("system.raucb") {
-		add("system.raucb", system+".raucb", struct {
+		add("system.raucb", name+".raucb", struct {
 			Version string `json:"version"`
 		}{version})
 	}
@@ -206,8 +210,11 @@ func osReleaseValue(path, key string) (string, bool, error) {
 	return "", false, sc.Err()
 }
 
-// Systems lists the systems with a build directory, sorted.
-func Systems(projectDir string) ([]string, error) {
+// Systems lists the systems with a build directory, sorted. When the project configures
+// systems, only theirs count: a Yocto project's build/ also holds BitBake's tmp/, and a system
+// removed from otabake.toml is no longer released.
+func Systems(cfg *project.Config) ([]string, error) {
+	projectDir := cfg.Dir
 	ents, err := os.ReadDir(filepath.Join(projectDir, "build"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -217,9 +224,13 @@ func Systems(projectDir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && e.Name() != "otabake" {
-			out = append(out, e.Name())
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || e.Name() == "otabake" {
+			continue
 		}
+		if _, err := cfg.System(e.Name()); len(cfg.Systems) > 0 && err != nil {
+			continue
+		}
+		out = append(out, e.Name())
 	}
 	sort.Strings(out)
 	if len(out) == 0 {
@@ -240,13 +251,22 @@ func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, o
 	systems := opts.Systems
 	if len(systems) == 0 {
 		var err error
-		if systems, err = Systems(cfg.Dir); err != nil {
+		if systems, err = Systems(cfg); err != nil {
 			return nil, err
 		}
 	}
 	var arts []*Artifact
+	names := map[string]AssetName{}
 	for _, s := range systems {
-		a, err := CollectArtifacts(BuildDir(cfg.Dir, s), s, id.Version)
+		dir := BuildDir(cfg.Dir, s)
+		n, err := assetNameFor(cfg, s, dir)
+		if err != nil {
+			return nil, err
+		}
+		if n.Name != s {
+			names[s] = n
+		}
+		a, err := CollectArtifacts(dir, s, n.Name, id.Version)
 		if err != nil {
 			return nil, err
 		}
@@ -272,6 +292,9 @@ func Upload(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity, o
 		return nil, err
 	}
 	rep := &UploadReport{Version: id.Version, VersionID: ref.VersionID, Artifacts: arts}
+	if len(names) > 0 {
+		rep.Names = names
+	}
 	for _, a := range arts {
 		uo := opts.Upload
 		if opts.Progress != nil {

@@ -89,7 +89,7 @@ func TestUploadMetadataValidates(t *testing.T) {
 	if _, err := bundle.Create(context.Background(), filepath.Join(dir, "system.rugixb"), spec, bundle.CreateOptions{Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
-	arts, err := release.CollectArtifacts(dir, system, version)
+	arts, err := release.CollectArtifacts(dir, system, system, version)
 	if err != nil {
 		t.Fatal(err)
 	}
