@@ -67,15 +67,30 @@ func prepareReleaseCommand() *ucli.Command {
 			"<repository>/<package>/<BUILD_TAG> in the Hub and reuses that version, or creates it with\n" +
 			"the locked build tag, the floating tag and {\"imageVersion\": VERSION}. Then writes\n" +
 			".release-env (BUILD_TAG, FLOATING_TAG, VERSION, VERSION_ID) for the build and upload steps.\n" +
-			"Running it twice with the same BUILD_TAG reuses the version.",
+			"Running it twice with the same BUILD_TAG reuses the version.\n\n" +
+			"With --print-vars it only prints BUILD_TAG=… and FLOATING_TAG=… as the templates'\n" +
+			"scripts/build-vars.sh does, without a Hub and without writing anything.",
 		Flags: append(projectOverrideFlags(),
 			&ucli.BoolFlag{Name: "allow-dirty", Usage: "allow uncommitted changes in the work tree (the version then does not name the exact source)"},
+			&ucli.BoolFlag{Name: "print-vars", Usage: "only print BUILD_TAG and FLOATING_TAG (as the templates' build-vars.sh); no Hub, no files"},
 		),
 		Action: func(c *ucli.Context) error {
 			g := globals(c)
 			cfg, err := loadProject(c)
 			if err != nil {
 				return err
+			}
+			if c.Bool("print-vars") {
+				// The identity alone: a dirty tree does not matter for printing it.
+				id, err := release.NewIdentity(c.Context, cfg.Dir, cfg, release.IdentityOptions{AllowDirty: true})
+				if err != nil {
+					return err
+				}
+				if g.JSON {
+					return printJSON(g.Stdout, map[string]string{"BUILD_TAG": id.BuildTag, "FLOATING_TAG": id.FloatingTag})
+				}
+				fmt.Fprintf(g.Stdout, "BUILD_TAG=%s\nFLOATING_TAG=%s\n", id.BuildTag, id.FloatingTag)
+				return nil
 			}
 			if err := release.RequirePackage(cfg); err != nil {
 				return err

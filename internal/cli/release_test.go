@@ -346,3 +346,21 @@ func TestPromoteHalfUploadedVersion(t *testing.T) {
 		t.Errorf("promote-release --help does not teach --partial:\n%s", help)
 	}
 }
+
+func TestPrepareReleasePrintVars(t *testing.T) {
+	dir := newProject(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1767225600") // 2026-01-01T00:00:00Z
+	out := mustRun(t, "--project-dir", dir, "prepare-release", "--print-vars")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "BUILD_TAG=build-20260101000000-") || !strings.HasPrefix(lines[1], "FLOATING_TAG=latest-build-") {
+		t.Errorf("--print-vars printed %q; want BUILD_TAG=build-20260101000000-<sha> and FLOATING_TAG=latest-build-<branch>", out)
+	}
+	t.Setenv("BUILD_TAG", "build-pinned")
+	t.Setenv("FLOATING_TAG", "latest-build-x")
+	if out := mustRun(t, "--project-dir", dir, "prepare-release", "--print-vars"); out != "BUILD_TAG=build-pinned\nFLOATING_TAG=latest-build-x\n" {
+		t.Errorf("with BUILD_TAG and FLOATING_TAG set: %q", out)
+	}
+	// Printing touches neither the Hub nor the release files.
+	assertNoFile(t, filepath.Join(dir, ".release-env"))
+	assertNoFile(t, filepath.Join(dir, ".otabake"))
+}

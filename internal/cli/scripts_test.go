@@ -31,6 +31,7 @@ func TestDropInScripts(t *testing.T) {
 		wantErr string
 	}{
 		{script: "prepare-release.sh", want: "otabake prepare-release"},
+		{script: "build-vars.sh", want: "otabake prepare-release --print-vars"},
 		{script: "build-release.sh", args: []string{"a", "b"}, want: "otabake build-release a b"},
 		{script: "build-release.sh", wantErr: "usage:"},
 		{script: "upload-release.sh", want: "otabake upload-release"}, // no systems: bash 3.2 empty array
