@@ -150,14 +150,19 @@ func UntrackedWarning(paths []string) string {
 	if len(paths) == 0 {
 		return ""
 	}
+	return fmt.Sprintf("untracked files are not part of the release's source (%s): commit or .gitignore them if the build uses them",
+		listSome(paths, maxUntrackedListed))
+}
+
+// listSome joins the first max paths with ", " and says how many more there are.
+func listSome(paths []string, max int) string {
 	listed := paths
-	if len(listed) > maxUntrackedListed {
-		listed = listed[:maxUntrackedListed]
+	if len(listed) > max {
+		listed = listed[:max]
 	}
-	more := ""
+	s := strings.Join(listed, ", ")
 	if n := len(paths) - len(listed); n > 0 {
-		more = fmt.Sprintf(" and %d more", n)
+		s += fmt.Sprintf(" and %d more", n)
 	}
-	return fmt.Sprintf("untracked files are not part of the release's source (%s%s): commit or .gitignore them if the build uses them",
-		strings.Join(listed, ", "), more)
+	return s
 }

@@ -150,16 +150,8 @@ func validTag(tag string) error {
 
 // dirtyError names up to maxDirtyListed changed paths and the way out.
 func dirtyError(changes []string) error {
-	listed := changes
-	if len(listed) > maxDirtyListed {
-		listed = listed[:maxDirtyListed]
-	}
-	more := ""
-	if n := len(changes) - len(listed); n > 0 {
-		more = fmt.Sprintf(" and %d more", n)
-	}
-	return fmt.Errorf("the work tree has uncommitted changes (%s%s): the version must name its source, so commit them or pass --allow-dirty",
-		strings.Join(listed, ", "), more)
+	return fmt.Errorf("the work tree has uncommitted changes (%s): the version must name its source, so commit them or pass --allow-dirty",
+		listSome(changes, maxDirtyListed))
 }
 
 // envLookup looks a name up in env (os.Environ form, nil = the process environment), then in
