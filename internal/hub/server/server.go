@@ -189,14 +189,7 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, hub.Errorf(hub.KindInvalid, "%s: read input: %v", name, err))
 		return
 	}
-	base := s.baseURL
-	if base == "" {
-		scheme := "http://"
-		if r.TLS != nil {
-			scheme = "https://"
-		}
-		base = scheme + r.Host
-	}
+	base := s.publicBase(r)
 	out, err := act(context.WithValue(r.Context(), baseURLKey{}, base), s, body)
 	if err != nil {
 		s.writeActionError(w, name, err)
@@ -252,4 +245,16 @@ func writeError(w http.ResponseWriter, status int, ae *hub.ActionError) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(data)
+}
+
+// publicBase is the base of the URLs the server issues: --base-url, else the address the client
+// used (a VM reaches the host as 10.0.2.2, not as the listen address).
+func (s *server) publicBase(r *http.Request) string {
+	if s.baseURL != "" {
+		return s.baseURL
+	}
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }

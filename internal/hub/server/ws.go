@@ -33,14 +33,7 @@ func (s *server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 0, ae)
 		return
 	}
-	base := s.baseURL
-	if base == "" {
-		scheme := "http://"
-		if r.TLS != nil {
-			scheme = "https://"
-		}
-		base = scheme + r.Host
-	}
+	base := s.publicBase(r)
 	ws, err := websocket.Accept(wsResponse{w}, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "err", err) // Accept has answered the client
