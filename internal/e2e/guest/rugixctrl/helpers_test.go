@@ -31,11 +31,12 @@ const (
 // a data directory and the kernel command line.
 type device struct {
 	dir, disk, config, data, cmdline string
+	ctrl                             string // /etc/rugix/ctrl.toml; absent unless a test writes it
 	size                             int64
 }
 
 func (d *device) env() func(string) string {
-	m := map[string]string{envDisk: d.disk, envConfig: d.config, envData: d.data, envCmdline: d.cmdline}
+	m := map[string]string{envDisk: d.disk, envConfig: d.config, envData: d.data, envCmdline: d.cmdline, envCtrlConfig: d.ctrl}
 	return func(k string) string { return m[k] }
 }
 
@@ -81,7 +82,7 @@ func newDevice(t *testing.T, diskBytes int64, bootstrapped bool) *device {
 	t.Helper()
 	dir := t.TempDir()
 	d := &device{dir: dir, disk: filepath.Join(dir, "disk.img"), config: filepath.Join(dir, "config"),
-		data: filepath.Join(dir, "data"), cmdline: filepath.Join(dir, "cmdline")}
+		data: filepath.Join(dir, "data"), cmdline: filepath.Join(dir, "cmdline"), ctrl: filepath.Join(dir, "ctrl.toml")}
 	tgt, err := image.TargetByName("efi-grub", "amd64")
 	if err != nil {
 		t.Fatal(err)

@@ -21,18 +21,26 @@ import (
 	"github.com/otabake/otabake/internal/gpt"
 )
 
-// installOptions are the flags of `rugix-ctrl update install` the stand-in implements.
+// installOptions are the flags of `rugix-ctrl update install` the stand-in implements (rugix/rugix
+// crates/apps/rugix-ctrl/src/cli.rs, UpdateCommand::Install).
 type installOptions struct {
 	Source string
-	// BundleHash is --bundle-hash (1.x) or --verify-bundle (0.8).
+	// BundleHash is --bundle-hash: a matching header hash verifies the bundle without a
+	// signature. (0.8's --verify-bundle does not exist in 1.x.)
 	BundleHash string
+	// RootCert is --root-cert: it replaces the roots configured in /etc/rugix/ctrl.toml.
+	RootCert string
 	// SkipVerification is --insecure-skip-bundle-verification: without it 1.x refuses a bundle
-	// it cannot verify, and the stand-in verifies hashes only (no signatures).
+	// that neither matches --bundle-hash nor carries a signature chaining to a root.
 	SkipVerification bool
+	// AllowMissingBlockIndex is --insecure-allow-missing-block-index (1.2): without it a payload
+	// without a block index is refused.
+	AllowMissingBlockIndex bool
+	// SkipCompatibilityCheck is --skip-compatibility-check; the stand-in has no component
+	// checks, so it changes nothing.
+	SkipCompatibilityCheck bool
 	// Reboot is yes, no or set; empty means yes for full and no for incremental bundles.
 	Reboot string
-	// WithoutBootFlow skips the boot flow's post-install step (the boot.grubenv rewrite).
-	WithoutBootFlow bool
 }
 
 // target is where one payload goes.
@@ -78,7 +86,8 @@ func planTargets(payloads []bundle.PayloadInfo, spare string, t *gpt.Table) ([]t
 }
 
 // checkBundleHash compares the hash of the bundle header with want, in want's algorithm, as
-// rugix-ctrl does before it writes anything.
+// rugix-ctrl's bundle reader does before it reads anything else (rugix/rugix
+// crates/libs/rugix-bundle/src/reader.rs, BundleReader::start: "invalid header hash").
 func checkBundleHash(b *bundle.Bundle, want string) error {
 	d, err := bundle.ParseDigest(want)
 	if err != nil {
@@ -86,7 +95,7 @@ func checkBundleHash(b *bundle.Bundle, want string) error {
 	}
 	got := bundle.Digest{Algorithm: d.Algorithm, Sum: d.Algorithm.Sum(b.HeaderBytes())}
 	if !bytes.Equal(got.Sum, d.Sum) {
-		return fmt.Errorf("bundle hash mismatch: the bundle header hashes to %s, expected %s", got, d)
+		return fmt.Errorf("%s: the bundle header hashes to %s, --bundle-hash is %s", msgInvalidHeaderHash, got, d)
 	}
 	return nil
 }
@@ -117,13 +126,17 @@ func openSource(ctx context.Context, src string) (io.ReaderAt, int64, func(), er
 func (s *system) install(ctx context.Context, o installOptions) (reboot string, err error) {
 	switch o.Reboot {
 	case "", "yes", "no", "set":
-	case "spare":
-		o.Reboot = "yes"
+	case "deferred":
+		return "", errors.New("--reboot deferred is not implemented by the stand-in")
 	default:
-		return "", fmt.Errorf("--reboot %s: want yes, no or set", o.Reboot)
+		// clap's ValueEnum UpdateRebootType (rugix/rugix crates/apps/rugix-ctrl/src/cli.rs).
+		return "", fmt.Errorf("--reboot %s: want yes, no, set or deferred", o.Reboot)
 	}
-	if o.BundleHash == "" && !o.SkipVerification {
-		return "", errors.New("bundle verification failed, refusing to install update (give --bundle-hash; the stand-in does not check signatures)")
+	if o.BundleHash != "" {
+		// clap parses --bundle-hash into a HashDigest before anything runs.
+		if _, err := bundle.ParseDigest(o.BundleHash); err != nil {
+			return "", fmt.Errorf("--bundle-hash: %w", err)
+		}
 	}
 	t, err := s.readTable()
 	if err != nil {
@@ -132,6 +145,15 @@ func (s *system) install(ctx context.Context, o installOptions) (reboot string, 
 	active, _, err := s.activeGroup(t)
 	if err != nil {
 		return "", err
+	}
+	// An uncommitted system takes no update (rugix/rugix
+	// crates/apps/rugix-ctrl/src/operations/install/mod.rs, InstallBundle::execute).
+	dflt, err := s.defaultGroup()
+	if err != nil {
+		return "", err
+	}
+	if dflt != active {
+		return "", errors.New(msgNeedsCommit)
 	}
 	spare := otherGroup(active)
 
@@ -144,10 +166,8 @@ func (s *system) install(ctx context.Context, o installOptions) (reboot string, 
 	if err != nil {
 		return "", fmt.Errorf("read bundle %s: %w", o.Source, err)
 	}
-	if o.BundleHash != "" {
-		if err := checkBundleHash(b, o.BundleHash); err != nil {
-			return "", err
-		}
+	if err := verifyBundle(b, o, s.ctrl, s.logf); err != nil {
+		return "", err
 	}
 	targets, err := planTargets(b.Payloads(), spare, t)
 	if err != nil {
@@ -162,9 +182,13 @@ func (s *system) install(ctx context.Context, o installOptions) (reboot string, 
 	}
 	s.logf("installing %s (%d bytes, %s) into boot group %s", o.Source, size, b.Hash(), spare)
 
+	payloads := b.Payloads()
 	var newBoot *target
 	for i := range targets {
 		tg := &targets[i]
+		if err := checkBlockIndex(&payloads[tg.index], o); err != nil {
+			return "", err
+		}
 		if err := s.setSlotUpdated(tg.dest, time.Time{}); err != nil {
 			return "", err
 		}
@@ -175,7 +199,7 @@ func (s *system) install(ctx context.Context, o installOptions) (reboot string, 
 			newBoot = tg
 		}
 	}
-	if newBoot != nil && !o.WithoutBootFlow && !incremental {
+	if newBoot != nil && !incremental {
 		_, sysN := groupParts(spare)
 		sysPart, ok := t.Partition(sysN)
 		if !ok {

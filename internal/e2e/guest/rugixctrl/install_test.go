@@ -209,8 +209,12 @@ func TestInstallFromHTTP(t *testing.T) {
 		t.Fatalf("after install: %+v", st)
 	}
 
-	// Booting b (as GRUB would after the spare reboot) and installing again goes into a.
+	// Booting b (as GRUB would after the spare reboot), committing it and installing again
+	// goes into a.
 	d.bootFrom(t, partSystemB)
+	if code, _, errs := d.run(t, "system", "commit"); code != 0 {
+		t.Fatalf("commit: %s", errs)
+	}
 	code, _, errs = d.run(t, "update", "install", "--bundle-hash", res.Hash, "--reboot", "no", path)
 	if code != 0 {
 		t.Fatalf("install from a file: %d\n%s", code, errs)
@@ -267,7 +271,7 @@ func TestInstallRefuses(t *testing.T) {
 		{"block hash", []string{"--bundle-hash", res.Hash, corruptPath},
 			[]string{"install refused:", "payload 1", "system-b", "invalid block hash of block"}, false},
 		{"bundle hash", []string{"--bundle-hash", "sha512-256:" + strings.Repeat("00", 32), path},
-			[]string{"install refused:", "bundle hash mismatch"}, true},
+			[]string{"install refused:", "invalid header hash"}, true},
 		{"malformed hash", []string{"--bundle-hash", "nonsense", path}, []string{"install refused:", "--bundle-hash"}, true},
 		{"missing file", []string{"--bundle-hash", res.Hash, path + ".missing"}, []string{"install refused:", "open bundle"}, true},
 	}

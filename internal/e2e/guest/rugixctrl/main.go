@@ -23,14 +23,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const version = "rugix-ctrl 1.0.0 (otabake stand-in)"
+// version is what --version prints: the stand-in enforces the rules of Rugix Ctrl 1.2 (mandatory
+// verification from 1.0, block indices from 1.2), so agents pass it 1.x flags.
+const version = "rugix-ctrl 1.2.0 (otabake stand-in)"
 
 const usage = `usage: rugix-ctrl --version
        rugix-ctrl system info [--json]
        rugix-ctrl system commit
        rugix-ctrl system reboot [--spare]
-       rugix-ctrl update install [--bundle-hash H] [--reboot yes|no|set] [--without-boot-flow]
-                                 [--insecure-skip-bundle-verification] BUNDLE`
+       rugix-ctrl update install [--bundle-hash H] [--root-cert PEM] [--reboot yes|no|set]
+                                 [--insecure-skip-bundle-verification]
+                                 [--insecure-allow-missing-block-index]
+                                 [--skip-compatibility-check] BUNDLE
+
+Bundles must match --bundle-hash or carry a signature chaining to a root of --root-cert or of
+[signatures] roots in /etc/rugix/ctrl.toml; every payload needs a block index.`
 
 func main() {
 	if os.Getpid() == 1 {
@@ -61,6 +68,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return exitFailed
 	}
 	cmd := strings.Join(args[:min(len(args), 2)], " ")
+	// Rugix Ctrl loads its configuration before any command (rugix/rugix
+	// crates/apps/rugix-ctrl/src/cli.rs, main); clap answers --version and --help before that.
+	if len(args) != 1 || !strings.HasPrefix(args[0], "-") {
+		cfg, err := loadCtrlConfig(s.ctrlPath)
+		if err != nil {
+			return fail("configuration", err)
+		}
+		s.ctrl = cfg
+	}
 	switch {
 	case len(args) == 1 && (args[0] == "--version" || args[0] == "-V"):
 		fmt.Fprintln(stdout, version)
@@ -163,12 +179,16 @@ func parseInstallArgs(args []string) (installOptions, error) {
 		}
 		var err error
 		switch name {
-		case "--bundle-hash", "--verify-bundle":
+		case "--bundle-hash":
 			o.BundleHash, err = value()
+		case "--root-cert":
+			o.RootCert, err = value()
+		case "--insecure-allow-missing-block-index":
+			o.AllowMissingBlockIndex = true
+		case "--skip-compatibility-check":
+			o.SkipCompatibilityCheck = true
 		case "--reboot":
 			o.Reboot, err = value()
-		case "--without-boot-flow":
-			o.WithoutBootFlow = true
 		case "--insecure-skip-bundle-verification":
 			o.SkipVerification = true
 		default:

@@ -61,11 +61,17 @@ type system struct {
 	cmdline   string // file holding the kernel command line
 	guest     bool
 	stderr    io.Writer
+	ctrlPath  string      // /etc/rugix/ctrl.toml
+	ctrl      *ctrlConfig // loaded by run before any command
 }
 
 // newSystem reads the RUGIX_STANDIN_* overrides. Setting RUGIX_STANDIN_DISK selects host mode.
 func newSystem(getenv func(string) string, stderr io.Writer) *system {
-	s := &system{disk: guestDisk, configDir: guestConfig, dataDir: guestData, cmdline: guestCmdline, guest: true, stderr: stderr}
+	s := &system{disk: guestDisk, configDir: guestConfig, dataDir: guestData, cmdline: guestCmdline, guest: true, stderr: stderr,
+		ctrlPath: ctrlConfigPath, ctrl: &ctrlConfig{}}
+	if v := getenv(envCtrlConfig); v != "" {
+		s.ctrlPath = v
+	}
 	if v := getenv(envDisk); v != "" {
 		s.disk, s.guest = v, false
 	}

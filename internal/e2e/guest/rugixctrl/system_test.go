@@ -206,8 +206,11 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"update", "install"}, exitUsage, "", "no bundle given"},
 		{[]string{"update", "install", "--bundle-hash"}, exitUsage, "", "needs a value"},
 		{[]string{"update", "install", "--check-hash", "x", "b.rugixb"}, exitUsage, "", "unknown flag --check-hash"},
-		{[]string{"update", "install", "b.rugixb"}, exitFailed, "", "install refused: bundle verification failed"},
-		{[]string{"update", "install", "--reboot", "later", "--bundle-hash", "x", "b.rugixb"}, exitFailed, "", "want yes, no or set"},
+		{[]string{"update", "install", "b.rugixb"}, exitFailed, "", "install refused: open bundle b.rugixb"},
+		{[]string{"update", "install", "--reboot", "later", "--bundle-hash", "x", "b.rugixb"}, exitFailed, "", "want yes, no, set or deferred"},
+		// 0.8's flag names are unknown to 1.x.
+		{[]string{"update", "install", "--verify-bundle", "x", "b.rugixb"}, exitUsage, "", "unknown flag --verify-bundle"},
+		{[]string{"update", "install", "--verify-signature", "b.rugixb"}, exitUsage, "", "unknown flag --verify-signature"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -229,8 +232,8 @@ func TestParseInstallArgs(t *testing.T) {
 	}{
 		{[]string{"--bundle-hash", "sha512-256:ab", "--reboot", "no", "http://h/b"},
 			installOptions{Source: "http://h/b", BundleHash: "sha512-256:ab", Reboot: "no"}},
-		{[]string{"/tmp/b", "--verify-bundle=h", "--without-boot-flow"},
-			installOptions{Source: "/tmp/b", BundleHash: "h", WithoutBootFlow: true}},
+		{[]string{"/tmp/b", "--bundle-hash=h", "--root-cert", "/etc/ca.pem", "--insecure-allow-missing-block-index", "--skip-compatibility-check"},
+			installOptions{Source: "/tmp/b", BundleHash: "h", RootCert: "/etc/ca.pem", AllowMissingBlockIndex: true, SkipCompatibilityCheck: true}},
 		{[]string{"--insecure-skip-bundle-verification", "--reboot=set", "b"},
 			installOptions{Source: "b", SkipVerification: true, Reboot: "set"}},
 		// otabake-agent's form: every option, then "--", then the URL.
