@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 // Action names (spec §2, §3.2).
@@ -42,8 +43,17 @@ type tagged struct {
 	Result string `json:"result"`
 }
 
-// unexpected is the error for a result tag the client does not know.
+// unexpected is the error for a result tag the client does not know. Only a tag that looks
+// like one (a variant name, letters only) is quoted: anything else from the Hub may be a secret.
 func unexpected(action, result string) error {
+	name := len(result) <= 64
+	for i := 0; i < len(result) && name; i++ {
+		c := result[i] | 0x20 // lower case
+		name = 'a' <= c && c <= 'z'
+	}
+	if !name {
+		return fmt.Errorf("%s: unexpected result (%d bytes, not a result name)", action, len(result))
+	}
 	return fmt.Errorf("%s: unexpected result %q", action, result)
 }
 
@@ -60,6 +70,9 @@ func (c *Client) ResolveRepository(ctx context.Context, repository string) (stri
 	}
 	switch out.Result {
 	case "Found":
+		if err := checkIDs(actResolveName, wantID("repositoryId", nexid.RepositoryID, out.RepositoryID)); err != nil {
+			return "", false, err
+		}
 		return out.RepositoryID, true, nil
 	case "NotFound":
 		return "", false, nil
@@ -81,6 +94,11 @@ func (c *Client) ResolvePackage(ctx context.Context, repository, pkg string) (hu
 	}
 	switch out.Result {
 	case "Found":
+		if err := checkIDs(actResolvePackage,
+			wantID("repositoryId", nexid.RepositoryID, out.RepositoryID),
+			wantID("packageId", nexid.PackageID, out.PackageID)); err != nil {
+			return hub.PackageRef{}, false, err
+		}
 		return out.PackageRef, true, nil
 	case "NotFound":
 		return hub.PackageRef{}, false, nil
@@ -99,6 +117,12 @@ func (c *Client) ResolveVersion(ctx context.Context, p hub.VersionPath) (hub.Ver
 	}
 	switch out.Result {
 	case "Found":
+		if err := checkIDs(actResolveVersion,
+			wantID("repositoryId", nexid.RepositoryID, out.RepositoryID),
+			wantID("packageId", nexid.PackageID, out.PackageID),
+			wantID("versionId", nexid.PackageVersionID, out.VersionID)); err != nil {
+			return hub.VersionRef{}, false, err
+		}
 		return out.VersionRef, true, nil
 	case "NotFound":
 		return hub.VersionRef{}, false, nil
@@ -120,6 +144,13 @@ func (c *Client) ResolveVersionAsset(ctx context.Context, p hub.VersionPath, fil
 	}
 	switch out.Result {
 	case "Found":
+		if err := checkIDs(actResolveVersionAsset,
+			wantID("repositoryId", nexid.RepositoryID, out.RepositoryID),
+			wantID("packageId", nexid.PackageID, out.PackageID),
+			wantID("versionId", nexid.PackageVersionID, out.VersionID),
+			wantID("assetId", nexid.RepositoryAssetID, out.AssetID)); err != nil {
+			return hub.VersionAssetRef{}, false, err
+		}
 		return out.VersionAssetRef, true, nil
 	case "NotFound":
 		return hub.VersionAssetRef{}, false, nil
@@ -141,6 +172,9 @@ func (c *Client) CreatePackage(ctx context.Context, repositoryID, name string) (
 	}
 	switch out.Result {
 	case "Created":
+		if err := checkIDs(actCreatePackage, wantID("packageId", nexid.PackageID, out.PackageID)); err != nil {
+			return "", false, err
+		}
 		return out.PackageID, false, nil
 	case "NameAlreadyExists":
 		return "", true, nil
@@ -160,6 +194,9 @@ func (c *Client) CreateVersion(ctx context.Context, req hub.CreateVersionRequest
 	}
 	if out.Result != "Created" {
 		return "", unexpected(actCreateVersion, out.Result)
+	}
+	if err := checkIDs(actCreateVersion, wantID("versionId", nexid.PackageVersionID, out.VersionID)); err != nil {
+		return "", err
 	}
 	return out.VersionID, nil
 }
@@ -197,8 +234,16 @@ func (c *Client) GetVersionDetails(ctx context.Context, versionID string) (*hub.
 	if err := c.Invoke(ctx, actGetVersionDetails, versionIDInput{versionID}, &out); err != nil {
 		return nil, err
 	}
-	if out.VersionID == "" {
-		return nil, fmt.Errorf("%s: response has no versionId", actGetVersionDetails)
+	ids := make([]idField, 0, 3+len(out.Assets))
+	ids = append(ids,
+		wantID("versionId", nexid.PackageVersionID, out.VersionID),
+		wantID("repositoryId", nexid.RepositoryID, out.RepositoryID),
+		wantID("packageId", nexid.PackageID, out.PackageID))
+	for i, a := range out.Assets {
+		ids = append(ids, wantID(at("assets", i, "assetId"), nexid.RepositoryAssetID, a.AssetID))
+	}
+	if err := checkIDs(actGetVersionDetails, ids...); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
@@ -211,6 +256,13 @@ func (c *Client) QueryVersions(ctx context.Context, packageID string) ([]hub.Ver
 	if err := c.Invoke(ctx, actQueryVersions, struct {
 		PackageID string `json:"packageId"`
 	}{packageID}, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]idField, len(out.Versions))
+	for i, v := range out.Versions {
+		ids[i] = wantID(at("versions", i, "versionId"), nexid.PackageVersionID, v.VersionID)
+	}
+	if err := checkIDs(actQueryVersions, ids...); err != nil {
 		return nil, err
 	}
 	return out.Versions, nil
@@ -237,13 +289,18 @@ func (c *Client) CreateAsset(ctx context.Context, repositoryID string, size int6
 	}{repositoryID, size, digest}, &out); err != nil {
 		return "", false, err
 	}
+	var existed bool
 	switch out.Result {
 	case "Created":
-		return out.AssetID, false, nil
 	case "AssetAlreadyExists":
-		return out.AssetID, true, nil
+		existed = true
+	default:
+		return "", false, unexpected(actCreateAsset, out.Result)
 	}
-	return "", false, unexpected(actCreateAsset, out.Result)
+	if err := checkIDs(actCreateAsset, wantID("assetId", nexid.RepositoryAssetID, out.AssetID)); err != nil {
+		return "", false, err
+	}
+	return out.AssetID, existed, nil
 }
 
 type assetIDInput struct {
@@ -256,8 +313,11 @@ func (c *Client) GetAssetDetails(ctx context.Context, assetID string) (*hub.Asse
 	if err := c.Invoke(ctx, actGetAssetDetails, assetIDInput{assetID}, &out); err != nil {
 		return nil, err
 	}
-	if out.AssetID == "" || out.Size < 0 {
-		return nil, fmt.Errorf("%s: response has no assetId or a negative size", actGetAssetDetails)
+	if err := checkIDs(actGetAssetDetails, wantID("assetId", nexid.RepositoryAssetID, out.AssetID)); err != nil {
+		return nil, err
+	}
+	if out.Size < 0 {
+		return nil, fmt.Errorf("%s: response has a negative size", actGetAssetDetails)
 	}
 	return &out, nil
 }
@@ -343,6 +403,9 @@ func (c *Client) GetActor(ctx context.Context) (hub.Actor, error) {
 	}
 	if out.Actor.Kind == "" {
 		return hub.Actor{}, fmt.Errorf("%s: response has no actor", actGetActor)
+	}
+	if err := checkIDs(actGetActor, actorIDs(out.Actor)...); err != nil {
+		return hub.Actor{}, err
 	}
 	return out.Actor, nil
 }
@@ -431,6 +494,13 @@ func (c *Client) QueryEvents(ctx context.Context, deviceID string, limit int) ([
 		DeviceID string `json:"deviceId"`
 		Limit    int    `json:"limit"`
 	}{deviceID, limit}, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]idField, len(out.Events))
+	for i, e := range out.Events {
+		ids[i] = wantID(at("events", i, "eventId"), nexid.DeviceEventID, e.EventID)
+	}
+	if err := checkIDs(actQueryEvents, ids...); err != nil {
 		return nil, err
 	}
 	return out.Events, nil

@@ -11,6 +11,11 @@
 // so re-running prepare-release after such an error finds and reuses the version instead of
 // creating a second one.
 //
+// Every ID in an answer (repositoryId, packageId, versionId, assetId, eventId, the actor's
+// IDs) is checked against the Hub's ID table (internal/nexid) where the answer is decoded, in
+// one helper (checkIDs): a malformed or wrong-kind ID is an error naming the action, the field
+// and the kind wanted, never the value.
+//
 // The bearer token is sent only in the Authorization header. It never appears in errors or log
 // records: URLs carry no credentials, and errors from net/http are rebuilt with the
 // user-info-free URL.
@@ -158,10 +163,10 @@ func (c *Client) Invoke(ctx context.Context, action string, input, output any) e
 		if len(bytes.TrimSpace(resp)) == 0 || json.Valid(resp) {
 			return nil
 		}
-		return fmt.Errorf("%s: response is not JSON (body starts %q)", action, prefix(resp))
+		return fmt.Errorf("%s: response is not JSON (body starts %q)", action, prefix(c.redact(resp)))
 	}
 	if err := json.Unmarshal(resp, output); err != nil {
-		return fmt.Errorf("%s: decode response: %w (body starts %q)", action, err, prefix(resp))
+		return fmt.Errorf("%s: decode response: %w (body starts %q)", action, err, prefix(c.redact(resp)))
 	}
 	return nil
 }
@@ -211,7 +216,13 @@ func (c *Client) attempt(ctx context.Context, action string, body []byte) ([]byt
 	if res.StatusCode >= 200 && res.StatusCode <= 299 {
 		return data, nil
 	}
-	aerr := DecodeError(action, res.StatusCode, data)
+	aerr := DecodeError(action, res.StatusCode, c.redact(data))
+	if ae, ok := aerr.(*hub.ActionError); ok {
+		// A Hub (or a man in the middle) that echoes the token, even JSON-escaped, does not
+		// get it into an error.
+		ae.Kind = hub.ErrorKind(c.redact([]byte(ae.Kind)))
+		ae.Message = string(c.redact([]byte(ae.Message)))
+	}
 	retry := hub.RetryableStatus(res.StatusCode) || hub.IsKind(aerr, hub.KindRateLimited)
 	if !retry {
 		return nil, aerr
@@ -231,6 +242,11 @@ func DecodeError(action string, status int, body []byte) error {
 		return &ae
 	}
 	return fmt.Errorf("%s: HTTP %d %s: body is not an action error: %q", action, status, http.StatusText(status), prefix(body))
+}
+
+// redact replaces the token in an untrusted body, before any of it is quoted in an error.
+func (c *Client) redact(b []byte) []byte {
+	return bytes.ReplaceAll(b, []byte(c.token), []byte("[REDACTED]"))
 }
 
 // prefix returns the first bytes of an untrusted body for an error message.

@@ -96,7 +96,8 @@ func newTestClient(t *testing.T, replies ...reply) (*Client, *script, *[]time.Du
 	return c, s, slept
 }
 
-func ok(body string) reply { return reply{status: 200, body: body} }
+// ok is a 200 answer; @-placeholders in body become the test IDs (see idJSON).
+func ok(body string) reply { return reply{status: 200, body: idJSON(body)} }
 
 func TestNew(t *testing.T) {
 	for _, tt := range []struct {
@@ -135,164 +136,164 @@ func TestRequests(t *testing.T) {
 		wantBody string // JSON the request body must equal
 		want     string // JSON of the call's result
 	}{
-		{"resolve repository found", `{"result":"Found","repositoryId":"repo_1"}`,
+		{"resolve repository found", `{"result":"Found","repositoryId":"@repo"}`,
 			func(c *Client) (any, error) { id, f, err := c.ResolveRepository(ctx, "r"); return []any{id, f}, err },
-			"repositories_ResolveName", `{"repository":"r"}`, `["repo_1",true]`},
+			"repositories_ResolveName", `{"repository":"r"}`, `["@repo",true]`},
 		{"resolve repository not found", `{"result":"NotFound"}`,
 			func(c *Client) (any, error) { id, f, err := c.ResolveRepository(ctx, "r"); return []any{id, f}, err },
 			"repositories_ResolveName", `{"repository":"r"}`, `["",false]`},
-		{"resolve package", `{"result":"Found","repositoryId":"repo_1","packageId":"pkg_1"}`,
+		{"resolve package", `{"result":"Found","repositoryId":"@repo","packageId":"@pkg"}`,
 			func(c *Client) (any, error) { r, f, err := c.ResolvePackage(ctx, "r", "p"); return []any{r, f}, err },
 			"repositories_ResolvePackageByPath", `{"repository":"r","package":"p"}`,
-			`[{"repositoryId":"repo_1","packageId":"pkg_1"},true]`},
-		{"resolve version", `{"result":"Found","repositoryId":"repo_1","packageId":"pkg_1","versionId":"pkg_v_1"}`,
+			`[{"repositoryId":"@repo","packageId":"@pkg"},true]`},
+		{"resolve version", `{"result":"Found","repositoryId":"@repo","packageId":"@pkg","versionId":"@ver"}`,
 			func(c *Client) (any, error) { r, f, err := c.ResolveVersion(ctx, vp); return []any{r, f}, err },
 			"repositories_ResolveVersionByPath", `{"repository":"r","package":"p","tag":"t"}`,
-			`[{"repositoryId":"repo_1","packageId":"pkg_1","versionId":"pkg_v_1"},true]`},
+			`[{"repositoryId":"@repo","packageId":"@pkg","versionId":"@ver"},true]`},
 		{"resolve version not found", `{"result":"NotFound"}`,
 			func(c *Client) (any, error) { _, f, err := c.ResolveVersion(ctx, vp); return f, err },
 			"repositories_ResolveVersionByPath", `{"repository":"r","package":"p","tag":"t"}`, `false`},
-		{"resolve version asset", `{"result":"Found","repositoryId":"repo_1","packageId":"pkg_1","versionId":"pkg_v_1","assetId":"repo_a_1"}`,
+		{"resolve version asset", `{"result":"Found","repositoryId":"@repo","packageId":"@pkg","versionId":"@ver","assetId":"@asset"}`,
 			func(c *Client) (any, error) {
 				r, f, err := c.ResolveVersionAsset(ctx, vp, "a/b.rugixb")
 				return []any{r.AssetID, f}, err
 			},
-			"repositories_ResolveVersionAssetByPath", `{"repository":"r","package":"p","tag":"t","filename":"a/b.rugixb"}`, `["repo_a_1",true]`},
-		{"create package", `{"result":"Created","packageId":"pkg_1"}`,
+			"repositories_ResolveVersionAssetByPath", `{"repository":"r","package":"p","tag":"t","filename":"a/b.rugixb"}`, `["@asset",true]`},
+		{"create package", `{"result":"Created","packageId":"@pkg"}`,
 			func(c *Client) (any, error) {
-				id, e, err := c.CreatePackage(ctx, "repo_1", "os")
+				id, e, err := c.CreatePackage(ctx, idRepo, "os")
 				return []any{id, e}, err
 			},
-			"repositories_CreatePackage", `{"repositoryId":"repo_1","name":"os"}`, `["pkg_1",false]`},
+			"repositories_CreatePackage", `{"repositoryId":"@repo","name":"os"}`, `["@pkg",false]`},
 		{"create package exists", `{"result":"NameAlreadyExists"}`,
 			func(c *Client) (any, error) {
-				id, e, err := c.CreatePackage(ctx, "repo_1", "os")
+				id, e, err := c.CreatePackage(ctx, idRepo, "os")
 				return []any{id, e}, err
 			},
-			"repositories_CreatePackage", `{"repositoryId":"repo_1","name":"os"}`, `["",true]`},
-		{"create version minimal", `{"result":"Created","versionId":"pkg_v_1"}`,
+			"repositories_CreatePackage", `{"repositoryId":"@repo","name":"os"}`, `["",true]`},
+		{"create version minimal", `{"result":"Created","versionId":"@ver"}`,
 			func(c *Client) (any, error) {
-				return c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: "pkg_1"})
+				return c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: idPkg})
 			},
-			"repositories_CreateVersion", `{"packageId":"pkg_1"}`, `"pkg_v_1"`},
-		{"create version full", `{"result":"Created","versionId":"pkg_v_1"}`,
+			"repositories_CreateVersion", `{"packageId":"@pkg"}`, `"@ver"`},
+		{"create version full", `{"result":"Created","versionId":"@ver"}`,
 			func(c *Client) (any, error) {
-				return c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: "pkg_1", Name: "n",
+				return c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: idPkg, Name: "n",
 					Tags:     []hub.TagItem{{Tag: "build-1", Locked: true}, {Tag: "latest", Reassign: true}},
 					Metadata: json.RawMessage(`{"imageVersion":"build-1"}`)})
 			},
 			"repositories_CreateVersion",
-			`{"packageId":"pkg_1","name":"n","tags":[{"tag":"build-1","locked":true,"reassign":false},{"tag":"latest","locked":false,"reassign":true}],"metadata":{"imageVersion":"build-1"}}`,
-			`"pkg_v_1"`},
+			`{"packageId":"@pkg","name":"n","tags":[{"tag":"build-1","locked":true,"reassign":false},{"tag":"latest","locked":false,"reassign":true}],"metadata":{"imageVersion":"build-1"}}`,
+			`"@ver"`},
 		{"tag version", `{}`,
 			func(c *Client) (any, error) {
-				return nil, c.TagVersion(ctx, "pkg_v_1", []hub.TagItem{{Tag: "stable", Reassign: true}})
+				return nil, c.TagVersion(ctx, idVer, []hub.TagItem{{Tag: "stable", Reassign: true}})
 			},
-			"repositories_TagVersion", `{"versionId":"pkg_v_1","tags":[{"tag":"stable","locked":false,"reassign":true}]}`, `null`},
+			"repositories_TagVersion", `{"versionId":"@ver","tags":[{"tag":"stable","locked":false,"reassign":true}]}`, `null`},
 		{"untag version", `{}`,
-			func(c *Client) (any, error) { return nil, c.UntagVersion(ctx, "pkg_v_1", []string{"a", "b"}) },
-			"repositories_UntagVersion", `{"versionId":"pkg_v_1","tags":[{"tag":"a"},{"tag":"b"}]}`, `null`},
-		{"version details", `{"versionId":"pkg_v_1","repositoryId":"repo_1","packageId":"pkg_1","assets":[{"filename":"x.rugixb","assetId":"repo_a_1","size":3,"digest":"sha256_00","status":"Available","storage":{"status":"Verified"},"metadata":{"k":1}}],"tags":[{"tag":"stable","locked":false}],"metadata":{"imageVersion":"v"},"unknownField":true}`,
+			func(c *Client) (any, error) { return nil, c.UntagVersion(ctx, idVer, []string{"a", "b"}) },
+			"repositories_UntagVersion", `{"versionId":"@ver","tags":[{"tag":"a"},{"tag":"b"}]}`, `null`},
+		{"version details", `{"versionId":"@ver","repositoryId":"@repo","packageId":"@pkg","assets":[{"filename":"x.rugixb","assetId":"@asset","size":3,"digest":"sha256_00","status":"Available","storage":{"status":"Verified"},"metadata":{"k":1}}],"tags":[{"tag":"stable","locked":false}],"metadata":{"imageVersion":"v"},"unknownField":true}`,
 			func(c *Client) (any, error) {
-				d, err := c.GetVersionDetails(ctx, "pkg_v_1")
+				d, err := c.GetVersionDetails(ctx, idVer)
 				if err != nil {
 					return nil, err
 				}
 				a, _ := d.Asset("x.rugixb")
 				return []any{a.AssetID, a.Size, a.Status, d.Tags[0].Tag, d.Metadata}, nil
 			},
-			"repositories_GetVersionDetails", `{"versionId":"pkg_v_1"}`, `["repo_a_1",3,"Available","stable",{"imageVersion":"v"}]`},
-		{"query versions", `{"versions":[{"versionId":"pkg_v_1","createdAt":"2026-05-15T07:07:18.123Z","tags":[]}]}`,
+			"repositories_GetVersionDetails", `{"versionId":"@ver"}`, `["@asset",3,"Available","stable",{"imageVersion":"v"}]`},
+		{"query versions", `{"versions":[{"versionId":"@ver","createdAt":"2026-05-15T07:07:18.123Z","tags":[]}]}`,
 			func(c *Client) (any, error) {
-				v, err := c.QueryVersions(ctx, "pkg_1")
+				v, err := c.QueryVersions(ctx, idPkg)
 				if err != nil {
 					return nil, err
 				}
 				return []any{len(v), v[0].VersionID, v[0].CreatedAt.UTC().Format(time.RFC3339Nano)}, nil
 			},
-			"repositories_QueryPackageVersions", `{"packageId":"pkg_1"}`, `[1,"pkg_v_1","2026-05-15T07:07:18.123Z"]`},
+			"repositories_QueryPackageVersions", `{"packageId":"@pkg"}`, `[1,"@ver","2026-05-15T07:07:18.123Z"]`},
 		{"set version metadata", `{}`,
-			func(c *Client) (any, error) { return nil, c.SetVersionMetadata(ctx, "pkg_v_1", nil) },
-			"repositories_SetVersionMetadata", `{"versionId":"pkg_v_1","metadata":{}}`, `null`},
-		{"create asset", `{"result":"Created","assetId":"repo_a_1"}`,
+			func(c *Client) (any, error) { return nil, c.SetVersionMetadata(ctx, idVer, nil) },
+			"repositories_SetVersionMetadata", `{"versionId":"@ver","metadata":{}}`, `null`},
+		{"create asset", `{"result":"Created","assetId":"@asset"}`,
 			func(c *Client) (any, error) {
-				id, e, err := c.CreateAsset(ctx, "repo_1", 12345, "sha256_ab")
+				id, e, err := c.CreateAsset(ctx, idRepo, 12345, "sha256_ab")
 				return []any{id, e}, err
 			},
-			"repositories_CreateAsset", `{"repositoryId":"repo_1","size":12345,"digest":"sha256_ab"}`, `["repo_a_1",false]`},
-		{"create asset exists", `{"result":"AssetAlreadyExists","assetId":"repo_a_2"}`,
+			"repositories_CreateAsset", `{"repositoryId":"@repo","size":12345,"digest":"sha256_ab"}`, `["@asset",false]`},
+		{"create asset exists", `{"result":"AssetAlreadyExists","assetId":"@asset2"}`,
 			func(c *Client) (any, error) {
-				id, e, err := c.CreateAsset(ctx, "repo_1", 1, "sha256_ab")
+				id, e, err := c.CreateAsset(ctx, idRepo, 1, "sha256_ab")
 				return []any{id, e}, err
 			},
-			"repositories_CreateAsset", `{"repositoryId":"repo_1","size":1,"digest":"sha256_ab"}`, `["repo_a_2",true]`},
-		{"asset details", `{"assetId":"repo_a_1","size":5,"digest":"sha256_ab","status":"Dangling","referenceCount":2}`,
-			func(c *Client) (any, error) { return c.GetAssetDetails(ctx, "repo_a_1") },
-			"repositories_GetAssetDetails", `{"assetId":"repo_a_1"}`,
-			`{"assetId":"repo_a_1","size":5,"digest":"sha256_ab","status":"Dangling","referenceCount":2}`},
+			"repositories_CreateAsset", `{"repositoryId":"@repo","size":1,"digest":"sha256_ab"}`, `["@asset2",true]`},
+		{"asset details", `{"assetId":"@asset","size":5,"digest":"sha256_ab","status":"Dangling","referenceCount":2}`,
+			func(c *Client) (any, error) { return c.GetAssetDetails(ctx, idAsset) },
+			"repositories_GetAssetDetails", `{"assetId":"@asset"}`,
+			`{"assetId":"@asset","size":5,"digest":"sha256_ab","status":"Dangling","referenceCount":2}`},
 		{"issue upload url", `{"url":"https://s3/compat","verifiedUrl":"https://s3/v","headers":{"if-none-match":"*"}}`,
-			func(c *Client) (any, error) { return c.IssueAssetUploadURL(ctx, "repo_a_1") },
-			"repositories_IssueAssetUploadUrl", `{"assetId":"repo_a_1"}`,
+			func(c *Client) (any, error) { return c.IssueAssetUploadURL(ctx, idAsset) },
+			"repositories_IssueAssetUploadUrl", `{"assetId":"@asset"}`,
 			`{"url":"https://s3/compat","verifiedUrl":"https://s3/v","headers":{"if-none-match":"*"}}`},
 		{"finalize", `{}`,
-			func(c *Client) (any, error) { return nil, c.FinalizeAssetUpload(ctx, "repo_a_1") },
-			"repositories_FinalizeAssetUpload", `{"assetId":"repo_a_1"}`, `null`},
+			func(c *Client) (any, error) { return nil, c.FinalizeAssetUpload(ctx, idAsset) },
+			"repositories_FinalizeAssetUpload", `{"assetId":"@asset"}`, `null`},
 		{"add version asset", `{"result":"Added"}`,
-			func(c *Client) (any, error) { return c.AddVersionAsset(ctx, "pkg_v_1", "repo_a_1", "x.img", nil) },
-			"repositories_AddVersionAsset", `{"versionId":"pkg_v_1","assetId":"repo_a_1","filename":"x.img"}`, `true`},
+			func(c *Client) (any, error) { return c.AddVersionAsset(ctx, idVer, idAsset, "x.img", nil) },
+			"repositories_AddVersionAsset", `{"versionId":"@ver","assetId":"@asset","filename":"x.img"}`, `true`},
 		{"add version asset exists", `{"result":"FilenameAlreadyExists"}`,
 			func(c *Client) (any, error) {
-				return c.AddVersionAsset(ctx, "pkg_v_1", "repo_a_1", "x.img", json.RawMessage(`{"version":"v"}`))
+				return c.AddVersionAsset(ctx, idVer, idAsset, "x.img", json.RawMessage(`{"version":"v"}`))
 			},
-			"repositories_AddVersionAsset", `{"versionId":"pkg_v_1","assetId":"repo_a_1","filename":"x.img","metadata":{"version":"v"}}`, `false`},
+			"repositories_AddVersionAsset", `{"versionId":"@ver","assetId":"@asset","filename":"x.img","metadata":{"version":"v"}}`, `false`},
 		{"remove version asset", `{}`,
-			func(c *Client) (any, error) { return nil, c.RemoveVersionAsset(ctx, "pkg_v_1", "x.img") },
-			"repositories_RemoveVersionAsset", `{"versionId":"pkg_v_1","filename":"x.img"}`, `null`},
+			func(c *Client) (any, error) { return nil, c.RemoveVersionAsset(ctx, idVer, "x.img") },
+			"repositories_RemoveVersionAsset", `{"versionId":"@ver","filename":"x.img"}`, `null`},
 		{"set version asset metadata", `{}`,
 			func(c *Client) (any, error) {
-				return nil, c.SetVersionAssetMetadata(ctx, "pkg_v_1", "x.img", json.RawMessage(`{"a":1}`))
+				return nil, c.SetVersionAssetMetadata(ctx, idVer, "x.img", json.RawMessage(`{"a":1}`))
 			},
-			"repositories_SetVersionAssetMetadata", `{"versionId":"pkg_v_1","filename":"x.img","metadata":{"a":1}}`, `null`},
+			"repositories_SetVersionAssetMetadata", `{"versionId":"@ver","filename":"x.img","metadata":{"a":1}}`, `null`},
 		{"issue download url", `{"url":"https://dl/x"}`,
-			func(c *Client) (any, error) { return c.IssueAssetDownloadURL(ctx, "repo_a_1", "") },
-			"repositories_IssueAssetDownloadUrl", `{"assetId":"repo_a_1"}`, `"https://dl/x"`},
-		{"get actor", `{"actor":{"actor":"Device","deviceId":"d_1","tokenId":"deployment_id_1"}}`,
+			func(c *Client) (any, error) { return c.IssueAssetDownloadURL(ctx, idAsset, "") },
+			"repositories_IssueAssetDownloadUrl", `{"assetId":"@asset"}`, `"https://dl/x"`},
+		{"get actor", `{"actor":{"actor":"Device","deviceId":"@dev","tokenId":"@deptok"}}`,
 			func(c *Client) (any, error) { return c.GetActor(ctx) },
-			"actor_GetActor", `{}`, `{"actor":"Device","deviceId":"d_1","tokenId":"deployment_id_1"}`},
+			"actor_GetActor", `{}`, `{"actor":"Device","deviceId":"@dev","tokenId":"@deptok"}`},
 		{"get property", `{"result":"Found","name":"dev.nexigon.ota.config","value":{"path":"r/p/t"},"protected":false,"version":3,"lastUpdated":"2026-05-15T07:07:18Z"}`,
 			func(c *Client) (any, error) {
-				p, f, err := c.GetProperty(ctx, "d_1", "dev.nexigon.ota.config")
+				p, f, err := c.GetProperty(ctx, idDev, "dev.nexigon.ota.config")
 				return []any{p.Name, p.Value, p.Version, f}, err
 			},
-			"devices_GetProperty", `{"deviceId":"d_1","name":"dev.nexigon.ota.config"}`, `["dev.nexigon.ota.config",{"path":"r/p/t"},3,true]`},
+			"devices_GetProperty", `{"deviceId":"@dev","name":"dev.nexigon.ota.config"}`, `["dev.nexigon.ota.config",{"path":"r/p/t"},3,true]`},
 		{"get property not found", `{"result":"NotFound"}`,
-			func(c *Client) (any, error) { _, f, err := c.GetProperty(ctx, "d_1", "x"); return f, err },
-			"devices_GetProperty", `{"deviceId":"d_1","name":"x"}`, `false`},
+			func(c *Client) (any, error) { _, f, err := c.GetProperty(ctx, idDev, "x"); return f, err },
+			"devices_GetProperty", `{"deviceId":"@dev","name":"x"}`, `false`},
 		{"set property", `{"result":"Set"}`,
-			func(c *Client) (any, error) { return nil, c.SetProperty(ctx, "d_1", "x", json.RawMessage(`"v"`)) },
-			"devices_SetProperty", `{"deviceId":"d_1","name":"x","value":"v"}`, `null`},
+			func(c *Client) (any, error) { return nil, c.SetProperty(ctx, idDev, "x", json.RawMessage(`"v"`)) },
+			"devices_SetProperty", `{"deviceId":"@dev","name":"x","value":"v"}`, `null`},
 		{"remove property", `{"result":"Removed"}`,
-			func(c *Client) (any, error) { return c.RemoveProperty(ctx, "d_1", "x") },
-			"devices_RemoveProperty", `{"deviceId":"d_1","name":"x"}`, `true`},
+			func(c *Client) (any, error) { return c.RemoveProperty(ctx, idDev, "x") },
+			"devices_RemoveProperty", `{"deviceId":"@dev","name":"x"}`, `true`},
 		{"remove property not found", `{"result":"NotFound"}`,
-			func(c *Client) (any, error) { return c.RemoveProperty(ctx, "d_1", "x") },
-			"devices_RemoveProperty", `{"deviceId":"d_1","name":"x"}`, `false`},
+			func(c *Client) (any, error) { return c.RemoveProperty(ctx, idDev, "x") },
+			"devices_RemoveProperty", `{"deviceId":"@dev","name":"x"}`, `false`},
 		{"publish events", `{}`,
 			func(c *Client) (any, error) {
-				return nil, c.PublishEvents(ctx, "d_1", []hub.Event{{EventID: "d_ev_1", Severity: hub.SeverityInfo,
+				return nil, c.PublishEvents(ctx, idDev, []hub.Event{{EventID: idEv, Severity: hub.SeverityInfo,
 					Body: json.RawMessage(`"hi"`), Attributes: map[string]json.RawMessage{}, EmittedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}})
 			},
 			"devices_PublishEvents",
-			`{"deviceId":"d_1","events":[{"eventId":"d_ev_1","severity":"Info","body":"hi","attributes":{},"emittedAt":"2026-01-02T03:04:05Z"}]}`, `null`},
-		{"query events", `{"events":[{"eventId":"d_ev_1","severity":"Warning","body":{},"attributes":{"a":"b"},"emittedAt":"2026-01-02T03:04:05Z"}]}`,
+			`{"deviceId":"@dev","events":[{"eventId":"@ev","severity":"Info","body":"hi","attributes":{},"emittedAt":"2026-01-02T03:04:05Z"}]}`, `null`},
+		{"query events", `{"events":[{"eventId":"@ev","severity":"Warning","body":{},"attributes":{"a":"b"},"emittedAt":"2026-01-02T03:04:05Z"}]}`,
 			func(c *Client) (any, error) {
-				ev, err := c.QueryEvents(ctx, "d_1", 10)
+				ev, err := c.QueryEvents(ctx, idDev, 10)
 				if err != nil {
 					return nil, err
 				}
 				return []any{len(ev), ev[0].Severity, ev[0].Attributes}, nil
 			},
-			"devices_QueryEvents", `{"deviceId":"d_1","limit":10}`, `[1,"Warning",{"a":"b"}]`},
+			"devices_QueryEvents", `{"deviceId":"@dev","limit":10}`, `[1,"Warning",{"a":"b"}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,11 +313,11 @@ func TestRequests(t *testing.T) {
 			if r.auth != "Bearer "+testToken || r.contentType != "application/json" {
 				t.Errorf("headers: Authorization %q, Content-Type %q", r.auth, r.contentType)
 			}
-			assertJSON(t, "request body", r.body, tt.wantBody)
+			assertJSON(t, "request body", r.body, idJSON(tt.wantBody))
 			gotJSON, _ := json.Marshal(got)
 			var gotAny any
 			_ = json.Unmarshal(gotJSON, &gotAny)
-			assertJSON(t, "result", gotAny, tt.want)
+			assertJSON(t, "result", gotAny, idJSON(tt.want))
 		})
 	}
 }
@@ -382,6 +383,30 @@ func TestErrors(t *testing.T) {
 					t.Fatalf("err = %v", err)
 				}
 			}},
+		{"action error echoes the token", []reply{{status: 400, body: `{"kind":"Invalid","message":"bad token ` + testToken + `"}`}}, 1,
+			func(t *testing.T, err error) {
+				if !hub.IsKind(err, hub.KindInvalid) || !strings.Contains(err.Error(), "bad token [REDACTED]") {
+					t.Fatalf("err = %v", err)
+				}
+			}},
+		{"action error echoes the token JSON-escaped", []reply{{status: 403, body: `{"kind":"Forbidden","message":"\u006f` + testToken[1:] + `"}`}}, 1,
+			func(t *testing.T, err error) {
+				if !hub.IsKind(err, hub.KindForbidden) {
+					t.Fatalf("err = %v", err)
+				}
+			}},
+		{"action error kind is the token", []reply{{status: 400, body: `{"kind":"` + testToken + `","message":"m"}`}}, 1,
+			func(t *testing.T, err error) {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+			}},
+		{"error page echoes the token", []reply{{status: 404, body: "<html>" + testToken + "</html>"}}, 1,
+			func(t *testing.T, err error) {
+				if err == nil || !strings.Contains(err.Error(), "<html>[REDACTED]</html>") {
+					t.Fatalf("err = %v", err)
+				}
+			}},
 		{"bad success body", []reply{ok(`{"result":`)}, 1,
 			func(t *testing.T, err error) {
 				if err == nil || !strings.Contains(err.Error(), "not JSON") {
@@ -392,7 +417,7 @@ func TestErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s, _ := newTestClient(t, tt.replies...)
-			err := c.TagVersion(ctx, "pkg_v_1", []hub.TagItem{{Tag: "x"}})
+			err := c.TagVersion(ctx, idVer, []hub.TagItem{{Tag: "x"}})
 			if n := len(s.requests()); n != tt.wantCalls {
 				t.Errorf("%d requests, want %d", n, tt.wantCalls)
 			}
@@ -412,6 +437,20 @@ func TestUnexpectedResult(t *testing.T) {
 	}
 }
 
+// TestUnexpectedResultNotEchoed checks that a result tag that is not a variant name (here the
+// token, echoed by a Hub or a man in the middle) is not quoted.
+func TestUnexpectedResultNotEchoed(t *testing.T) {
+	c, _, _ := newTestClient(t, ok(`{"result":"`+testToken+`"}`))
+	_, _, err := c.ResolveRepository(context.Background(), "r")
+	if err == nil || strings.Contains(err.Error(), testToken) || !strings.Contains(err.Error(), "not a result name") {
+		t.Fatalf("err = %v", err)
+	}
+	c, _, _ = newTestClient(t, ok(`{"result":"`+testToken+` garbage"}`))
+	if _, _, err := c.ResolveRepository(context.Background(), "r"); err == nil || strings.Contains(err.Error(), testToken) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestRetryAfter(t *testing.T) {
 	c, s, slept := newTestClient(t, reply{status: 429, retryAfter: "1", body: `{"kind":"RateLimited","message":"slow down"}`}, ok(`{"result":"NotFound"}`))
 	if _, _, err := c.ResolveRepository(context.Background(), "r"); err != nil {
@@ -426,21 +465,21 @@ func TestRetryAfter(t *testing.T) {
 // not sent again, while one the Hub refused with 503 is.
 func TestCreateVersionNotRepeated(t *testing.T) {
 	ctx := context.Background()
-	req := hub.CreateVersionRequest{PackageID: "pkg_1"}
+	req := hub.CreateVersionRequest{PackageID: idPkg}
 
-	c, s, _ := newTestClient(t, reply{drop: true}, ok(`{"result":"Created","versionId":"pkg_v_2"}`))
+	c, s, _ := newTestClient(t, reply{drop: true}, ok(`{"result":"Created","versionId":"@ver2"}`))
 	_, err := c.CreateVersion(ctx, req)
 	if !errors.Is(err, ErrOutcomeUnknown) || len(s.requests()) != 1 {
 		t.Fatalf("dropped: err = %v after %d requests; want ErrOutcomeUnknown after 1", err, len(s.requests()))
 	}
 
-	c, s, _ = newTestClient(t, reply{status: 502, body: "bad gateway"}, ok(`{"result":"Created","versionId":"pkg_v_2"}`))
+	c, s, _ = newTestClient(t, reply{status: 502, body: "bad gateway"}, ok(`{"result":"Created","versionId":"@ver2"}`))
 	if _, err = c.CreateVersion(ctx, req); !errors.Is(err, ErrOutcomeUnknown) || len(s.requests()) != 1 {
 		t.Fatalf("502: err = %v after %d requests", err, len(s.requests()))
 	}
 
-	c, s, _ = newTestClient(t, reply{status: 503, body: "busy"}, ok(`{"result":"Created","versionId":"pkg_v_2"}`))
-	if id, err := c.CreateVersion(ctx, req); err != nil || id != "pkg_v_2" || len(s.requests()) != 2 {
+	c, s, _ = newTestClient(t, reply{status: 503, body: "busy"}, ok(`{"result":"Created","versionId":"@ver2"}`))
+	if id, err := c.CreateVersion(ctx, req); err != nil || id != idVer2 || len(s.requests()) != 2 {
 		t.Fatalf("503: id %q err %v after %d requests", id, err, len(s.requests()))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/nexid"
 )
 
 // fixedResponse answers every request in process with one status and body, so the fuzzer
@@ -35,23 +36,36 @@ func (f fixedResponse) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // FuzzDecodeActionResponse feeds untrusted Hub answers (any status, any body) to every
 // decoding path of the client: tagged results, plain outputs and ActionError bodies. It must
-// never panic, errors must name the action, and a non-2xx status must never be a success.
+// never panic, errors must name the action, a non-2xx status must never be a success, and a
+// success must never hand on an ID that is not a whole ID of its field's kind.
 func FuzzDecodeActionResponse(f *testing.F) {
 	seeds := []struct {
 		status int
 		body   string
 	}{
-		{200, `{"result":"Found","repositoryId":"repo_1","packageId":"pkg_1","versionId":"pkg_v_1","assetId":"repo_a_1"}`},
+		{200, `{"result":"Found","repositoryId":"@repo","packageId":"@pkg","versionId":"@ver","assetId":"@asset"}`},
 		{200, `{"result":"NotFound"}`},
-		{200, `{"result":"Created","assetId":"repo_a_1","versionId":"pkg_v_1","packageId":"pkg_1"}`},
-		{200, `{"result":"AssetAlreadyExists","assetId":"repo_a_1"}`},
+		{200, `{"result":"Created","assetId":"@asset","versionId":"@ver","packageId":"@pkg"}`},
+		{200, `{"result":"AssetAlreadyExists","assetId":"@asset"}`},
 		{200, `{"result":"FilenameAlreadyExists"}`},
 		{200, `{"result":"VersionConflict","currentVersion":7}`},
-		{200, `{"versionId":"pkg_v_1","assets":[{"filename":"a","size":1,"digest":"sha256_00","status":"Available"}],"tags":[{"tag":"t","locked":true}]}`},
+		{200, `{"versionId":"@ver","assets":[{"filename":"a","size":1,"digest":"sha256_00","status":"Available"}],"tags":[{"tag":"t","locked":true}]}`},
+		{200, `{"versionId":"@ver","repositoryId":"@repo","packageId":"@pkg","assets":[{"filename":"a","assetId":"@asset","size":1,"digest":"sha256_00","status":"Available"}],"tags":[{"tag":"t","locked":true}]}`},
+		{200, `{"assetId":"@asset","size":1,"digest":"sha256_00","status":"Available","referenceCount":0}`},
 		{200, `{"url":"https://x","verifiedUrl":"https://y","headers":{"if-none-match":"*"}}`},
-		{200, `{"actor":{"actor":"Device","deviceId":"d_1"}}`},
-		{200, `{"events":[{"eventId":"d_ev_1","severity":"Info","body":1,"attributes":{},"emittedAt":"2026-01-01T00:00:00Z"}]}`},
-		{200, `{"versions":[{"versionId":"pkg_v_1","createdAt":"2026-01-01T00:00:00Z","tags":null}]}`},
+		{200, `{"actor":{"actor":"Device","deviceId":"@dev"}}`},
+		{200, `{"actor":{"actor":"Device","deviceId":"@dev","tokenId":"@deptok"}}`},
+		{200, `{"actor":{"actor":"UserToken","userId":"@user","tokenId":"@usertok"}}`},
+		{200, `{"actor":{"actor":"OrganizationApiToken","organizationId":"@org","tokenId":"@orgtok"}}`},
+		{200, `{"actor":{"actor":"User","userId":"@user","tokenId":"@usertok"}}`},
+		// Wrong kinds, wrong lengths, a token where its ID belongs, a dated ID without a date.
+		{200, `{"result":"Found","repositoryId":"@pkg","packageId":"@repo","versionId":"@asset","assetId":"@ver"}`},
+		{200, `{"result":"Found","repositoryId":"@repoX","packageId":"@pk","versionId":"@ver","assetId":"@asset"}`},
+		{200, `{"result":"Created","assetId":"repo_@asset","versionId":"@ver ","packageId":"pkg_v_@pkg"}`},
+		{200, `{"actor":{"actor":"OrganizationApiToken","organizationId":"@org","tokenId":"` + testToken + `"}}`},
+		{200, `{"events":[{"eventId":"d_ev_AbCdEfGhJkLmNpQrStUvWx","severity":"Info","body":1,"attributes":{},"emittedAt":"2026-01-01T00:00:00Z"}]}`},
+		{200, `{"events":[{"eventId":"@ev","severity":"Info","body":1,"attributes":{},"emittedAt":"2026-01-01T00:00:00Z"}]}`},
+		{200, `{"versions":[{"versionId":"@ver","createdAt":"2026-01-01T00:00:00Z","tags":null}]}`},
 		{200, `{"size":"12"}`},
 		{200, ``},
 		{400, `{"kind":"Invalid","message":"tag is locked"}`},
@@ -60,9 +74,23 @@ func FuzzDecodeActionResponse(f *testing.F) {
 		{302, `{}`},
 	}
 	for _, s := range seeds {
-		f.Add(s.status, []byte(s.body))
+		f.Add(s.status, []byte(idJSON(s.body)))
 	}
 	f.Fuzz(probe)
+}
+
+// gotID is an ID a call returned and the kind it must have.
+type gotID struct {
+	kind nexid.Kind
+	id   string
+}
+
+// when returns ids if the result carries them (found, created), else none.
+func when(carries bool, ids ...gotID) []gotID {
+	if !carries {
+		return nil
+	}
+	return ids
 }
 
 func probe(t *testing.T, status int, body []byte) {
@@ -78,32 +106,119 @@ func probe(t *testing.T, status int, body []byte) {
 		}
 		ctx := context.Background()
 		vp := hub.VersionPath{Repository: "r", Package: "p", Tag: "t"}
-		calls := map[string]func() error{
-			actResolveName:         func() error { _, _, err := c.ResolveRepository(ctx, "r"); return err },
-			actResolveVersion:      func() error { _, _, err := c.ResolveVersion(ctx, vp); return err },
-			actResolveVersionAsset: func() error { _, _, err := c.ResolveVersionAsset(ctx, vp, "f"); return err },
-			actCreateAsset:         func() error { _, _, err := c.CreateAsset(ctx, "repo_1", 1, "sha256_00"); return err },
-			actCreateVersion:       func() error { _, err := c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: "pkg_1"}); return err },
-			actGetVersionDetails:   func() error { _, err := c.GetVersionDetails(ctx, "pkg_v_1"); return err },
-			actQueryVersions:       func() error { _, err := c.QueryVersions(ctx, "pkg_1"); return err },
-			actGetAssetDetails:     func() error { _, err := c.GetAssetDetails(ctx, "repo_a_1"); return err },
-			actIssueUploadURL:      func() error { _, err := c.IssueAssetUploadURL(ctx, "repo_a_1"); return err },
-			actAddVersionAsset:     func() error { _, err := c.AddVersionAsset(ctx, "pkg_v_1", "repo_a_1", "f", nil); return err },
-			actFinalizeUpload:      func() error { return c.FinalizeAssetUpload(ctx, "repo_a_1") },
-			actGetActor:            func() error { _, err := c.GetActor(ctx); return err },
-			actGetProperty:         func() error { _, _, err := c.GetProperty(ctx, "d_1", "n"); return err },
-			actSetProperty:         func() error { return c.SetProperty(ctx, "d_1", "n", json.RawMessage(`1`)) },
-			actRemoveProperty:      func() error { _, err := c.RemoveProperty(ctx, "d_1", "n"); return err },
-			actQueryEvents:         func() error { _, err := c.QueryEvents(ctx, "d_1", 5); return err },
+		// Each call returns the IDs it hands to its caller, with the kind each must have.
+		calls := map[string]func() ([]gotID, error){
+			actResolveName: func() ([]gotID, error) {
+				id, found, err := c.ResolveRepository(ctx, "r")
+				return when(found, gotID{nexid.RepositoryID, id}), err
+			},
+			actResolvePackage: func() ([]gotID, error) {
+				r, found, err := c.ResolvePackage(ctx, "r", "p")
+				return when(found, gotID{nexid.RepositoryID, r.RepositoryID}, gotID{nexid.PackageID, r.PackageID}), err
+			},
+			actResolveVersion: func() ([]gotID, error) {
+				r, found, err := c.ResolveVersion(ctx, vp)
+				return when(found, gotID{nexid.RepositoryID, r.RepositoryID}, gotID{nexid.PackageID, r.PackageID}, gotID{nexid.PackageVersionID, r.VersionID}), err
+			},
+			actResolveVersionAsset: func() ([]gotID, error) {
+				r, found, err := c.ResolveVersionAsset(ctx, vp, "f")
+				return when(found, gotID{nexid.RepositoryID, r.RepositoryID}, gotID{nexid.PackageID, r.PackageID},
+					gotID{nexid.PackageVersionID, r.VersionID}, gotID{nexid.RepositoryAssetID, r.AssetID}), err
+			},
+			actCreatePackage: func() ([]gotID, error) {
+				id, existed, err := c.CreatePackage(ctx, idRepo, "p")
+				return when(!existed, gotID{nexid.PackageID, id}), err
+			},
+			actCreateAsset: func() ([]gotID, error) {
+				id, _, err := c.CreateAsset(ctx, idRepo, 1, "sha256_00")
+				return when(true, gotID{nexid.RepositoryAssetID, id}), err
+			},
+			actCreateVersion: func() ([]gotID, error) {
+				id, err := c.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: idPkg})
+				return when(true, gotID{nexid.PackageVersionID, id}), err
+			},
+			actGetVersionDetails: func() ([]gotID, error) {
+				d, err := c.GetVersionDetails(ctx, idVer)
+				if err != nil {
+					return nil, err
+				}
+				ids := []gotID{{nexid.PackageVersionID, d.VersionID}, {nexid.RepositoryID, d.RepositoryID}, {nexid.PackageID, d.PackageID}}
+				for _, a := range d.Assets {
+					ids = append(ids, gotID{nexid.RepositoryAssetID, a.AssetID})
+				}
+				return ids, nil
+			},
+			actQueryVersions: func() ([]gotID, error) {
+				vs, err := c.QueryVersions(ctx, idPkg)
+				var ids []gotID
+				for _, v := range vs {
+					ids = append(ids, gotID{nexid.PackageVersionID, v.VersionID})
+				}
+				return ids, err
+			},
+			actGetAssetDetails: func() ([]gotID, error) {
+				d, err := c.GetAssetDetails(ctx, idAsset)
+				if err != nil {
+					return nil, err
+				}
+				return []gotID{{nexid.RepositoryAssetID, d.AssetID}}, nil
+			},
+			actIssueUploadURL: func() ([]gotID, error) { _, err := c.IssueAssetUploadURL(ctx, idAsset); return nil, err },
+			actAddVersionAsset: func() ([]gotID, error) {
+				_, err := c.AddVersionAsset(ctx, idVer, idAsset, "f", nil)
+				return nil, err
+			},
+			actFinalizeUpload: func() ([]gotID, error) { return nil, c.FinalizeAssetUpload(ctx, idAsset) },
+			actGetActor: func() ([]gotID, error) {
+				a, err := c.GetActor(ctx)
+				var ids []gotID
+				for _, f := range []gotID{{nexid.DeviceID, a.DeviceID}, {nexid.UserID, a.UserID}, {nexid.OrganizationID, a.OrganizationID}} {
+					if f.id != "" {
+						ids = append(ids, f)
+					}
+				}
+				switch a.Kind {
+				case "Device":
+					ids = append(ids, gotID{nexid.DeploymentTokenID, a.TokenID})
+				case "UserToken":
+					ids = append(ids, gotID{nexid.UserTokenID, a.TokenID})
+				case "OrganizationApiToken":
+					ids = append(ids, gotID{nexid.OrganizationAPITokenID, a.TokenID})
+				default:
+					if err == nil && a.TokenID != "" {
+						t.Fatalf("%s: a %q actor with a token ID accepted", actGetActor, a.Kind)
+					}
+				}
+				return ids, err
+			},
+			actGetProperty: func() ([]gotID, error) { _, _, err := c.GetProperty(ctx, idDev, "n"); return nil, err },
+			actSetProperty: func() ([]gotID, error) { return nil, c.SetProperty(ctx, idDev, "n", json.RawMessage(`1`)) },
+			actRemoveProperty: func() ([]gotID, error) {
+				_, err := c.RemoveProperty(ctx, idDev, "n")
+				return nil, err
+			},
+			actQueryEvents: func() ([]gotID, error) {
+				evs, err := c.QueryEvents(ctx, idDev, 5)
+				var ids []gotID
+				for _, e := range evs {
+					ids = append(ids, gotID{nexid.DeviceEventID, e.EventID})
+				}
+				return ids, err
+			},
 		}
 		for action, call := range calls {
-			err := call()
+			ids, err := call()
 			if status < 200 || status > 299 {
 				if err == nil {
 					t.Fatalf("%s: HTTP %d accepted as success", action, status)
 				}
 			}
 			if err == nil {
+				for _, id := range ids {
+					if err := id.kind.Check(id.id); err != nil {
+						t.Fatalf("%s: success hands on a malformed ID: %v", action, err)
+					}
+				}
 				continue
 			}
 			if !strings.Contains(err.Error(), action) {
