@@ -22,12 +22,18 @@ func FuzzBundleReader(f *testing.F) {
 		}
 		f.Add(readFileF(f, out))
 	}
+	// A 1.x app bundle with component metadata and an app-file mode (apps_test.go).
+	f.Add(readFileF(f, appFixture))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := NewReader(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}
 		_ = b.Hash()
+		_ = b.Warnings()
+		for i := range b.Payloads() {
+			_ = b.Payloads()[i].Delivery()
+		}
 		b.Verify(context.Background(), VerifyOptions{})
 		for i := range b.Payloads() {
 			b.ExtractPayload(context.Background(), i, io.Discard)

@@ -319,21 +319,56 @@ func (mp *manifestPayload) toPayload(payloadDir string) (Payload, error) {
 	return p, nil
 }
 
-// CreateFromDir builds the bundle of a rugix-bundler directory (DIR/rugix-bundle.toml and
-// DIR/payloads/) like `rugix-bundler bundle DIR OUT`. withoutCompression drops every payload's
-// compression (and from the manifest), like Rugix Bakery's --without-compression.
+// DefaultChunker is the block encoding CreateFromDirWith gives payloads whose manifest has
+// none: casync-64 is what Rugix Bakery writes and what devices index their slots with.
+const DefaultChunker = "casync-64"
+
+// DirOptions select how CreateFromDirWith reads a bundle directory.
+type DirOptions struct {
+	// WithoutCompression drops every payload's compression (and from the manifest), like Rugix
+	// Bakery's --without-compression.
+	WithoutCompression bool
+	// NoBlockIndex keeps payloads without block-encoding as they are. Otherwise every payload
+	// Rugix Ctrl >= 1.2 refuses without a block index (see PayloadInfo.NeedsBlockIndex) gets
+	// `chunker = "casync-64"`, in the manifest too, so rugix-bundler given the same
+	// rugix-bundle.toml with that line added writes the same bundle.
+	NoBlockIndex bool
+}
+
+// CreateFromDir builds the bundle of a rugix-bundler directory exactly as its manifest says
+// (no block encoding added); see CreateFromDirWith.
 func CreateFromDir(ctx context.Context, dir, outPath string, withoutCompression bool, opts CreateOptions) (*Result, []string, error) {
+	return CreateFromDirWith(ctx, dir, outPath, DirOptions{WithoutCompression: withoutCompression, NoBlockIndex: true}, opts)
+}
+
+// CreateFromDirWith builds the bundle of a rugix-bundler directory (DIR/rugix-bundle.toml and
+// DIR/payloads/) like `rugix-bundler bundle DIR OUT`, with the changes d asks for. The
+// warnings say what was ignored, added or is refused by today's devices.
+func CreateFromDirWith(ctx context.Context, dir, outPath string, d DirOptions, opts CreateOptions) (*Result, []string, error) {
 	spec, warnings, err := LoadDir(dir)
 	if err != nil {
 		return nil, warnings, err
 	}
-	if withoutCompression {
+	if d.WithoutCompression {
 		for i := range spec.Payloads {
 			if be := spec.Payloads[i].BlockEncoding; be != nil {
 				be.Compression = nil
 				spec.manifest.Payloads[i].BlockEncoding.Compression = nil
 			}
 		}
+	}
+	for i := range spec.Payloads {
+		p := &spec.Payloads[i]
+		if p.BlockEncoding != nil || p.Slot == "" { // execute payloads need no block index
+			continue
+		}
+		if d.NoBlockIndex {
+			warnings = append(warnings, fmt.Sprintf("payloads[%d] (%s) has no block-encoding: Rugix Ctrl >= 1.2 refuses to install it unless run with --insecure-allow-missing-block-index", i, p.name()))
+			continue
+		}
+		p.BlockEncoding = &BlockEncoding{Chunker: DefaultChunker}
+		spec.manifest.Payloads[i].BlockEncoding = &manifestBlockEncoding{Chunker: DefaultChunker}
+		warnings = append(warnings, fmt.Sprintf("payloads[%d] (%s) has no block-encoding in %s: added chunker = %q, because Rugix Ctrl >= 1.2 refuses bundles without a block index (--no-block-index keeps it out)", i, p.name(), ManifestFile, DefaultChunker))
 	}
 	res, err := Create(ctx, outPath, spec, opts)
 	return res, warnings, err

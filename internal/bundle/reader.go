@@ -42,7 +42,7 @@ type PayloadInfo struct {
 	headerSum []byte // hash of the payload header bytes with the bundle algorithm
 }
 
-// Slot returns the payload's slot, or "" for an execute payload.
+// Slot returns the payload's slot, or "" for an execute or app payload.
 func (p *PayloadInfo) Slot() string {
 	if p.Entry.TypeSlot != nil {
 		return p.Entry.TypeSlot.Slot
@@ -187,24 +187,30 @@ func readHeader(rd *stlv.Reader, b *Bundle) error {
 	if err != nil {
 		return fmt.Errorf("bundle header: %w", err)
 	}
-	if err := stlv.Unmarshal(seg, TagBundleHeader, &b.header); err != nil {
+	// The 1.x atoms whose tags are not published are taken out first (components.go); the
+	// bundle hash still covers the header exactly as stored.
+	rec := recognise(seg)
+	if err := stlv.Unmarshal(rec.clean, TagBundleHeader, &b.header); err != nil {
+		if len(rec.clean) != len(seg) {
+			return fmt.Errorf("bundle header at offset %d (offsets without the %d bytes of component metadata and app-file modes): %w", at, len(seg)-len(rec.clean), err)
+		}
 		return fmt.Errorf("bundle header at offset %d: %w", at, err)
+	}
+	b.header.Components = rec.components
+	for k, m := range rec.modes {
+		if k >= len(b.header.Payloads) || b.header.Payloads[k].TypeAppFile == nil {
+			return fmt.Errorf("bundle header at offset %d: payload %d: app-file mode %s outside an app-file type", at, k, rec.modeTags[k])
+		}
+		b.header.Payloads[k].TypeAppFile.Mode = &m
 	}
 	alg, err := ParseHashAlgorithm(b.header.HashAlgorithm)
 	if err != nil {
 		return fmt.Errorf("bundle header at offset %d: %w", at, err)
 	}
+	if err := checkEntries(&b.header); err != nil {
+		return fmt.Errorf("bundle header at offset %d: %w", at, err)
+	}
 	for i, e := range b.header.Payloads {
-		n := 0
-		if e.TypeSlot != nil {
-			n++
-		}
-		if e.TypeExecute != nil {
-			n++
-		}
-		if n != 1 {
-			return fmt.Errorf("bundle header: payload %d has %d delivery types, want exactly one", i, n)
-		}
 		if len(e.HeaderHash) != alg.Size() || len(e.FileHash) != alg.Size() {
 			return fmt.Errorf("bundle header: payload %d: hashes must be %d bytes (%s)", i, alg.Size(), alg)
 		}

@@ -44,6 +44,26 @@ const (
 	TagSignedMetadataHeaderHash   stlv.Tag = 0x1f992dfc
 )
 
+// Tags of the app payload types of Rugix Ctrl 1.1 (app bundles). The structures are those of
+// rugix/rugix crates/libs/rugix-bundle/src/format/mod.rs (AppFilePayloadType,
+// AppArchivePayloadType); the values are those of crates/libs/rugix-bundle/src/format/tags.rs,
+// read from the 1.1-era copy Interested-Deving-1896/rugix@26e4a26 (rugix/rugix's own tags.rs
+// is not in any index read). All are required tags, so a 0.8 reader rejects app bundles.
+const (
+	TagPayloadEntryTypeAppFile    stlv.Tag = 0x214c6e2b // PAYLOAD_ENTRY_TYPE_APP_FILE
+	TagPayloadTypeAppFileApp      stlv.Tag = 0x6b42b4a2 // PAYLOAD_TYPE_APP_FILE_APP
+	TagPayloadTypeAppFilePath     stlv.Tag = 0x2c4e33b4 // PAYLOAD_TYPE_APP_FILE_PATH
+	TagPayloadEntryTypeAppArchive stlv.Tag = 0x40a88630 // PAYLOAD_ENTRY_TYPE_APP_ARCHIVE
+	TagPayloadTypeAppArchiveApp   stlv.Tag = 0x3fa221ce // PAYLOAD_TYPE_APP_ARCHIVE_APP
+)
+
+// Not known: the values of BUNDLE_HEADER_COMPONENTS, BUNDLE_COMPONENTS_FILE,
+// BUNDLE_COMPONENT_FILE_PATH, BUNDLE_COMPONENT_FILE_DATA (the header's component metadata,
+// rugix/rugix crates/libs/rugix-bundle/src/format/mod.rs, BundleHeader.components, Rugix main
+// branch) and PAYLOAD_TYPE_APP_FILE_MODE (AppFilePayloadType.mode, same file). No source
+// read publishes them; components.go recognises those atoms by where upstream's encoder
+// writes them and by their shape, and reports the tags it found.
+
 // Size limits of rugix-ctrl's reader (§1.8). A bundle we write must stay below them, and our
 // reader enforces them so that hostile lengths cannot exhaust memory.
 const (

@@ -35,6 +35,9 @@ type VerifyReport struct {
 	HashChecked bool
 	Signatures  []SignatureReport
 	Payloads    []PayloadStats
+	// Warnings say what today's Rugix Ctrl refuses although the bundle verifies (see
+	// Bundle.Warnings): payloads without a block index.
+	Warnings []string
 }
 
 // SignatureReport describes one embedded signature.
@@ -59,7 +62,7 @@ var ErrVerification = errors.New("bundle verification failed")
 // against opts.MaxPayloadSize before anything is decoded. Nothing is written anywhere; memory
 // stays bounded by one block and the stored-block tables.
 func (b *Bundle) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
-	rep := &VerifyReport{Hash: b.Hash()}
+	rep := &VerifyReport{Hash: b.Hash(), Warnings: append([]string{}, b.Warnings()...)}
 	if opts.BundleHash != "" {
 		want, err := ParseDigest(opts.BundleHash)
 		if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	ucli "github.com/urfave/cli/v2"
@@ -122,10 +124,14 @@ func bundleCreateCommand() *ucli.Command {
 		ArgsUsage: "DIR",
 		Description: "Reads DIR/rugix-bundle.toml and DIR/payloads/ exactly like `rugix-bundler bundle DIR OUT`\n" +
 			"and prints the bundle hash. Compression runs on all cores; the output does not depend on\n" +
-			"the number of workers.",
+			"the number of workers.\n\n" +
+			"A slot payload without [payloads.block-encoding] gets chunker = \"casync-64\" (in the embedded\n" +
+			"manifest too), with a warning: Rugix Ctrl >= 1.2 refuses bundles without a block index unless\n" +
+			"installed with --insecure-allow-missing-block-index. --no-block-index writes the manifest as is.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle file to write"},
 			&ucli.BoolFlag{Name: "without-compression", Usage: "store blocks uncompressed (drops compression from every payload and the manifest)"},
+			&ucli.BoolFlag{Name: "no-block-index", Usage: "do not add casync-64 block encoding to slot payloads that have none; Rugix Ctrl >= 1.2 refuses such bundles unless installed with --insecure-allow-missing-block-index"},
 			&ucli.IntFlag{Name: "workers", Usage: "goroutines hashing and compressing blocks (default: all cores)"},
 		},
 	}, func(c *ucli.Context, args []string) error {
@@ -151,7 +157,8 @@ func bundleCreateCommand() *ucli.Command {
 				bar.Set64(p.Done)
 			}
 		}
-		res, warnings, err := bundle.CreateFromDir(c.Context, dir, c.String("output"), c.Bool("without-compression"), opts)
+		res, warnings, err := bundle.CreateFromDirWith(c.Context, dir, c.String("output"),
+			bundle.DirOptions{WithoutCompression: c.Bool("without-compression"), NoBlockIndex: c.Bool("no-block-index")}, opts)
 		if bar != nil {
 			bar.Finish()
 		}
@@ -212,14 +219,36 @@ type inspectJSON struct {
 	Incremental   bool              `json:"incremental"`
 	HeaderSize    int               `json:"headerSize"`
 	Manifest      *string           `json:"manifest,omitempty"`
+	Components    *inspectComps     `json:"components,omitempty"`
 	Payloads      []inspectPayload  `json:"payloads"`
 	Signatures    []inspectSigEntry `json:"signatures"`
+	// Warnings say what today's Rugix Ctrl refuses (payloads without a block index).
+	Warnings []string `json:"warnings"`
+}
+
+// inspectComps is the header's component metadata; the tags are reported because no
+// published source gives their values.
+type inspectComps struct {
+	Tags  map[string]string `json:"tags"`
+	Files []inspectCompFile `json:"files"`
+}
+
+type inspectCompFile struct {
+	Path   string `json:"path"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Text is the file's content when it is UTF-8 text (component files are TOML or JSON).
+	Text *string `json:"text,omitempty"`
 }
 
 type inspectPayload struct {
 	Index         int           `json:"index"`
+	Delivery      string        `json:"delivery"` // slot, execute, app-file or app-archive
 	Slot          string        `json:"slot,omitempty"`
 	Handler       []string      `json:"handler,omitempty"`
+	App           string        `json:"app,omitempty"`
+	Path          string        `json:"path,omitempty"`
+	Mode          *uint32       `json:"mode,omitempty"`
 	FileHash      string        `json:"fileHash"`
 	HeaderHash    string        `json:"headerHash"`
 	DataOffset    int64         `json:"dataOffset"`
@@ -271,8 +300,15 @@ func bundleInspectCommand() *ucli.Command {
 		for _, p := range b.Payloads() {
 			ip := inspectPayload{Index: p.Index, Slot: p.Slot(), FileHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.FileHash}.String(),
 				HeaderHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.HeaderHash}.String(), DataOffset: p.DataOffset, DataSize: p.DataSize}
-			if p.Entry.TypeExecute != nil {
-				ip.Handler = p.Entry.TypeExecute.Handler
+			switch e := p.Entry; {
+			case e.TypeSlot != nil:
+				ip.Delivery = "slot"
+			case e.TypeExecute != nil:
+				ip.Delivery, ip.Handler = "execute", e.TypeExecute.Handler
+			case e.TypeAppFile != nil:
+				ip.Delivery, ip.App, ip.Path, ip.Mode = "app-file", e.TypeAppFile.App, e.TypeAppFile.Path, e.TypeAppFile.Mode
+			case e.TypeAppArchive != nil:
+				ip.Delivery, ip.App = "app-archive", e.TypeAppArchive.App
 			}
 			if p.Entry.DeltaEncoding != nil {
 				ip.DeltaEncoding = p.Entry.DeltaEncoding
@@ -301,8 +337,26 @@ func bundleInspectCommand() *ucli.Command {
 		for i, der := range b.Signatures() {
 			out.Signatures = append(out.Signatures, inspectSigEntry{Index: i, Size: len(der), Signers: bundle.CMSSigners(der)})
 		}
+		if cs := h.Components; cs != nil {
+			out.Components = &inspectComps{Files: []inspectCompFile{}, Tags: map[string]string{
+				"BUNDLE_HEADER_COMPONENTS": cs.Tag.String(), "BUNDLE_COMPONENTS_FILE": cs.FileTag.String(),
+				"BUNDLE_COMPONENT_FILE_PATH": cs.PathTag.String(), "BUNDLE_COMPONENT_FILE_DATA": cs.DataTag.String()}}
+			for _, f := range cs.Files {
+				sum := sha256.Sum256(f.Data)
+				cf := inspectCompFile{Path: f.Path, Size: len(f.Data), SHA256: hex.EncodeToString(sum[:])}
+				if utf8.Valid(f.Data) {
+					t := string(f.Data)
+					cf.Text = &t
+				}
+				out.Components.Files = append(out.Components.Files, cf)
+			}
+		}
+		out.Warnings = append([]string{}, b.Warnings()...)
 		g := globals(c)
 		if g.JSON {
+			for _, m := range out.Warnings {
+				g.Log.Warn(m)
+			}
 			return printJSON(g.Stdout, out)
 		}
 		w := bufio.NewWriter(g.Stdout)
@@ -314,13 +368,15 @@ func bundleInspectCommand() *ucli.Command {
 		if out.Manifest != nil {
 			fmt.Fprintf(w, "Manifest:    %s\n", *out.Manifest)
 		}
-		fmt.Fprintf(w, "Payloads:\n")
-		for _, p := range out.Payloads {
-			if p.Slot != "" {
-				fmt.Fprintf(w, "  %d: slot=%q file=%s\n", p.Index, p.Slot, p.FileHash)
-			} else {
-				fmt.Fprintf(w, "  %d: execute(%s) file=%s\n", p.Index, strings.Join(p.Handler, " "), p.FileHash)
+		if cs := out.Components; cs != nil {
+			fmt.Fprintf(w, "Components:  %d files (tag %s)\n", len(cs.Files), cs.Tags["BUNDLE_HEADER_COMPONENTS"])
+			for _, f := range cs.Files {
+				fmt.Fprintf(w, "  %s: %d bytes, sha256 %s\n", f.Path, f.Size, f.SHA256)
 			}
+		}
+		fmt.Fprintf(w, "Payloads:\n")
+		for i, p := range out.Payloads {
+			fmt.Fprintf(w, "  %d: %s file=%s\n", p.Index, b.Payloads()[i].Delivery(), p.FileHash)
 			fmt.Fprintf(w, "     data: %d bytes at offset %d\n", p.DataSize, p.DataOffset)
 			if be := p.BlockEncoding; be != nil {
 				comp := "none"
@@ -343,6 +399,9 @@ func bundleInspectCommand() *ucli.Command {
 			for _, s := range out.Signatures {
 				fmt.Fprintf(w, "  %d: CMS, %d bytes, signer %s\n", s.Index, s.Size, strings.Join(s.Signers, "; "))
 			}
+		}
+		for _, m := range out.Warnings {
+			fmt.Fprintf(w, "Warning:     %s\n", m)
 		}
 		return w.Flush()
 	})
@@ -391,6 +450,9 @@ func bundleVerifyCommand() *ucli.Command {
 		}
 		g := globals(c)
 		if g.JSON {
+			for _, m := range rep.Warnings {
+				g.Log.Warn(m)
+			}
 			return printJSON(g.Stdout, rep)
 		}
 		var blocks int
@@ -412,6 +474,9 @@ func bundleVerifyCommand() *ucli.Command {
 			default:
 				fmt.Fprintf(g.Stdout, "signature %d: not checked (no --root-cert), signer %s\n", s.Index, strings.Join(s.Signers, "; "))
 			}
+		}
+		for _, m := range rep.Warnings {
+			fmt.Fprintf(g.Stdout, "warning: %s\n", m)
 		}
 		return nil
 	})

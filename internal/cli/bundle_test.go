@@ -309,3 +309,94 @@ func TestSignWithOpenSSL(t *testing.T) {
 		t.Fatalf("inspect does not name the signer:\n%s", insp)
 	}
 }
+
+// TestBundleCreateAddsBlockIndex: a slot payload without block-encoding gets casync-64 (and
+// says so); --no-block-index keeps it out, and inspect and verify then warn.
+func TestBundleCreateAddsBlockIndex(t *testing.T) {
+	dir := makeBundleDir(t, "")
+	toml := "update-type = \"full\"\n[[payloads]]\nfilename = \"system.img\"\ndelivery = { type = \"slot\", slot = \"system\" }\n" +
+		"[[payloads]]\nfilename = \"post.sh\"\ndelivery = { type = \"execute\", handler = [\"/bin/sh\", \"-\"] }\n"
+	os.WriteFile(filepath.Join(dir, "rugix-bundle.toml"), []byte(toml), 0o644)
+	w := t.TempDir()
+	for _, tc := range []struct {
+		name        string
+		args        []string
+		wantChunker string // of payload 0; "" = none
+		wantStderr  string
+	}{
+		{"default", nil, "casync-64", `added chunker = "casync-64"`},
+		{"no-block-index", []string{"--no-block-index"}, "", "refuses to install it unless run with --insecure-allow-missing-block-index"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(w, tc.name+".rugixb")
+			_, stderr, err := otabake(t, append([]string{"bundle", "create", dir, "-o", out}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(stderr, tc.wantStderr) {
+				t.Fatalf("create stderr %q, want %q", stderr, tc.wantStderr)
+			}
+			var insp inspectJSON
+			if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "inspect", out)), &insp); err != nil {
+				t.Fatal(err)
+			}
+			p0, p1 := insp.Payloads[0], insp.Payloads[1]
+			if p1.BlockEncoding != nil {
+				t.Errorf("execute payload got a block encoding: %+v", p1.BlockEncoding)
+			}
+			human := mustOtabake(t, "bundle", "inspect", out)
+			verify := mustOtabake(t, "bundle", "verify", out)
+			var rep bundle.VerifyReport
+			if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "verify", out)), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantChunker == "" {
+				if p0.BlockEncoding != nil || len(insp.Warnings) != 1 || len(rep.Warnings) != 1 ||
+					!strings.Contains(human, "Warning:     payload 0") || !strings.Contains(verify, "warning: payload 0") ||
+					!strings.Contains(insp.Warnings[0], "Rugix Ctrl >= 1.2 refuses") {
+					t.Fatalf("no warning without a block index:\n%+v\n%s\n%s\n%+v", insp, human, verify, rep)
+				}
+				return
+			}
+			if p0.BlockEncoding == nil || p0.BlockEncoding.Chunker != tc.wantChunker || p0.BlockEncoding.HashAlgorithm != "sha512-256" ||
+				p0.BlockEncoding.Blocks == 0 || len(insp.Warnings) != 0 || len(rep.Warnings) != 0 || strings.Contains(human, "Warning") {
+				t.Fatalf("inspect: %+v\n%s", insp, human)
+			}
+			if insp.Manifest == nil || !strings.Contains(*insp.Manifest, `"block-encoding":{"chunker":"casync-64"}`) {
+				t.Fatalf("manifest does not carry the added block encoding: %v", insp.Manifest)
+			}
+		})
+	}
+}
+
+// TestInspectAppBundle inspects and verifies the hand-made 1.x app bundle with component
+// metadata (internal/bundle/apps_test.go builds it).
+func TestInspectAppBundle(t *testing.T) {
+	const fixture = "../bundle/testdata/app-components.rugixb"
+	var insp inspectJSON
+	if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "inspect", fixture)), &insp); err != nil {
+		t.Fatal(err)
+	}
+	if len(insp.Payloads) != 3 {
+		t.Fatalf("payloads %+v", insp.Payloads)
+	}
+	p0, p1, p2 := insp.Payloads[0], insp.Payloads[1], insp.Payloads[2]
+	if p0.Delivery != "app-file" || p0.App != "hello" || p0.Path != "bin/hello" || p0.Mode == nil || *p0.Mode != 0o755 ||
+		p1.Delivery != "app-archive" || p1.App != "hello" || p2.Delivery != "slot" || p2.Slot != "x" {
+		t.Fatalf("deliveries: %+v %+v %+v", p0, p1, p2)
+	}
+	c := insp.Components
+	if c == nil || len(c.Files) != 2 || c.Files[0].Path != "system.toml" || c.Files[0].Text == nil ||
+		!strings.Contains(*c.Files[0].Text, `name = "hello"`) || c.Files[1].Path != "hw/board.json" || c.Tags["BUNDLE_HEADER_COMPONENTS"] == "" {
+		t.Fatalf("components: %+v", c)
+	}
+	human := mustOtabake(t, "bundle", "inspect", fixture)
+	for _, want := range []string{`0: app-file(app="hello" path="bin/hello" mode=0755)`, `1: app-archive(app="hello")`, `2: slot="x"`, "Components:  2 files", "hw/board.json: 16 bytes"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, human)
+		}
+	}
+	if v := mustOtabake(t, "bundle", "verify", fixture, "--bundle-hash", insp.Hash); !strings.Contains(v, "OK "+insp.Hash+": 3 payloads") {
+		t.Fatalf("verify: %s", v)
+	}
+}
