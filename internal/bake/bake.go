@@ -1,7 +1,8 @@
 // Package bake writes a release's identity and OTA defaults into a root filesystem before it
 // becomes a system partition: /etc/rugix/system-build-info.json exactly as Rugix Bakery writes
 // it, IMAGE_ID and IMAGE_VERSION in os-release for Yocto-style consumers, the agent's defaults
-// in /etc/otabake/ota.json, and optionally an explicit /etc/rugix/system.toml.
+// in /etc/otabake/ota.json, optionally an explicit /etc/rugix/system.toml, and the trust roots
+// Rugix Ctrl verifies update bundles against (/etc/rugix/ctrl.toml and root files, trust.go).
 //
 // Bake works on a staging directory as an ordinary user, resolves and reads every path through
 // rootfs.Root, as if the rootfs were "/" (so etc/os-release -> /usr/lib/os-release stays
@@ -13,6 +14,7 @@ package bake
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +51,10 @@ type Options struct {
 	// UseBundleHash tells the agent to pin the bundle hash when installing. It is part of
 	// ota.json and so has no effect without OTAPath.
 	UseBundleHash bool
+	// TrustRoots, when set, makes Bake write the trust roots Rugix Ctrl verifies bundle
+	// signatures against: RootPath(i) for each, RootsBundle with all of them, and CtrlConfig
+	// listing them (see trust.go for the upstream locations).
+	TrustRoots []*x509.Certificate
 	// Target, when set, makes Bake write SystemTOML with Rugix Ctrl's defaults for the target
 	// (efi-grub, rpi-tryboot, rpi-uboot; generic-grub-efi is accepted as Bakery's alias).
 	Target string
@@ -116,7 +122,7 @@ func (o Options) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return checkRoots(o.TrustRoots)
 }
 
 // MarshalBuildInfo renders info exactly as Bakery's serde_json::to_string_pretty does:
@@ -171,6 +177,24 @@ func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) 
 			return nil, fmt.Errorf("bake: encode %s: %w", OTADefaults, err)
 		}
 		if err := b.put(ctx, OTADefaults, func([]byte) ([]byte, error) { return data, nil }); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.TrustRoots) > 0 {
+		var all []byte
+		paths := make([]string, len(opts.TrustRoots))
+		for i, c := range opts.TrustRoots {
+			paths[i] = RootPath(i)
+			data := rootPEM(c)
+			all = append(all, data...)
+			if err := b.put(ctx, paths[i], func([]byte) ([]byte, error) { return data, nil }); err != nil {
+				return nil, err
+			}
+		}
+		if err := b.put(ctx, RootsBundle, func([]byte) ([]byte, error) { return all, nil }); err != nil {
+			return nil, err
+		}
+		if err := b.put(ctx, CtrlConfig, func(old []byte) ([]byte, error) { return ctrlConfig(old, paths) }); err != nil {
 			return nil, err
 		}
 	}

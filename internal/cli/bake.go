@@ -6,6 +6,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/otabake/otabake/internal/bake"
+	"github.com/otabake/otabake/internal/sign"
 )
 
 func init() { register(bakeCommand) }
@@ -16,7 +17,9 @@ func bakeCommand() *ucli.Command {
 		Usage: "write the release identity and OTA defaults into a root filesystem",
 		Description: "Writes /etc/rugix/system-build-info.json exactly as Rugix Bakery does, sets IMAGE_ID and\n" +
 			"IMAGE_VERSION in os-release, and optionally writes /etc/otabake/ota.json (--ota-path) and\n" +
-			"/etc/rugix/system.toml with Rugix Ctrl's defaults for a target (--target). It works on a\n" +
+			"/etc/rugix/system.toml with Rugix Ctrl's defaults for a target (--target), and the trust roots\n" +
+			"Rugix Ctrl verifies update bundles against (--trust-root: /etc/rugix/root.crt, root-2.crt, …,\n" +
+			"/etc/rugix/roots.pem and /etc/rugix/ctrl.toml [signatures] roots). It works on a\n" +
 			"staging directory as an ordinary user (Yocto's ${IMAGE_ROOTFS}), resolves symlinks as if the\n" +
 			"rootfs were /, refuses paths that leave it, and a second run changes nothing.",
 		Flags: []ucli.Flag{
@@ -27,6 +30,7 @@ func bakeCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "ota-path", Usage: "agent update path REPOSITORY/PACKAGE/TAG written to /etc/otabake/ota.json"},
 			&ucli.BoolFlag{Name: "use-bundle-hash", Usage: "make the agent verify bundles by their hash (needs --ota-path)"},
 			&ucli.StringFlag{Name: "target", Usage: "write /etc/rugix/system.toml for efi-grub, rpi-tryboot or rpi-uboot"},
+			&ucli.StringSliceFlag{Name: "trust-root", Usage: "`PEM` CA certificate devices verify update bundle signatures against (repeatable; one certificate per file)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 0 {
@@ -39,6 +43,16 @@ func bakeCommand() *ucli.Command {
 			opts := bake.Options{
 				System: c.String("system"), Version: c.String("version"), ReleaseID: c.String("release-id"),
 				OTAPath: c.String("ota-path"), UseBundleHash: c.Bool("use-bundle-hash"), Target: c.String("target"),
+			}
+			for _, p := range c.StringSlice("trust-root") {
+				certs, err := sign.LoadCertificates(p)
+				if err != nil {
+					return fmt.Errorf("--trust-root: %w", err)
+				}
+				if len(certs) != 1 {
+					return fmt.Errorf("--trust-root %s: holds %d certificates; give one root certificate per file (Rugix Ctrl reads each root file as one certificate)", p, len(certs))
+				}
+				opts.TrustRoots = append(opts.TrustRoots, certs[0])
 			}
 			res, err := bake.Bake(c.Context, c.String("rootfs"), opts)
 			if err != nil {

@@ -130,9 +130,12 @@ type System struct {
 	Sizes   Sizes   `json:"sizes"`
 	Bundle  Bundle  `json:"bundle"`
 	Signing Signing `json:"signing"`
-	Yocto   Yocto   `json:"yocto"`
-	Grub    Grub    `json:"grub"`
-	Bakery  Bakery  `json:"bakery"`
+	// UseBundleHash makes the system's devices install with the bundle hash the Hub publishes
+	// (rugix-ctrl --bundle-hash, 0.8.x --verify-bundle): ota.json's rugix.useBundleHash.
+	UseBundleHash bool   `json:"useBundleHash"`
+	Yocto         Yocto  `json:"yocto"`
+	Grub          Grub   `json:"grub"`
+	Bakery        Bakery `json:"bakery"`
 	// Source names where the system is defined ("rugix-bakery.toml:5, otabake.toml:12").
 	Source string `json:"source"`
 }
@@ -166,6 +169,13 @@ type Signing struct {
 	Chain []string `json:"chain,omitempty"`
 	// PasswordEnv names the environment variable holding the key's password.
 	PasswordEnv string `json:"passwordEnv,omitempty"`
+	// Roots are the trust roots (PEM files) baked into the system's image for Rugix Ctrl to
+	// verify the next bundle against. Empty means the last certificate of cert+chain when it
+	// is self-signed (the signer's chain is self-contained).
+	Roots []string `json:"roots,omitempty"`
+	// InsecureUnsigned lets build-release build a system whose devices cannot verify their
+	// next update (neither signing nor use_bundle_hash); every build warns.
+	InsecureUnsigned bool `json:"insecureUnsigned,omitempty"`
 }
 
 // Yocto locates a Yocto build's deploy directory.

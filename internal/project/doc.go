@@ -30,6 +30,10 @@
 //	sizes = { config = "256M", boot = "256M", system = "2G", total = "4G" }  # Bakery size syntax
 //	bundle = { chunker = "casync-64", hash = "sha512-256", deduplicate = true, compression = "xz", xz_preset = 6 }
 //	signing = { key = "keys/k.pem", cert = "keys/c.pem", chain = ["keys/ca.pem"], password_env = "KEY_PASSWORD" }
+//	signing = { key = "keys/k.pem", cert = "keys/c.pem", roots = ["keys/ca.pem"] }  # roots baked into
+//	                             # the image (/etc/rugix/ctrl.toml); default: the chain's self-signed root
+//	signing = { insecure_unsigned = true }  # build-release builds a system devices cannot verify (warns)
+//	use_bundle_hash = true       # devices pin the Hub's bundle hash (rugix-ctrl --bundle-hash)
 //	yocto = { machine = "qemux86-64", image = "core-image-minimal", deploy_dir = "build/tmp/deploy/images/qemux86-64", image_id = "core-image-minimal" }
 //	grub = { efi_binary = "grubx64.efi" }   # efi-grub only: a prebuilt GRUB EFI binary
 //	grub = { efi_binary = "x.efi", prefer_mkimage = true }  # grub-mkimage when installed, else x.efi

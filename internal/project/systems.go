@@ -157,6 +157,20 @@ func (l *loader) applyFileSystem(s *System, fs *fileSystem) error {
 		}
 		s.Signing.PasswordEnv = sg.PasswordEnv
 	}
+	if sg.Roots != nil {
+		for i, r := range sg.Roots {
+			if r == "" {
+				return fmt.Errorf("%s: systems.%s.signing.roots[%d]: empty path; want a PEM certificate file", at("signing", "roots"), s.Name, i)
+			}
+		}
+		s.Signing.Roots = sg.Roots
+	}
+	if sg.InsecureUnsigned {
+		s.Signing.InsecureUnsigned = true
+	}
+	if fs.UseBundleHash != nil {
+		s.UseBundleHash = *fs.UseBundleHash
+	}
 	if fs.Yocto.Machine != "" {
 		s.Yocto.Machine = fs.Yocto.Machine
 	}
@@ -228,6 +242,12 @@ func (l *loader) validateSystem(s *System) error {
 	}
 	if sg.Key != "" && sg.Cert == "" {
 		return fmt.Errorf("%s: systems.%s.signing: key needs cert (the signer's X.509 certificate)", at("signing"), s.Name)
+	}
+	if sg.Key == "" && len(sg.Roots) > 0 {
+		return fmt.Errorf("%s: systems.%s.signing.roots: roots need key and cert (build-release signs the bundles the roots verify); create development keys with `otabake keys init`", at("signing", "roots"), s.Name)
+	}
+	if sg.Key != "" && sg.InsecureUnsigned {
+		return fmt.Errorf("%s: systems.%s.signing: insecure_unsigned contradicts key; remove insecure_unsigned", at("signing", "insecure_unsigned"), s.Name)
 	}
 	return nil
 }

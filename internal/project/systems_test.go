@@ -14,7 +14,7 @@ func TestMalformedConfig(t *testing.T) {
 		{"unknown top-level key", "colour = \"red\"\n", "otabake.toml:1: unknown key colour (allowed at the top level: hub, release, systems)"},
 		{"unknown hub key", "[hub]\nurl = \"https://x.example\"\n\nrepsitory = \"x\"\n", "otabake.toml:4: unknown key hub.repsitory: did you mean repository? (allowed in [hub]: default_tag, package, repository, token_env, url)"},
 		{"token in file", "[hub]\ntoken = \"u_sk_x\"\n", "otabake.toml:2: unknown key hub.token"},
-		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, boot, bundle, grub, rootfs, signing, sizes, target, yocto)"},
+		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, boot, bundle, grub, rootfs, signing, sizes, target, use_bundle_hash, yocto)"},
 		{"unknown nested table", "[systems.a]\nrootfs = \"r\"\n[systems.a.bundel]\nhash = \"sha256\"\n", "otabake.toml:3: unknown key systems.a.bundel"},
 		{"unknown key in inline table", "[systems.a]\nrootfs = \"r\"\nbundle = { chunker = \"casync-64\", hsh = \"x\" }\n", "otabake.toml:3: unknown key systems.a.bundle.hsh"},
 		{"wrong type string for int", "[systems.a]\nrootfs = \"r\"\n\n[systems.a.bundle]\nxz_preset = \"6\"\n", "otabake.toml:5: systems.a.bundle.xz_preset: wrong type"},
@@ -37,6 +37,10 @@ func TestMalformedConfig(t *testing.T) {
 		{"grub on rpi", "[systems.a]\nrootfs = \"r\"\ntarget = \"rpi-tryboot\"\narchitecture = \"arm64\"\n[systems.a.grub]\nefi_binary = \"g.efi\"\n", "otabake.toml:6: systems.a.grub.efi_binary: only applies to target efi-grub"},
 		{"cert without key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\ncert = \"c.pem\"\n", "otabake.toml:5: systems.a.signing: cert, chain and password_env need key"},
 		{"key without cert", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsigning = { key = \"k.pem\" }\n", "otabake.toml:5: systems.a.signing: key needs cert"},
+		{"roots without key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\nroots = [\"ca.pem\"]\n", "otabake.toml:6: systems.a.signing.roots: roots need key and cert"},
+		{"empty root", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\nkey = \"k\"\ncert = \"c\"\nroots = [\"\"]\n", "systems.a.signing.roots[0]: empty path"},
+		{"insecure and key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\nkey = \"k\"\ncert = \"c\"\ninsecure_unsigned = true\n", "insecure_unsigned contradicts key"},
+		{"use_bundle_hash not a bool", "[systems.a]\nrootfs = \"r\"\nuse_bundle_hash = \"yes\"\n", "systems.a.use_bundle_hash: wrong type"},
 		{"bad system name", "[systems.\"my system\"]\nrootfs = \"r\"\n", `otabake.toml:1: invalid system name "my system"`},
 	}
 	for _, tt := range tests {
@@ -302,4 +306,37 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("error without file name: %v", err)
 		}
 	})
+}
+
+// TestTrustSettings: the settings that decide how a system's devices verify their next update.
+func TestTrustSettings(t *testing.T) {
+	const base = "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n"
+	for _, tt := range []struct {
+		name, toml string
+		want       func(s *System) bool
+	}{
+		{"defaults", base, func(s *System) bool {
+			return !s.UseBundleHash && !s.Signing.InsecureUnsigned && s.Signing.Roots == nil
+		}},
+		{"use_bundle_hash", base + "use_bundle_hash = true\n", func(s *System) bool { return s.UseBundleHash }},
+		{"roots", base + "[systems.a.signing]\nkey = \"k\"\ncert = \"c\"\nroots = [\"ca1.pem\", \"ca2.pem\"]\n", func(s *System) bool {
+			return len(s.Signing.Roots) == 2 && s.Signing.Roots[1] == "ca2.pem"
+		}},
+		{"insecure", base + "signing = { insecure_unsigned = true }\n", func(s *System) bool { return s.Signing.InsecureUnsigned }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeProject(t, map[string]string{FileName: tt.toml})
+			cfg, err := Load(dir, LoadOptions{Env: []string{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := cfg.System("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(s) {
+				t.Errorf("system = %+v", *s)
+			}
+		})
+	}
 }

@@ -54,12 +54,15 @@ type fileSystem struct {
 		XZPreset    *int   `toml:"xz_preset"`
 	} `toml:"bundle"`
 	Signing struct {
-		Key         string   `toml:"key"`
-		Cert        string   `toml:"cert"`
-		Chain       []string `toml:"chain"`
-		PasswordEnv string   `toml:"password_env"`
+		Key              string   `toml:"key"`
+		Cert             string   `toml:"cert"`
+		Chain            []string `toml:"chain"`
+		PasswordEnv      string   `toml:"password_env"`
+		Roots            []string `toml:"roots"`
+		InsecureUnsigned bool     `toml:"insecure_unsigned"`
 	} `toml:"signing"`
-	Yocto struct {
+	UseBundleHash *bool `toml:"use_bundle_hash"`
+	Yocto         struct {
 		Machine   string `toml:"machine"`
 		Image     string `toml:"image"`
 		DeployDir string `toml:"deploy_dir"`

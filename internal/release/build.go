@@ -54,6 +54,7 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 	type job struct {
 		sys     *project.System
 		backend string
+		trust   *trustPlan
 	}
 	var jobs []job
 	for _, name := range systems {
@@ -70,7 +71,15 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 		default:
 			return nil, fmt.Errorf("system %s: unknown backend %q (want native, bakery or yocto)", name, backend)
 		}
-		jobs = append(jobs, job{sys, backend})
+		var trust *trustPlan
+		if backend == "native" {
+			// Bakery and Yocto images are made by their own build; otabake cannot see what
+			// they trust, so only the images otabake makes are checked.
+			if trust, err = planTrust(cfg, sys); err != nil {
+				return nil, err
+			}
+		}
+		jobs = append(jobs, job{sys, backend, trust})
 	}
 	var out []*BuildResult
 	for _, j := range jobs {
@@ -80,7 +89,7 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 		)
 		switch j.backend {
 		case "native":
-			r, err = buildNative(ctx, cfg, id, j.sys, opts)
+			r, err = buildNative(ctx, cfg, id, j.sys, j.trust, opts)
 		case "bakery":
 			r, err = buildBakery(ctx, cfg, id, j.sys, opts)
 		case "yocto":

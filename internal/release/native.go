@@ -34,7 +34,12 @@ const (
 // compress the image and write its bmap. Everything is produced in a work directory next to
 // build/<system>/ and moved into place only when complete, so a failed build never leaves a
 // build directory that looks finished.
-func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, opts BuildOptions) (_ *BuildResult, err error) {
+func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, trust *trustPlan, opts BuildOptions) (_ *BuildResult, err error) {
+	if trust == nil {
+		if trust, err = planTrust(cfg, sys); err != nil {
+			return nil, err
+		}
+	}
 	if sys.Rootfs == "" {
 		return nil, fmt.Errorf("the native backend needs rootfs = \"DIR or TARBALL\" in [systems.%s]", sys.Name)
 	}
@@ -76,7 +81,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return nil, err
 	}
-	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest}
+	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, Warnings: append([]string(nil), trust.warnings...)}
 	t := &stageTimer{r: r, opts: opts}
 	defer t.end()
 
@@ -102,7 +107,8 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	baked, err := bake.Bake(ctx, rootDir, bake.Options{
 		System: sys.Name, Version: id.Version, ReleaseID: releaseID,
-		OTAPath: otaPath, UseBundleHash: sys.Signing.Key == "", Target: sys.Target,
+		OTAPath: otaPath, UseBundleHash: sys.UseBundleHash, Target: sys.Target,
+		TrustRoots: trust.roots,
 	})
 	if err != nil {
 		return nil, err
@@ -170,6 +176,11 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		signer, err := sign.LoadSigner(ctx, signingRef(cfg, sys.Signing.Key), cfg.Path(sys.Signing.Cert), paths(cfg, sys.Signing.Chain), sys.Signing.PasswordEnv)
 		if err != nil {
 			return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
+		}
+		if len(trust.roots) > 0 {
+			if err := signer.CheckChainsTo(trust.roots, time.Now()); err != nil {
+				return nil, fmt.Errorf("[systems.%s.signing]: %w; set roots to the CA that issued %s", sys.Name, err, sys.Signing.Cert)
+			}
 		}
 		if err := bundle.Sign(ctx, bundlePath, bundlePath, signer); err != nil {
 			return nil, fmt.Errorf("sign %s: %w", bundlePath, err)

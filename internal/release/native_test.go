@@ -16,6 +16,7 @@ import (
 
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/sign"
 )
 
 // copyTree copies the quickstart example (regular files, directories and symlinks).
@@ -106,7 +107,11 @@ func TestNativeQuickstartReproducible(t *testing.T) {
 		dirs = append(dirs, dir)
 	}
 	for _, sys := range systems {
-		for _, f := range []string{"system.img", "system.img.xz", "system.img.bmap", "system.rugixb", "system.rugixb-hash", "sbom.spdx.json", "system-build-info.json"} {
+		// system.rugixb is signed, and an ECDSA signature (random nonce, CMS signingTime)
+		// differs on every build; what it signs does not: system.rugixb-hash is the hash of the
+		// header, which commits to every payload, and checkBundleMatchesImage compares the
+		// payloads with the (byte-identical) image's partitions.
+		for _, f := range []string{"system.img", "system.img.xz", "system.img.bmap", "system.rugixb-hash", "sbom.spdx.json", "system-build-info.json"} {
 			a := sha(t, filepath.Join(BuildDir(dirs[0], sys), f))
 			b := sha(t, filepath.Join(BuildDir(dirs[1], sys), f))
 			if a != b {
@@ -114,6 +119,7 @@ func TestNativeQuickstartReproducible(t *testing.T) {
 			}
 		}
 		checkBundleMatchesImage(t, BuildDir(dirs[0], sys))
+		checkTrust(t, filepath.Join(dirs[0], "keys/dev-ca.crt"), BuildDir(dirs[0], sys))
 	}
 	// The source tree is untouched by the build: no baked files appear in it.
 	if _, err := os.Stat(filepath.Join(dirs[0], "rootfs/etc/rugix/system-build-info.json")); err == nil {
@@ -282,4 +288,57 @@ func appendTOML(t *testing.T, dir, text string, dropExisting bool) {
 		s = strings.Replace(s, "[systems.quickstart-efi-amd64.sizes]\nboot = \"32M\"\n", "", 1)
 	}
 	os.WriteFile(p, []byte(s+"\n"+text), 0o644)
+}
+
+// checkTrust checks what a device needs to verify its next update: the bundle's signature
+// verifies against the project's CA, and the system partition holds that CA as
+// /etc/rugix/root.crt (and in roots.pem) and the Rugix Ctrl configuration listing it.
+func checkTrust(t *testing.T, caPath, dir string) {
+	t.Helper()
+	roots, err := sign.LoadCertPool(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Open(filepath.Join(dir, "system.rugixb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rep, err := b.Verify(context.Background(), bundle.VerifyOptions{Roots: roots})
+	if err != nil {
+		t.Fatalf("verify with %s: %v", caPath, err)
+	}
+	if len(rep.Signatures) != 1 || !rep.Signatures[0].Verified {
+		t.Errorf("signatures %+v, want one verified", rep.Signatures)
+	}
+	img := filepath.Join(t.TempDir(), "system.ext4")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ExtractPayload(context.Background(), len(b.Payloads())-1, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cat := func(p string) []byte {
+		out, err := exec.Command("debugfs", "-R", "cat "+p, img).Output()
+		if err != nil || len(out) == 0 {
+			t.Fatalf("debugfs cat %s: %v (%d bytes)", p, err, len(out))
+		}
+		return out
+	}
+	ctrl := string(cat("/etc/rugix/ctrl.toml"))
+	if !strings.Contains(ctrl, "[signatures]\nroots = [\"/etc/rugix/root.crt\"]\n") {
+		t.Errorf("/etc/rugix/ctrl.toml = %q, want [signatures] roots = [\"/etc/rugix/root.crt\"]", ctrl)
+	}
+	ca, err := sign.LoadCertificates(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/etc/rugix/root.crt", "/etc/rugix/roots.pem"} {
+		got, err := sign.ParseCertificates(cat(p))
+		if err != nil || len(got) != 1 || !got[0].Equal(ca[0]) {
+			t.Errorf("%s holds %d certificates (%v), want exactly the CA %s", p, len(got), err, caPath)
+		}
+	}
 }

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Rugix drives rugix-ctrl (0.8.x and 1.x).
@@ -15,6 +21,48 @@ type Rugix struct {
 	run   Runner
 	major int // cached rugix-ctrl major version, -1 when unknown
 	known bool
+	// ctrlConfig is Rugix Ctrl's configuration file; empty means RugixCtrlConfig.
+	ctrlConfig string
+}
+
+// RugixCtrlConfig is where Rugix Ctrl 1.x reads its configuration, including the roots it
+// verifies bundle signatures against (rugix/rugix crates/apps/rugix-ctrl/src/config.rs
+// CTRL_CONFIG_PATH; schemas/config.sidex SignaturesConfig.roots). otabake bake writes it with
+// the system's trust roots (internal/bake/trust.go).
+const RugixCtrlConfig = "/etc/rugix/ctrl.toml"
+
+// rugixRootsBundle holds every root in one file, for 0.8.x's single --root-cert (an OpenSSL
+// -CAfile). otabake bake writes it next to ctrl.toml.
+const rugixRootsBundle = "roots.pem"
+
+// signatureRoots returns the roots listed in ctrl.toml's [signatures] roots; none when the
+// file does not exist.
+func (r *Rugix) signatureRoots() ([]string, error) {
+	path := r.ctrlConfig
+	if path == "" {
+		path = RugixCtrlConfig
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var cfg struct {
+		Signatures struct {
+			Roots []string `toml:"roots"`
+		} `toml:"signatures"`
+	}
+	if _, err := toml.Decode(string(data), &cfg); err != nil {
+		return nil, fmt.Errorf("%s is not valid TOML, and rugix-ctrl reads it too: fix it (%v)", path, err)
+	}
+	for _, root := range cfg.Signatures.Roots {
+		if !filepath.IsAbs(root) {
+			return nil, fmt.Errorf("%s: signatures.roots entry %q is not an absolute path", path, root)
+		}
+	}
+	return cfg.Signatures.Roots, nil
 }
 
 // Name implements Engine.
@@ -130,25 +178,60 @@ func (r *Rugix) majorVersion(ctx context.Context) (int, error) {
 	return m, nil
 }
 
-// installArgs is `update install [--bundle-hash H] --reboot no -- URL`: every option before
-// "--", the URL after it, so that no value from the Hub can be read as an option (clap, which
-// parses rugix-ctrl's command line, takes everything after "--" as positional).
+// installArgs is `update install [verification options] --reboot no -- URL`: every option
+// before "--", the URL after it, so that no value from the Hub can be read as an option (clap,
+// which parses rugix-ctrl's command line, takes everything after "--" as positional).
+//
+// The verification options depend on the installed Rugix Ctrl, whose version is read once:
+//   - 0.8.x verifies nothing unless asked (silitics/rugix v0.8.15
+//     www/docs/ctrl/signed-updates.md, crates/apps/rugix-ctrl/src/cli.rs): with trust roots in
+//     ctrl.toml, `--verify-signature --root-cert ROOT` (it takes exactly one --root-cert, an
+//     OpenSSL -CAfile, so several roots go as the roots.pem bundle); with a pinned hash,
+//     `--verify-bundle HASH`.
+//   - 1.x verifies every bundle against the roots in ctrl.toml by itself and refuses an
+//     unverifiable one (rugix/rugix CHANGELOG 1.0.0; src/operations/install/mod.rs
+//     start_verified_bundle), so signatures need nothing extra; a pinned hash is
+//     `--bundle-hash HASH` (src/cli.rs UpdateCommand::Install bundle_hash; --verify-bundle
+//     is the 0.8.x name and 1.x does not accept it). --root-cert is not passed: on 1.x it
+//     would replace the configured roots instead of adding to them.
 func (r *Rugix) installArgs(ctx context.Context, url string, opts InstallOptions) ([]string, error) {
 	args := []string{"update", "install"}
 	if opts.BundleHash != "" {
 		if err := CheckBundleHash(opts.BundleHash); err != nil {
 			return nil, err
 		}
-		major, err := r.majorVersion(ctx)
-		if err != nil {
-			return nil, err
+	}
+	roots, err := r.signatureRoots()
+	if err != nil {
+		return nil, err
+	}
+	if opts.BundleHash == "" && len(roots) == 0 {
+		return append(args, "--reboot", "no", "--", url), nil
+	}
+	major, err := r.majorVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if major < 1 {
+		switch {
+		case len(roots) == 1:
+			args = append(args, "--verify-signature", "--root-cert", roots[0])
+		case len(roots) > 1:
+			dir := filepath.Dir(r.ctrlConfig)
+			if r.ctrlConfig == "" {
+				dir = filepath.Dir(RugixCtrlConfig)
+			}
+			bundle := filepath.Join(dir, rugixRootsBundle)
+			if _, err := os.Stat(bundle); err != nil {
+				return nil, fmt.Errorf("rugix-ctrl 0.8 takes one --root-cert, ctrl.toml lists %d roots and %s is missing: rebuild the image with otabake (it writes the bundle) or list one root", len(roots), bundle)
+			}
+			args = append(args, "--verify-signature", "--root-cert", bundle)
 		}
-		// 0.8 calls it --verify-bundle; 1.x renamed it to --bundle-hash.
-		if major >= 1 {
-			args = append(args, "--bundle-hash", opts.BundleHash)
-		} else {
+		if opts.BundleHash != "" {
 			args = append(args, "--verify-bundle", opts.BundleHash)
 		}
+	} else if opts.BundleHash != "" {
+		args = append(args, "--bundle-hash", opts.BundleHash)
 	}
 	return append(args, "--reboot", "no", "--", url), nil
 }

@@ -43,6 +43,9 @@ architecture = "amd64"
 rootfs = "rootfs"
 boot = "bootfiles-efi"
 bundle = { compression = "none" }
+# Unsigned: devices verify by the Hub's bundle hash (build-release refuses a system with
+# neither signing nor use_bundle_hash); this test is about interruption, not trust.
+use_bundle_hash = true
 
 [systems.big-efi.grub]
 efi_binary = "rootfs/usr/lib/otabake-demo/BOOTX64.EFI"
