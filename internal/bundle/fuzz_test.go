@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/bundle/stlv"
 )
 
 // FuzzBundleReader opens arbitrary bytes as a bundle and, if that works, verifies and extracts
@@ -154,6 +156,30 @@ func FuzzBlockTable(f *testing.F) {
 				t.Fatalf("accepted a payload declaring %s over a limit of 1 MiB", d)
 			}
 			b.Extract(context.Background(), i, io.Discard, ExtractOptions{MaxSize: 1 << 20})
+		}
+	})
+}
+
+// FuzzRecognise feeds arbitrary header segments to the position-and-shape recogniser of the
+// 1.x atoms without published tags (components.go): it must not panic, only ever cut bytes
+// out, and what it leaves must decode or fail cleanly.
+func FuzzRecognise(f *testing.F) {
+	b, err := Open(appFixture)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.HeaderBytes())
+	b.Close()
+	f.Add([]byte{0x49, 0xaf, 0x64, 0x33, 0x40, 0x49, 0xaf, 0x64, 0x33, 0x00})
+	f.Fuzz(func(t *testing.T, seg []byte) {
+		r := recognise(seg)
+		if len(r.clean) > len(seg) {
+			t.Fatalf("recognise grew the segment from %d to %d bytes", len(seg), len(r.clean))
+		}
+		var h Header
+		if stlv.Unmarshal(r.clean, TagBundleHeader, &h) == nil {
+			h.Components = r.components
+			_ = checkEntries(&h)
 		}
 	})
 }
