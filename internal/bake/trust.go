@@ -46,25 +46,15 @@ const ctrlConfigHeader = `# Rugix Ctrl configuration, written by otabake bake: t
 # Rugix Ctrl 0.8.x ignores this file; otabake-agent passes --verify-signature --root-cert.
 `
 
-// ctrlConfig returns the new content of /etc/rugix/ctrl.toml: otabake's own file when there
-// was none (or it was otabake's), else old with signatures.roots set and its other keys kept.
+// ctrlConfig returns the new content of /etc/rugix/ctrl.toml: old (nil when there is none)
+// with signatures.roots set and every other key kept. With nothing but the roots in it, the
+// file is otabake's own short form; a second run gives the same bytes either way.
 func ctrlConfig(old []byte, roots []string) ([]byte, error) {
-	if old == nil || bytes.HasPrefix(old, []byte(ctrlConfigHeader)) {
-		var b bytes.Buffer
-		b.WriteString(ctrlConfigHeader)
-		b.WriteString("[signatures]\nroots = [")
-		for i, r := range roots {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(strconv.Quote("/" + r))
+	cfg := map[string]any{}
+	if old != nil {
+		if _, err := toml.Decode(string(old), &cfg); err != nil {
+			return nil, fmt.Errorf("the rootfs has a %s that is not valid TOML (%v); fix or remove it, otabake adds the trust roots to it", CtrlConfig, err)
 		}
-		b.WriteString("]\n")
-		return b.Bytes(), nil
-	}
-	var cfg map[string]any
-	if _, err := toml.Decode(string(old), &cfg); err != nil {
-		return nil, fmt.Errorf("the rootfs has a %s that is not valid TOML (%v); fix or remove it, otabake adds the trust roots to it", CtrlConfig, err)
 	}
 	sig, _ := cfg["signatures"].(map[string]any)
 	if cfg["signatures"] != nil && sig == nil {
@@ -81,6 +71,17 @@ func ctrlConfig(old []byte, roots []string) ([]byte, error) {
 	cfg["signatures"] = sig
 	var b bytes.Buffer
 	b.WriteString(ctrlConfigHeader)
+	if len(cfg) == 1 && len(sig) == 1 {
+		b.WriteString("[signatures]\nroots = [")
+		for i, r := range abs {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Quote(r))
+		}
+		b.WriteString("]\n")
+		return b.Bytes(), nil
+	}
 	b.WriteString("# Merged into the rootfs's own ctrl.toml; its comments were not kept.\n")
 	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
 		return nil, err

@@ -31,11 +31,11 @@ func keysCommand() *ucli.Command {
 			},
 			Action: func(c *ucli.Context) error {
 				if c.NArg() != 0 {
-					return usageError(c, "keys init takes no arguments, got %q", c.Args().First())
+					return fmt.Errorf("keys init takes no arguments, got %q (see 'otabake keys init --help')", c.Args().First())
 				}
 				days := c.Int("signer-days")
 				if days < 1 || days > 3650 {
-					return usageError(c, "--signer-days %d: want 1..3650 (the CA is valid for 3650 days)", days)
+					return fmt.Errorf("--signer-days %d: want 1..3650, the CA is valid for 3650 days (see 'otabake keys init --help')", days)
 				}
 				g := globals(c)
 				dir := c.String("dir")

@@ -237,6 +237,14 @@ func TestNativeBadInput(t *testing.T) {
 		{"unwritable output directory", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "build"), []byte("a file where build/ should be"), 0o644)
 		}, "build"},
+		{"roots that did not issue the signer", func(t *testing.T, dir string) {
+			k, err := sign.NewDevKeys(sign.DevKeyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, "keys/other-ca.crt"), k.CACert, 0o644)
+			replaceInFile(t, filepath.Join(dir, "otabake.toml"), `roots = ["keys/dev-ca.crt"]`, `roots = ["keys/other-ca.crt"]`)
+		}, "does not chain to the trust roots baked into the image"},
 		{"corrupt tarball", func(t *testing.T, dir string) {
 			gz := append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, bytes.Repeat([]byte{0xde, 0xad}, 500)...)
 			os.WriteFile(filepath.Join(dir, "rootfs.tar.gz"), gz, 0o644)
