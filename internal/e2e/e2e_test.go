@@ -26,6 +26,7 @@ import (
 	"github.com/otabake/otabake/internal/hub/nexigon"
 	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/nexid"
+	"github.com/otabake/otabake/internal/sign"
 	"github.com/otabake/otabake/internal/vm"
 )
 
@@ -383,10 +384,19 @@ func TestBootAndOTACycle(t *testing.T) {
 	hostURL := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := &project{t: t, dir: filepath.Join(work, "project"), otabake: otabake,
 		env: []string{"NEXIGON_HUB_URL=" + hostURL, "NEXIGON_TOKEN=" + token}}
+	realCtrl, strict := realRugixCtrl(t)
+	// Signed bundles and a trusted root baked into the image: what Rugix Ctrl 1.x needs to
+	// install anything without --bundle-hash.
 	vmp, err := vmkit.WriteProject(ctx, p.dir, vmkit.ProjectOptions{
 		ModuleDir: root, CacheDir: filepath.Join(root, ".otabake", "cache", "kernel"),
 		HubPort: port, HubToken: token, DeviceID: deviceID, Repository: repository, Package: pkg,
+		SigningCA: "e2e", RugixCtrl: realCtrl,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second CA the device does not trust, for the first deliberate breakage.
+	untrusted, err := vmkit.WriteTestCA(filepath.Join(p.dir, "keys"), "untrusted")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,6 +463,15 @@ func TestBootAndOTACycle(t *testing.T) {
 	m := on()
 	b := m.waitBoot(ctx, 1, disk)
 	expectBoot(b, "a", v1, "a")
+	t.Logf("guest: %s", strings.TrimSpace(m.sh(ctx, "rugix-ctrl --version", commandTimeout)))
+	ctrlTOML := m.sh(ctx, "cat /etc/rugix/ctrl.toml", commandTimeout)
+	if !strings.Contains(ctrlTOML, "[signatures]") || !strings.Contains(ctrlTOML, "/etc/rugix/root.crt") {
+		t.Fatalf("the image's /etc/rugix/ctrl.toml names no trust root:\n%s", ctrlTOML)
+	}
+	if got := m.sh(ctx, "cat /etc/rugix/root.crt", commandTimeout); !sameCert(t, got, vmp.CA.Root) {
+		t.Fatalf("/etc/rugix/root.crt in the image is not the project's root %s:\n%s", vmp.CA.Root, got)
+	}
+	t.Log("the image trusts the project's root: /etc/rugix/ctrl.toml [signatures] roots = /etc/rugix/root.crt")
 	if s := check(m, "completed"); s.CurrentVersion != v1 {
 		t.Fatalf("currentVersion %s, want %s", s.CurrentVersion, v1)
 	}
@@ -486,13 +505,70 @@ func TestBootAndOTACycle(t *testing.T) {
 		t.Fatalf("after the rollback: %+v, want failed, \"rolled back\", currentVersion %s", s, v2)
 	}
 
-	// Deliberate breakage 1: a bundle whose system payload is corrupted is refused by its
+	tomlPath := filepath.Join(p.dir, "otabake.toml")
+	trustedTOML, err := os.ReadFile(tomlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boots := 5
+	// refused installs one release through the agent, which must fail with want in its error
+	// (when set), then reboots and checks the device is still on its committed slot b, v2.
+	refused := func(what, want string) {
+		t.Helper()
+		p.run(ctx, "upload-release")
+		p.run(ctx, "promote-release", "--tag", "stable")
+		out, status, err := m.con.Run(ctx, "otabake-agent check --json --ignore-backoff", installTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := hubStatus(ctx, t, hubClient)
+		lastErr := ""
+		if s.LastError != nil {
+			lastErr = *s.LastError
+		}
+		if status == 0 || s.State != "failed" || !strings.Contains(lastErr, want) {
+			t.Fatalf("%s: agent exit %d, status %s, lastError %q; want failed with %q\n%s", what, status, s.State, lastErr, want, out)
+		}
+		m.sh(ctx, "sync", commandTimeout)
+		m.con.Send("reboot\n")
+		boots++
+		b := m.waitBoot(ctx, boots, disk)
+		expectBoot(b, "b", v2, "b")
+		t.Logf("REFUSED %s: %s; after reboot the device is on slot %s (default %s), version %s", what, lastErr, b.slot, b.defaultGroup, b.version)
+	}
+
+	// Deliberate breakage 1: a bundle signed by a CA the device does not trust (the project
+	// switches to the untrusted CA's signer) is refused.
+	untrustedTOML := strings.NewReplacer("keys/e2e-", "keys/untrusted-").Replace(string(trustedTOML))
+	if err := os.WriteFile(tomlPath, []byte(untrustedTOML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.commit("v5-untrusted-ca")
+	p.run(ctx, "prepare-release")
+	p.run(ctx, "build-release", "--backend", "native", "--image-compression", "none", system)
+	t.Logf("built %s signed by %s", p.version(), untrusted.Cert)
+	refused("bundle signed by an untrusted CA", map[bool]string{true: "bundle verification failed, refusing to install update", false: ""}[strict])
+	if err := os.WriteFile(tomlPath, trustedTOML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deliberate breakage 2: a bundle signed by the trusted CA whose payloads carry no block
+	// index is refused by Rugix Ctrl >= 1.2 (0.8.x has no such rule).
+	if strict {
+		p.commit("v6-no-block-index")
+		p.run(ctx, "prepare-release")
+		p.run(ctx, "build-release", "--backend", "native", "--image-compression", "none", system)
+		withoutBlockIndex(ctx, t, filepath.Join(p.dir, "build", system), vmp.CA)
+		refused("bundle without a block index", "does not have a block index, refusing to install")
+	} else {
+		t.Logf("SKIP the block-index refusal: %s is Rugix Ctrl 0.8.x, which installs bundles without a block index (the rule came with 1.2.0)", realCtrl)
+	}
+
+	// Deliberate breakage 3: a bundle whose system payload is corrupted is refused by its
 	// block hashes and the device keeps booting its committed slot.
 	// Stored blocks without compression, so that the flipped byte reaches the hash check
 	// instead of failing xz's own integrity check first.
-	tomlPath := filepath.Join(p.dir, "otabake.toml")
-	toml, _ := os.ReadFile(tomlPath)
-	if err := os.WriteFile(tomlPath, append(toml, "\n[systems.vm.bundle]\ncompression = \"none\"\n"...), 0o644); err != nil {
+	if err := os.WriteFile(tomlPath, append(trustedTOML, "\n[systems.vm.bundle]\ncompression = \"none\"\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p.commit("v4-corrupt")
@@ -511,21 +587,23 @@ func TestBootAndOTACycle(t *testing.T) {
 	}
 	m.sh(ctx, "sync", commandTimeout)
 	m.con.Send("reboot\n")
-	b = m.waitBoot(ctx, 6, disk)
+	boots++
+	b = m.waitBoot(ctx, boots, disk)
 	expectBoot(b, "b", v2, "b")
 
-	// Deliberate breakage 2: a primary.grubenv that does not match its .sha1 (a torn write)
+	// Deliberate breakage 4: a primary.grubenv that does not match its .sha1 (a torn write)
 	// must be ignored in favour of secondary.grubenv, by GRUB and by rugix-ctrl.
 	m.powerOff(ctx)
 	tornPrimary(t, disk)
 	m = on()
-	b = m.waitBoot(ctx, 7, disk)
+	boots++
+	b = m.waitBoot(ctx, boots, disk)
 	expectBoot(b, "b", v2, "b")
 	if !strings.Contains(m.con.Output(), "/rugpi/primary.grubenv: HASH MISMATCH") {
-		t.Errorf("GRUB did not report the primary env's hash mismatch on boot 7")
+		t.Errorf("GRUB did not report the primary env's hash mismatch on boot %d", boots)
 	}
 	m.powerOff(ctx)
-	t.Logf("boot proof passed in %s: 7 boots, 3 releases installed or refused, 1 rollback", time.Since(start).Round(time.Second))
+	t.Logf("boot proof passed in %s with %s: %d boots, 1 rollback, every broken release refused", time.Since(start).Round(time.Second), ctrlName(realCtrl), boots)
 }
 
 // corruptSystemPayload flips one byte in the middle of the stored data of the system payload.
@@ -642,4 +720,102 @@ func TestRunQuickstart(t *testing.T) {
 		t.Errorf("--snapshot changed %s", img)
 	}
 	t.Log("otabake run quickstart-efi-amd64 --snapshot --spare: OVMF → GRUB → spare boot of partition 3 (empty) → reboot → partition 2; image unchanged")
+}
+
+// realRugixCtrl returns the real rugix-ctrl binary named by OTABAKE_E2E_RUGIX_CTRL (empty: the
+// stand-in) and whether it enforces the Rugix Ctrl 1.x rules (the stand-in does; a real binary
+// does from 1.2 on, which its --version tells).
+func realRugixCtrl(t *testing.T) (string, bool) {
+	t.Helper()
+	bin := os.Getenv("OTABAKE_E2E_RUGIX_CTRL")
+	if bin == "" {
+		return "", true
+	}
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("OTABAKE_E2E_RUGIX_CTRL=%s: --version: %v\n%s", bin, err, out)
+	}
+	m := regexp.MustCompile(`(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("OTABAKE_E2E_RUGIX_CTRL=%s: no version in %q", bin, out)
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	t.Logf("using the real %s (%s) instead of the stand-in", bin, strings.TrimSpace(string(out)))
+	return bin, major > 1 || (major == 1 && minor >= 2)
+}
+
+func ctrlName(real string) string {
+	if real == "" {
+		return "the rugix-ctrl stand-in"
+	}
+	return "the real " + real
+}
+
+// sameCert reports whether the PEM text got holds the certificate of the PEM file want.
+func sameCert(t *testing.T, got, want string) bool {
+	t.Helper()
+	w, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := func(s string) string { return strings.Join(strings.Fields(strings.ReplaceAll(s, "\r", "")), "") }
+	return norm(got) == norm(string(w))
+}
+
+// withoutBlockIndex rewrites dir/system.rugixb with the same payloads stored without a block
+// index, signed by ca's signer, and rewrites system.rugixb-hash.
+func withoutBlockIndex(ctx context.Context, t *testing.T, dir string, ca *vmkit.TestCA) {
+	t.Helper()
+	path := filepath.Join(dir, "system.rugixb")
+	b, err := bundle.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	var spec bundle.Spec
+	for _, pl := range b.Payloads() {
+		f, err := os.Create(filepath.Join(tmp, fmt.Sprintf("payload-%d.img", pl.Index)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Extract(ctx, pl.Index, f, bundle.ExtractOptions{})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatalf("extract payload %d of %s: %v", pl.Index, path, err)
+		}
+		spec.Payloads = append(spec.Payloads, bundle.Payload{Slot: pl.Slot(), Path: f.Name()})
+	}
+	b.Close()
+	unsigned := filepath.Join(tmp, "unsigned.rugixb")
+	if _, err := bundle.Create(ctx, unsigned, spec, bundle.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := sign.LoadSigner(ctx, ca.Key, ca.Cert, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bundle.Sign(ctx, unsigned, path, signer); err != nil {
+		t.Fatal(err)
+	}
+	nb, err := bundle.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nb.Close()
+	for _, pl := range nb.Payloads() {
+		if pl.Header.BlockEncoding != nil {
+			t.Fatalf("payload %d of the rewritten bundle still has a block index", pl.Index)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "system.rugixb-hash"), []byte(nb.Hash()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rewrote %s without block indices, signed by %s: %s", path, ca.Cert, nb.Hash())
 }

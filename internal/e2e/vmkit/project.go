@@ -36,6 +36,13 @@ type ProjectOptions struct {
 	DeviceID string
 	// Repository and Package go to the project's .env.
 	Repository, Package string
+	// SigningCA, when set, names a test CA (WriteTestCA) made in the project's keys/: every
+	// bundle is signed by its signer and the image trusts its root ([systems.vm.signing] key,
+	// cert and roots), so that devices verify updates as Rugix Ctrl 1.x requires.
+	SigningCA string
+	// RugixCtrl, when set, is a real rugix-ctrl binary installed instead of the stand-in, with
+	// its shared libraries and the tools it runs (RootfsOptions.RealRugixCtrl).
+	RugixCtrl string
 }
 
 // Project is what WriteProject made.
@@ -44,6 +51,8 @@ type Project struct {
 	Kernel *Kernel
 	// Modules are the kernel modules in the initramfs, in load order.
 	Modules []string
+	// CA is the signing PKI of ProjectOptions.SigningCA, nil without it.
+	CA *TestCA
 }
 
 // WriteProject writes an otabake project into dir (which must not exist yet or be empty) with
@@ -71,7 +80,14 @@ func WriteProject(ctx context.Context, dir string, opt ProjectOptions) (*Project
 	if err != nil {
 		return nil, err
 	}
-	mods, err := kernel.ModuleClosure(GuestModules...)
+	if opt.RugixCtrl != "" {
+		ctrl = opt.RugixCtrl
+	}
+	want := GuestModules
+	if opt.RugixCtrl != "" {
+		want = append(append([]string(nil), GuestModules...), RealRugixCtrlModules...)
+	}
+	mods, err := kernel.ModuleClosure(want...)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +102,16 @@ func WriteProject(ctx context.Context, dir string, opt ProjectOptions) (*Project
 	}
 	if err != nil {
 		return nil, err
+	}
+	var ca *TestCA
+	signing := ""
+	if opt.SigningCA != "" {
+		if ca, err = WriteTestCA(filepath.Join(dir, "keys"), opt.SigningCA); err != nil {
+			return nil, err
+		}
+		rel := func(p string) string { r, _ := filepath.Rel(dir, p); return filepath.ToSlash(r) }
+		signing = "\n# A development-only test CA, made by the end-to-end test.\n[systems." + VMSystem + ".signing]\n" +
+			"key = \"" + rel(ca.Key) + "\"\ncert = \"" + rel(ca.Cert) + "\"\nroots = [\"" + rel(ca.Root) + "\"]\n"
 	}
 	files := map[string]string{
 		"otabake.toml": `# A small real system for trying updates in QEMU (otabake run ` + VMSystem + `).
@@ -103,7 +129,7 @@ config = "32M"
 boot = "32M"
 system = "96M"
 total = "400M"
-`,
+` + signing,
 		".env":               "NEXIGON_REPOSITORY=" + opt.Repository + "\nNEXIGON_PACKAGE=" + opt.Package + "\n",
 		".gitignore":         "/build/\n/.otabake/\n/.release-env\n",
 		"bootfiles/grub.cfg": GrubSecondStage,
@@ -118,10 +144,10 @@ total = "400M"
 		}
 	}
 	if err := ComposeRootfs(filepath.Join(dir, "rootfs"), RootfsOptions{
-		Kernel: kernel, Initramfs: initramfs, Agent: agent, RugixCtrl: ctrl,
+		Kernel: kernel, Initramfs: initramfs, Agent: agent, RugixCtrl: ctrl, RealRugixCtrl: opt.RugixCtrl != "",
 		HubURL: "http://" + HostAddr + ":" + strconv.Itoa(opt.HubPort), HubToken: opt.HubToken, DeviceID: opt.DeviceID,
 	}); err != nil {
 		return nil, err
 	}
-	return &Project{Dir: dir, Kernel: kernel, Modules: mods}, nil
+	return &Project{Dir: dir, Kernel: kernel, Modules: mods, CA: ca}, nil
 }

@@ -46,6 +46,10 @@ type RootfsOptions struct {
 	// Agent and RugixCtrl are static binaries, installed as /usr/bin/otabake-agent and
 	// /usr/bin/rugix-ctrl.
 	Agent, RugixCtrl string
+	// RealRugixCtrl says RugixCtrl is a real Rugix Ctrl build rather than the static stand-in:
+	// its shared libraries (ldd), the host tools it runs by absolute path (mkfs.ext4, fsck) with
+	// theirs, and busybox links at the paths it expects (/usr/bin/mount, …) are installed too.
+	RealRugixCtrl bool
 	// Busybox is a static busybox; empty means DefaultBusybox (apt-get install busybox-static).
 	Busybox string
 	// HubURL, HubToken and DeviceID configure the agent's hub transport.
@@ -109,6 +113,16 @@ func ComposeRootfs(dir string, opt RootfsOptions) error {
 		r.busyboxLink("sbin/init")
 	}
 	r.copy("usr/bin/rugix-ctrl", opt.RugixCtrl, 0o755)
+	if opt.RealRugixCtrl && r.err == nil {
+		files, err := realRugixCtrlFiles(opt.RugixCtrl)
+		if err != nil {
+			return fmt.Errorf("compose rootfs: %w", err)
+		}
+		r.installHostFiles(files)
+		for _, l := range realRugixCtrlBusybox {
+			r.busyboxLink(l)
+		}
+	}
 	r.copy("usr/bin/otabake-agent", opt.Agent, 0o755)
 	r.copy("boot/vmlinuz", opt.Kernel.Vmlinuz, 0o644)
 	r.copy("boot/initrd.img", opt.Initramfs, 0o644)

@@ -25,10 +25,12 @@ import (
 func main() {
 	out := flag.String("o", "", "project `DIR` to create (must not exist or be empty)")
 	port := flag.Int("port", 8470, "port of `otabake hub serve` on the host")
+	realCtrl := flag.String("rugix-ctrl", "", "a real rugix-ctrl `BINARY` to install instead of the stand-in (its shared libraries are copied too)")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(), "usage: go run ./internal/e2e/vmproject -o DIR [-port 8470]\n\n"+
 			"Writes an otabake project with one efi-grub system, \"vm\", that boots in QEMU and updates\n"+
-			"itself from `otabake hub serve` on the host. Needs apt-get (Debian's kernel is downloaded\n"+
+			"itself from `otabake hub serve` on the host. Its bundles are signed by a development-only test CA\n"+
+			"in keys/, which the image trusts. Needs apt-get (Debian's kernel is downloaded\n"+
 			"once into .otabake/cache/kernel of this repository) and busybox-static.")
 		flag.PrintDefaults()
 	}
@@ -37,13 +39,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *port); err != nil {
+	if err := run(*out, *port, *realCtrl); err != nil {
 		fmt.Fprintln(os.Stderr, "vmproject:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, port int) error {
+func run(dir string, port int, realCtrl string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
@@ -57,6 +59,7 @@ func run(dir string, port int) error {
 	if _, err := vmkit.WriteProject(ctx, dir, vmkit.ProjectOptions{
 		ModuleDir: moduleDir, CacheDir: filepath.Join(moduleDir, ".otabake", "cache", "kernel"),
 		HubPort: port, HubToken: token, DeviceID: "vm-1", Repository: "vm-demo", Package: "system",
+		SigningCA: "vm-demo", RugixCtrl: realCtrl,
 	}); err != nil {
 		return err
 	}
