@@ -20,11 +20,13 @@ import (
 var RealRugixCtrlModules = []string{"overlay"}
 
 // realRugixCtrlTools are the host programs a real rugix-ctrl runs by absolute path that busybox
-// does not provide: mkfs.ext4 when bootstrapping the data partition (silitics/rugix v0.8.15
-// crates/libs/rugix-common/src/partitions.rs, MKFS_ETX4 = /usr/sbin/mkfs.ext4) and fsck before
-// mounting it (crates/apps/rugix-ctrl/src/init.rs, FSCK = /usr/sbin/fsck, which runs fsck.ext4).
-// Each is copied to the same path in the guest with its shared libraries.
-var realRugixCtrlTools = []string{"/usr/sbin/mkfs.ext4", "/usr/sbin/fsck", "/usr/sbin/fsck.ext4"}
+// does not provide: sfdisk to read and rewrite the partition table (silitics/rugix v0.8.15
+// crates/libs/rugix-common/src/disk/sfdisk.rs, /usr/sbin/sfdisk --dump --json; without it
+// bootstrapping panics at crates/apps/rugix-ctrl/src/init.rs:289), mkfs.ext4 for the data
+// partition (crates/libs/rugix-common/src/partitions.rs, MKFS_ETX4 = /usr/sbin/mkfs.ext4) and
+// fsck before mounting it (crates/apps/rugix-ctrl/src/init.rs, FSCK = /usr/sbin/fsck, which runs
+// fsck.ext4). Each is copied to the same path in the guest with its shared libraries.
+var realRugixCtrlTools = []string{"/usr/sbin/sfdisk", "/usr/sbin/mkfs.ext4", "/usr/sbin/fsck", "/usr/sbin/fsck.ext4"}
 
 // realRugixCtrlBusybox are the busybox applets a real rugix-ctrl runs by absolute paths other
 // than busybox's own (silitics/rugix v0.8.15 crates/apps/rugix-ctrl/src/init.rs: CP, MOUNT, SYNC).
