@@ -315,7 +315,6 @@ func (b *Bundle) decode(ctx context.Context, i int, w io.Writer, back io.ReaderA
 func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable, data io.Reader, w io.Writer, back io.ReaderAt, limit int64, st *PayloadStats) error {
 	maxBlock := t.Chunker.MaxSize()
 	minBlock := t.Chunker.MinSize()
-	fixed := int64(t.Chunker.AvgSize())
 	var xd *xzDecoder
 	if t.Compressed {
 		var err error
@@ -392,15 +391,11 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 				}
 			}
 		} else {
-			if next >= t.StoredBlocks {
-				return fmt.Errorf("block %d: no stored block left (%d stored blocks)", k, t.StoredBlocks)
-			}
-			size := fixed
-			if t.Sizes != nil {
-				size = int64(t.Sizes[next])
+			size, err := t.storedSize(k, next, p.DataSize-pos)
+			if err != nil {
+				return err
 			}
 			next++
-			size = min(size, p.DataSize-pos)
 			if size <= 0 || size > int64(maxBlock) && !t.Compressed || size > int64(maxBlock+maxBlock/2+4096) {
 				return fmt.Errorf("block %d at bundle offset %d: stored size %d is not what %s allows", k, p.DataOffset+pos, size, t.Chunker)
 			}
@@ -408,7 +403,6 @@ func (b *Bundle) decodeBlocks(ctx context.Context, p *PayloadInfo, t *BlockTable
 			if _, err := io.ReadFull(data, stored); err != nil {
 				return fmt.Errorf("block %d: read %d bytes at bundle offset %d: %w", k, size, p.DataOffset+pos, err)
 			}
-			var err error
 			if blk, err = unpack(xd, stored, &decoded, maxBlock, p.DataOffset+pos); err != nil {
 				return fmt.Errorf("block %d: %w", k, err)
 			}

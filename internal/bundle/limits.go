@@ -155,22 +155,17 @@ func (b *Bundle) exactSize(ctx context.Context, p *PayloadInfo, t *BlockTable, l
 	var (
 		total, pos, next int64
 		first            = map[string]int64{}
-		fixed            = int64(t.Chunker.AvgSize())
 		errStop          = errors.New("stop")
 	)
 	err := t.EachHash(ctx, func(k int64, h []byte) error {
 		if n, dup := first[string(h)]; dup && t.Deduplicated {
 			total += n
 		} else {
-			if next >= t.StoredBlocks {
-				return fmt.Errorf("block %d: no stored block left (%d stored blocks)", k, t.StoredBlocks)
-			}
-			size := fixed
-			if t.Sizes != nil {
-				size = int64(t.Sizes[next])
+			size, err := t.storedSize(k, next, p.DataSize-pos)
+			if err != nil {
+				return err
 			}
 			next++
-			size = min(size, p.DataSize-pos)
 			n := size
 			if t.Compressed {
 				var err error
@@ -194,4 +189,18 @@ func (b *Bundle) exactSize(ctx context.Context, p *PayloadInfo, t *BlockTable, l
 		return 0, err
 	}
 	return total, nil
+}
+
+// storedSize is the stored size of stored block next (block k of the payload), with left bytes
+// of payload data remaining: from the block-size array, or the fixed chunker's block size, cut
+// to what is left.
+func (t *BlockTable) storedSize(k, next, left int64) (int64, error) {
+	if next >= t.StoredBlocks {
+		return 0, fmt.Errorf("block %d: no stored block left (%d stored blocks)", k, t.StoredBlocks)
+	}
+	size := int64(t.Chunker.AvgSize())
+	if t.Sizes != nil {
+		size = int64(t.Sizes[next])
+	}
+	return min(size, left), nil
 }
