@@ -25,8 +25,11 @@ var RealRugixCtrlModules = []string{"overlay"}
 // bootstrapping panics at crates/apps/rugix-ctrl/src/init.rs:289), mkfs.ext4 for the data
 // partition (crates/libs/rugix-common/src/partitions.rs, MKFS_ETX4 = /usr/sbin/mkfs.ext4) and
 // fsck before mounting it (crates/apps/rugix-ctrl/src/init.rs, FSCK = /usr/sbin/fsck, which runs
-// fsck.ext4). Each is copied to the same path in the guest with its shared libraries.
-var realRugixCtrlTools = []string{"/usr/sbin/sfdisk", "/usr/sbin/mkfs.ext4", "/usr/sbin/fsck", "/usr/sbin/fsck.ext4"}
+// fsck.ext4), and openssl, which checks bundle signatures for --verify-signature (0.8.x runs
+// `openssl cms -verify … -CAfile <root>` from PATH, crates/apps/rugix-ctrl/src/cli.rs,
+// install_update_bundle; without it every signed bundle fails with "no valid signature found").
+// Each is copied to the same path in the guest with its shared libraries.
+var realRugixCtrlTools = []string{"/usr/sbin/sfdisk", "/usr/sbin/mkfs.ext4", "/usr/sbin/fsck", "/usr/sbin/fsck.ext4", "/usr/bin/openssl"}
 
 // realRugixCtrlBusybox are the busybox applets a real rugix-ctrl runs by absolute paths other
 // than busybox's own (silitics/rugix v0.8.15 crates/apps/rugix-ctrl/src/init.rs: CP, MOUNT, SYNC).
@@ -77,7 +80,7 @@ func realRugixCtrlFiles(bin string) ([]string, error) {
 	for _, b := range append([]string{bin}, realRugixCtrlTools...) {
 		if b != bin {
 			if _, err := os.Stat(b); err != nil {
-				return nil, fmt.Errorf("real rugix-ctrl needs %s in the guest (apt-get install e2fsprogs util-linux): %w", b, err)
+				return nil, fmt.Errorf("real rugix-ctrl needs %s in the guest (apt-get install e2fsprogs util-linux fdisk openssl): %w", b, err)
 			}
 			add(b)
 		}
