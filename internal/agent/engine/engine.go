@@ -74,7 +74,7 @@ func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
 	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
 	if err := cmd.Run(); err != nil {
 		line := name + " " + Redact(strings.Join(args, " "))
-		msg := Redact(strings.TrimSpace(stderr.String()))
+		msg := Redact(strings.TrimSpace(plainText(stderr.String())))
 		if msg == "" {
 			return stdout.Bytes(), fmt.Errorf("%s: %w", line, err)
 		}
@@ -124,8 +124,34 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]`)
+
+// plainText turns a tool's terminal output into plain lines for an error that is logged and
+// published in the device's status: real rugix-ctrl draws progress with "\r" and ANSI erase
+// sequences even when stderr is a pipe. Escape sequences are dropped, "\r" ends a line, and
+// any other control character is removed.
+func plainText(s string) string {
+	s = ansiRE.ReplaceAllString(s, "")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\r':
+			return '\n'
+		case r == '\n' || r == '\t':
+			return r
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			return -1
+		}
+		return r
+	}, s)
+}
+
 func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

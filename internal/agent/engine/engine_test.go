@@ -312,3 +312,17 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact = %q", got)
 	}
 }
+
+func TestPlainText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain\n", "plain"},
+		// What rugix-ctrl 0.8.15 writes to a pipe while installing (seen in the QEMU test).
+		{"\x1b[2K INFO installing update to boot group \"a\"\n\r\x1b[2K\r\x1b[2K INFO running hooks\n\r\x1b[2Kunable to decode payload\n", `INFO installing update to boot group "a" | INFO running hooks | unable to decode payload`},
+		{"bell\x07 and \x1b]0;title\x07 null\x00 c1\u0085 kept: ä", "bell and 0;title null c1 kept: ä"},
+	}
+	for _, tt := range tests {
+		if got := lastLines(strings.TrimSpace(plainText(tt.in)), 5); got != tt.want {
+			t.Errorf("plainText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
