@@ -108,7 +108,7 @@ func newDevice(t *testing.T, diskBytes int64, bootstrapped bool) *device {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := repartition(tab, d.size); err != nil {
+		if _, _, err := repartition(tab, d.size, defaultEFISchema(testSystemBytes)); err != nil {
 			t.Fatal(err)
 		}
 		if err := tab.Write(f, d.size); err != nil {

@@ -86,7 +86,7 @@ func (s *system) boot() error {
 		return err
 	}
 	if s.bootstrapPending() {
-		s.logf("bootstrapping: adding system-b and data partitions")
+		s.logf("bootstrapping: layout of %s (Rugix Ctrl's default with 4 GiB systems when absent)", s.bootstrapPath)
 		if err := s.bootstrap(); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,9 +56,13 @@ func TestRepartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	added, err := repartition(tab, d.size)
+	// A layout whose system size is the image's system-a: system-a stays, system-b gets its size.
+	grown, added, err := repartition(tab, d.size, defaultEFISchema(testSystemBytes))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(grown) != 0 {
+		t.Fatalf("grew %d partitions", len(grown))
 	}
 	if err := tab.Write(f, d.size); err != nil {
 		t.Fatal(err)
@@ -109,9 +114,9 @@ func TestRepartition(t *testing.T) {
 		t.Errorf("disk GUID changed to %s", st.PartitionTable.ID)
 	}
 	// A second bootstrap (marker not yet deleted when power was cut) changes nothing.
-	again, err := repartition(tab, d.size)
-	if err != nil || len(again) != 0 {
-		t.Fatalf("second repartition: %v, %d added", err, len(again))
+	grown, again, err := repartition(tab, d.size, defaultEFISchema(testSystemBytes))
+	if err != nil || len(again)+len(grown) != 0 {
+		t.Fatalf("second repartition: %v, %d grown, %d added", err, len(grown), len(again))
 	}
 }
 
@@ -122,12 +127,14 @@ func TestRepartitionRefuses(t *testing.T) {
 		size   func(int64) int64
 		want   string
 	}{
-		{"disk too small", nil, func(s int64) int64 { return s - 30<<20 }, "too small"},
+		// Rugix Ctrl's words for both (silitics/rugix v0.8.15 repart.rs, repart): the default
+		// 4 GiB layout on the 80 MiB disk grows system-a to the end and leaves no room.
+		{"disk too small", nil, nil, "insufficient space, cannot add partition 5"},
 		{"wrong type", func(t *gpt.Table) error {
 			p, _ := t.Partition(partBootB)
 			p.Type = typeESP
 			return t.SetPartition(p)
-		}, nil, "has type"},
+		}, nil, "partition types of partition 3 do not match"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,7 +149,7 @@ func TestRepartitionRefuses(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, err := repartition(tab, size); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, _, err := repartition(tab, size, defaultEFISchema(defaultSystemSize)); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
@@ -422,5 +429,96 @@ func TestPatchBootArgs(t *testing.T) {
 	}
 	if _, err := patchBootArgs([]byte("not an env"), "x"); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+// TestRepartitionDefaultLayout: Rugix Ctrl's default layout (4 GiB systems) on a 10 GiB disk
+// grows system-a to 4 GiB, adds a 4 GiB system-b 2048-aligned after it and data on the rest;
+// the partitions before system-a stay as they are.
+func TestRepartitionDefaultLayout(t *testing.T) {
+	d := newDevice(t, 80<<20, false)
+	before := d.table(t)
+	size := int64(10 << 30)
+	if err := os.Truncate(d.disk, size); err != nil {
+		t.Fatal(err)
+	}
+	tab := d.table(t)
+	schema, err := loadBootstrapSchema(filepath.Join(t.TempDir(), "bootstrapping.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown, added, err := repartition(tab, size, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysA, _ := before.Partition(partSystemA)
+	if len(grown) != 1 || grown[0].Number != partSystemA || grown[0].First != sysA.First || grown[0].Bytes() != 4<<30 {
+		t.Fatalf("grown %+v, want system-a at LBA %d grown to 4 GiB", grown, sysA.First)
+	}
+	lastUsable := uint64(size/gpt.SectorSize) - 34
+	bStart := alignUp(sysA.First + (4<<30)/gpt.SectorSize)
+	dStart := alignUp(bStart + (4<<30)/gpt.SectorSize)
+	if len(added) != 2 || added[0].Number != partSystemB || added[0].First != bStart || added[0].Bytes() != 4<<30 ||
+		added[1].Number != partData || added[1].First != dStart || added[1].Last != lastUsable {
+		t.Fatalf("added %+v, want system-b of 4 GiB at %d and data from %d to %d", added, bStart, dStart, lastUsable)
+	}
+	for n := partConfig; n < partSystemA; n++ {
+		b, _ := before.Partition(n)
+		a, _ := tab.Partition(n)
+		if a != b {
+			t.Errorf("partition %d changed: %+v → %+v", n, b, a)
+		}
+	}
+	if g, a, err := repartition(tab, size, schema); err != nil || len(g)+len(a) != 0 {
+		t.Fatalf("second repartition: %v, %d grown, %d added", err, len(g), len(a))
+	}
+}
+
+func TestLoadBootstrapSchema(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "bootstrapping.toml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sys := func(s []schemaPartition) int64 { return s[3].size }
+	if s, err := loadBootstrapSchema(filepath.Join(dir, "missing.toml")); err != nil || len(s) != 6 || sys(s) != 4<<30 || !s[5].ext4 || s[5].label != "data" {
+		t.Errorf("no file: %+v, %v; want the default layout with 4 GiB systems", s, err)
+	}
+	if s, err := loadBootstrapSchema(write("[layout]\ntype = \"default\"\nsystem-size = \"1GiB\"\n")); err != nil || len(s) != 6 || sys(s) != 1<<30 {
+		t.Errorf("default 1GiB: %+v, %v", s, err)
+	}
+	if s, err := loadBootstrapSchema(write("layout = { type = \"default\", system-size = \"512M\" }\n")); err != nil || sys(s) != 512<<20 {
+		t.Errorf("inline default 512M: %+v, %v", s, err)
+	}
+	for _, body := range []string{"[layout]\ntype = \"none\"\n", "disabled = true\n"} {
+		if s, err := loadBootstrapSchema(write(body)); err != nil || s != nil {
+			t.Errorf("%q: %+v, %v; want no layout", body, s, err)
+		}
+	}
+	s, err := loadBootstrapSchema(write(`[layout]
+type = "gpt"
+partitions = [
+    { name = "EFI", size = "256MiB", type = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" },
+    { name = "boot-a", size = "256MiB" },
+    { name = "boot-b", size = "256MiB" },
+    { name = "system-a", size = "6GiB" },
+    { name = "system-b", size = "6GiB" },
+    { name = "data", filesystem = { type = "ext4" } },
+]
+`))
+	if err != nil || len(s) != 6 || s[0].typ != typeESP || s[1].typ != gpt.TypeLinux || sys(s) != 6<<30 || s[5].size != 0 || !s[5].ext4 {
+		t.Errorf("gpt layout: %+v, %v", s, err)
+	}
+	for body, want := range map[string]string{
+		"[layout]\ntype = \"mbr\"\npartitions = []\n":                    "partition table types do not match",
+		"[layout]\ntype = \"default\"\n":                                 "missing field `system-size`",
+		"[layout]\ntype = \"default\"\nsystem-size = \"4 lightyears\"\n": "unable to parse",
+	} {
+		if _, err := loadBootstrapSchema(write(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", body, err, want)
+		}
 	}
 }

@@ -77,7 +77,7 @@ func TestQEMUSmoke(t *testing.T) {
 
 	// Root filesystem: busybox, the stand-in and an init script that exercises it.
 	root := filepath.Join(dir, "root")
-	for _, d := range []string{"bin", "usr/bin", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib", "etc"} {
+	for _, d := range []string{"bin", "usr/bin", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib", "etc/rugix"} {
 		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
 	bb, err := os.ReadFile("/bin/busybox")
@@ -85,6 +85,8 @@ func TestQEMUSmoke(t *testing.T) {
 		t.Skip("no static /bin/busybox")
 	}
 	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755))
+	// Rugix Ctrl's default layout wants 4 GiB system partitions; this 256 MiB disk gets 64 MiB ones.
+	must(t, os.WriteFile(filepath.Join(root, "etc/rugix/bootstrapping.toml"), []byte("[layout]\ntype = \"default\"\nsystem-size = \"64M\"\n"), 0o644))
 	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sh")))
 	ctrl, err := os.ReadFile(ctrlBin)
 	must(t, err)

@@ -61,16 +61,21 @@ type system struct {
 	cmdline   string // file holding the kernel command line
 	guest     bool
 	stderr    io.Writer
-	ctrlPath  string      // /etc/rugix/ctrl.toml
-	ctrl      *ctrlConfig // loaded by run before any command
+	ctrlPath  string // /etc/rugix/ctrl.toml
+	// bootstrapPath is /etc/rugix/bootstrapping.toml.
+	bootstrapPath string
+	ctrl          *ctrlConfig // loaded by run before any command
 }
 
 // newSystem reads the RUGIX_STANDIN_* overrides. Setting RUGIX_STANDIN_DISK selects host mode.
 func newSystem(getenv func(string) string, stderr io.Writer) *system {
 	s := &system{disk: guestDisk, configDir: guestConfig, dataDir: guestData, cmdline: guestCmdline, guest: true, stderr: stderr,
-		ctrlPath: ctrlConfigPath, ctrl: &ctrlConfig{}}
+		ctrlPath: ctrlConfigPath, ctrl: &ctrlConfig{}, bootstrapPath: bootstrapConfigPath}
 	if v := getenv(envCtrlConfig); v != "" {
 		s.ctrlPath = v
+	}
+	if v := getenv(envBootstrapConfig); v != "" {
+		s.bootstrapPath = v
 	}
 	if v := getenv(envDisk); v != "" {
 		s.disk, s.guest = v, false
@@ -224,11 +229,28 @@ func defaultBootPart(configDir string) (part string, notes []string) {
 	return part, notes
 }
 
-// defaultGroup maps defaultBootPart to a boot group.
+// defaultGroup is the default boot group as Rugix Ctrl reads it: rugpi_bootpart of
+// rugpi/primary.grubenv alone, without checking its .sha1 and without falling back to
+// secondary.grubenv (silitics/rugix v0.8.15 crates/apps/rugix-ctrl/src/system/boot_flows/mod.rs,
+// GrubEfi get_default, load_grub_env; rugix-images.md §3.1 "get_default: reads
+// rugpi/primary.grubenv"). After a torn write of the primary environment it can so differ from
+// the group GRUB boots by default (defaultBootPart), which is logged.
 func (s *system) defaultGroup() (string, error) {
-	part, notes := defaultBootPart(s.configDir)
-	for _, n := range notes {
-		s.logf("%s", n)
+	rel := path.Join(grubEnvDirRel, "primary.grubenv")
+	block, err := os.ReadFile(filepath.Join(s.configDir, rel))
+	if err != nil {
+		return "", fmt.Errorf("unable to load Grub environment: %w", err)
+	}
+	env, err := bootenv.DecodeGrubEnv(block)
+	if err != nil {
+		return "", fmt.Errorf("unable to load Grub environment: unable to decode Grub environment: %w", err)
+	}
+	part, ok := bootenv.VarsMap(env)[varBootPart]
+	if !ok {
+		return "", errors.New("Invalid bootpart environment.")
+	}
+	if grub, notes := defaultBootPart(s.configDir); grub != part {
+		s.logf("%s says %s=%s, GRUB boots partition %s by default (%s)", rel, varBootPart, part, grub, strings.Join(notes, "; "))
 	}
 	switch part {
 	case "2":
@@ -236,7 +258,7 @@ func (s *system) defaultGroup() (string, error) {
 	case "3":
 		return "b", nil
 	}
-	return "", fmt.Errorf("%s=%q in %s/rugpi is neither 2 nor 3", varBootPart, part, s.configDir)
+	return "", errors.New("Invalid default `bootpart`.")
 }
 
 // systemInfo is the JSON of `rugix-ctrl system info` (rugix-bundle.md §6.2).
