@@ -27,7 +27,10 @@ type limited struct {
 	srv   *server
 }
 
-func serveLimited(t *testing.T, l Limits) *limited {
+func serveLimited(t *testing.T, l Limits) *limited { return serveWithToken(t, l, testToken) }
+
+// serveWithToken runs the real serving stack on a loopback listener, as `hub serve --token`.
+func serveWithToken(t *testing.T, l Limits, token string) *limited {
 	t.Helper()
 	store, err := local.Open(t.TempDir(), local.Options{})
 	if err != nil {
@@ -42,7 +45,7 @@ func serveLimited(t *testing.T, l Limits) *limited {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	srv, err := newServer(Config{Store: store, Token: testToken, BaseURL: base, Limits: l})
+	srv, err := newServer(Config{Store: store, Token: token, BaseURL: base, Limits: l})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,41 +13,16 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/otabake/otabake/internal/hub"
-	"github.com/otabake/otabake/internal/hub/local"
 )
 
 // wsToken is a well-formed user token (u_sk_ + 66 base-58), as nexigon-cli sends.
 var wsToken = "u_sk_" + strings.Repeat("2", 66)
 
 // wsEnv is a server on a loopback listener, the way `hub serve` runs it (NewHTTPServer and
-// LimitListener around New).
-type wsEnv struct {
-	url   string
-	store *local.Store
-	srv   *server
-}
+// LimitListener around New), holding the user token nexigon-cli sends.
+type wsEnv = limited
 
-func newWSEnv(t *testing.T, l Limits) *wsEnv {
-	t.Helper()
-	store, err := local.Open(t.TempDir(), local.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, _, err := store.Init(context.Background(), "repo", "pkg"); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := newServer(Config{Store: store, Token: wsToken, Limits: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(srv.routes())
-	ts.Config = NewHTTPServer(srv.routes(), l)
-	ts.Listener = LimitListener(ts.Listener, srv.limits.MaxConns)
-	ts.Start()
-	t.Cleanup(ts.Close)
-	return &wsEnv{url: ts.URL, store: store, srv: srv}
-}
+func newWSEnv(t *testing.T, l Limits) *wsEnv { return serveWithToken(t, l, wsToken) }
 
 // wsClient is the client half of nexigon-multiplex and nexigon-rpc, minimal: one executor
 // channel, credits honoured both ways.
