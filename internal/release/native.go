@@ -182,6 +182,8 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 				return nil, fmt.Errorf("[systems.%s.signing]: %w; set roots to the CA that issued %s", sys.Name, err, sys.Signing.Cert)
 			}
 		}
+		// The release's time, not the clock: building the release again signs the same bytes.
+		signer.SigningTime = sde
 		if err := bundle.Sign(ctx, bundlePath, bundlePath, signer); err != nil {
 			return nil, fmt.Errorf("sign %s: %w", bundlePath, err)
 		}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/youmark/pkcs8"
 )
@@ -35,6 +36,9 @@ type Signer struct {
 	Key   crypto.Signer
 	Cert  *x509.Certificate
 	Chain []*x509.Certificate
+	// SigningTime is the CMS signingTime attribute; zero means the time of signing. A build
+	// sets the release's time, so that signing the same release twice gives the same bytes.
+	SigningTime time.Time
 }
 
 // LoadSigner loads a signing key and its certificates.

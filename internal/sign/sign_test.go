@@ -360,3 +360,44 @@ func TestLoadCertPool(t *testing.T) {
 		t.Fatalf("intermediate does not verify against the loaded pool: %v", err)
 	}
 }
+
+// TestSignCMSDeterministic: with the signing time fixed, a local key signs the same content to
+// the same bytes (RFC 6979 for ECDSA), so that building a release twice gives equal bundles;
+// the signing time is the one given, and openssl still verifies.
+func TestSignCMSDeterministic(t *testing.T) {
+	p := testPKI(t)
+	when := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, leaf := range []string{"noeku-p256", "noeku-rsa", "cs-p384"} {
+		t.Run(leaf, func(t *testing.T) {
+			s := mustLoadSigner(t, p, leaf, "inter")
+			s.SigningTime = when
+			a, err := s.SignCMS(signedMetadata)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.SignCMS(signedMetadata)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a, b) {
+				t.Fatal("two signatures of the same content at the same signing time differ")
+			}
+			if !bytes.Contains(a, []byte("260102030405Z")) {
+				t.Error("the CMS does not carry signingTime 260102030405Z")
+			}
+			if c, _ := s.SignCMS(append([]byte("x"), signedMetadata...)); bytes.Equal(a, c) {
+				t.Error("other content, same signature")
+			}
+			if _, err := VerifyCMS(a, mustPool(t, p.path("root.pem")), time.Now()); err != nil {
+				t.Fatalf("VerifyCMS: %v", err)
+			}
+			dir := t.TempDir()
+			sigPath := filepath.Join(dir, "sig.cms")
+			os.WriteFile(sigPath, a, 0o644)
+			if _, err := opensslErr(dir, nil, "cms", "-verify", "-binary", "-in", sigPath, "-inform", "DER", "-purpose", "any",
+				"-no-CAfile", "-no-CApath", "-no-CAstore", "-CAfile", p.path("root.pem")); err != nil {
+				t.Fatalf("openssl rejects the deterministic signature: %v", err)
+			}
+		})
+	}
+}
