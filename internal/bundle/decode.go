@@ -13,11 +13,8 @@ import (
 	"github.com/otabake/otabake/internal/ctxio"
 )
 
-// MaxBlockSize is the largest decoded block otabake accepts: a chunker whose blocks may be larger
-// (casync above casync-8192, fixed above fixed-32768; Rugix allows up to 256 MiB) is refused, so
-// that decoding one block (stored copy, decoded copy and xz dictionary) stays within a bounded
-// amount of memory whatever the bundle says.
-const MaxBlockSize = 32 << 20
+// MaxBlockSize is the largest decoded block otabake accepts (chunker.MaxBlockSize).
+const MaxBlockSize = chunker.MaxBlockSize
 
 // maxArrayDict caps the xz dictionary of the block arrays: preset 9 uses 64 MiB.
 const maxArrayDict = 64 << 20
@@ -69,8 +66,8 @@ func (b *Bundle) BlockTable(i int) (*BlockTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	if spec.MaxSize() > MaxBlockSize {
-		return nil, fmt.Errorf("%s: chunker %s allows blocks of %d bytes; otabake decodes blocks of at most %d bytes", where, spec, spec.MaxSize(), MaxBlockSize)
+	if err := spec.CheckBlockSize(); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	alg, err := ParseHashAlgorithm(be.HashAlgorithm)
 	if err != nil {

@@ -124,6 +124,9 @@ func encodeBlocks(ctx context.Context, enc *BlockEncoding, src io.Reader, out io
 	if err != nil {
 		return nil, err
 	}
+	if err := spec.CheckBlockSize(); err != nil {
+		return nil, err
+	}
 	balg := enc.HashAlgorithm
 	if balg == "" {
 		balg = SHA512_256

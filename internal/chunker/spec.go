@@ -93,6 +93,21 @@ func (s Spec) Validate() error {
 	return nil
 }
 
+// MaxBlockSize is the largest block otabake decodes or writes: a chunker whose blocks may be
+// larger (casync above casync-8192, fixed above fixed-32768; Rugix allows up to 256 MiB) is
+// refused, so that decoding one block (stored copy, decoded copy and xz dictionary) stays
+// within a bounded amount of memory whatever a bundle says, and otabake never writes a bundle
+// it would refuse to read.
+const MaxBlockSize = 32 << 20
+
+// CheckBlockSize refuses a chunker whose blocks may exceed MaxBlockSize.
+func (s Spec) CheckBlockSize() error {
+	if s.MaxSize() > MaxBlockSize {
+		return fmt.Errorf("chunker %s allows blocks of %d bytes; otabake handles blocks of at most %d bytes (casync-8192, fixed-32768)", s, s.MaxSize(), MaxBlockSize)
+	}
+	return nil
+}
+
 // String returns the canonical name ("casync-64"), as written into bundle headers and block
 // index file names.
 func (s Spec) String() string { return s.Kind.String() + "-" + strconv.Itoa(s.KiB) }

@@ -181,3 +181,21 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckBlockSize(t *testing.T) {
+	for _, tt := range []struct {
+		spec string
+		ok   bool
+	}{
+		{"casync-64", true}, {"casync-8192", true}, {"casync-8193", false},
+		{"fixed-32768", true}, {"fixed-32769", false}, {"fixed-65535", false},
+	} {
+		spec, err := ParseSpec(tt.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spec.CheckBlockSize(); (err == nil) != tt.ok {
+			t.Errorf("%s: CheckBlockSize = %v, want ok=%v", tt.spec, err, tt.ok)
+		}
+	}
+}

@@ -3,8 +3,9 @@ package project
 import (
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
+
+	"github.com/otabake/otabake/internal/chunker"
 )
 
 var (
@@ -252,12 +253,12 @@ func (l *loader) validateSystem(s *System) error {
 	return nil
 }
 
-// validChunker checks "casync-<KiB>" or "fixed-<KiB>" with KiB in 1..65535 (rugix-bundle.md §3.1).
+// validChunker checks "casync-<KiB>" or "fixed-<KiB>" as Rugix parses them (rugix-bundle.md
+// §3.1), with blocks otabake can also read back (chunker.MaxBlockSize).
 func validChunker(c string) error {
-	kind, n, ok := strings.Cut(c, "-")
-	v, err := strconv.ParseUint(n, 10, 16)
-	if !ok || (kind != "casync" && kind != "fixed") || err != nil || v == 0 {
-		return fmt.Errorf("unknown chunker %q; want casync-<avg KiB> or fixed-<KiB> with KiB in 1..65535, e.g. casync-64", c)
+	spec, err := chunker.ParseSpec(c)
+	if err != nil {
+		return fmt.Errorf("unknown chunker %q; want casync-<avg KiB> or fixed-<KiB>, e.g. casync-64: %w", c, err)
 	}
-	return nil
+	return spec.CheckBlockSize()
 }

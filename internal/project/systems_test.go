@@ -25,6 +25,7 @@ func TestMalformedConfig(t *testing.T) {
 		{"bad arch", "[systems.a]\narchitecture = \"x86_64\"\n", "otabake.toml:2: systems.a.architecture: unknown value \"x86_64\"; want amd64, arm64, armhf"},
 		{"bad backend", "[systems.a]\nbackend = \"docker\"\n", "otabake.toml:2: systems.a.backend: unknown value \"docker\"; want native, bakery, yocto"},
 		{"bad chunker", "[systems.a.bundle]\nchunker = \"casync-0\"\n", "otabake.toml:2: systems.a.bundle.chunker: unknown chunker \"casync-0\""},
+		{"chunker otabake cannot read back", "[systems.a.bundle]\nchunker = \"casync-16384\"\n", "otabake handles blocks of at most 33554432 bytes"},
 		{"bad hash", "[systems.a.bundle]\nhash = \"md5\"\n", "otabake.toml:2: systems.a.bundle.hash: unknown value \"md5\""},
 		{"bad compression", "[systems.a.bundle]\ncompression = \"zstd\"\n", "systems.a.bundle.compression: unknown value \"zstd\"; want xz, none"},
 		{"bad preset", "[systems.a.bundle]\nxz_preset = 12\n", "otabake.toml:2: systems.a.bundle.xz_preset: 12 is out of range; want 0..9"},
