@@ -87,14 +87,11 @@ func ReadFile(dir, name string, limit int64) ([]byte, error) {
 // Open opens the regular file name resolves to inside r. It is the one way otabake opens a
 // file of a root filesystem; see the rules at the top of this file.
 func (r *Root) Open(name string) (*os.File, error) {
-	w, err := r.walk(name, walkFinal)
+	w, err := r.walkExisting(name)
 	if err != nil {
 		return nil, err
 	}
 	defer w.release()
-	if w.fi == nil {
-		return nil, w.fail(fs.ErrNotExist)
-	}
 	if !w.fi.Mode().IsRegular() {
 		return nil, w.notRegular(w.fi.Mode())
 	}
@@ -147,15 +144,26 @@ func (r *Root) ReadFile(name string, limit int64) ([]byte, error) {
 // Stat returns what name resolves to inside r, following links (never a symlink's own
 // information).
 func (r *Root) Stat(name string) (fs.FileInfo, error) {
-	w, err := r.walk(name, walkFinal)
+	w, err := r.walkExisting(name)
 	if err != nil {
 		return nil, err
 	}
 	defer w.release()
-	if w.fi == nil {
-		return nil, w.fail(fs.ErrNotExist)
-	}
 	return w.fi, nil
+}
+
+// walkExisting resolves name to something that exists; the caller releases the walker.
+func (r *Root) walkExisting(name string) (*walker, error) {
+	w, err := r.walk(name, walkFinal)
+	if err != nil {
+		return nil, err
+	}
+	if w.fi == nil {
+		err := w.fail(fs.ErrNotExist)
+		w.release()
+		return nil, err
+	}
+	return w, nil
 }
 
 // Resolve returns the path name resolves to inside r, relative to the root ("." for the root
@@ -172,14 +180,11 @@ func (r *Root) Resolve(name string) (string, error) {
 // ReadDir lists the directory name resolves to inside r, sorted by name. The entries'
 // types are their own (a symlink is listed as a symlink); open or stat an entry through r.
 func (r *Root) ReadDir(name string) ([]fs.DirEntry, error) {
-	w, err := r.walk(name, walkFinal)
+	w, err := r.walkExisting(name)
 	if err != nil {
 		return nil, err
 	}
 	defer w.release()
-	if w.fi == nil {
-		return nil, w.fail(fs.ErrNotExist)
-	}
 	if !w.fi.IsDir() {
 		return nil, w.fail(syscall.ENOTDIR)
 	}
