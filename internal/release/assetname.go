@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/project"
 )
 
@@ -86,15 +88,14 @@ func buildInfoName(path string) (string, error) {
 }
 
 // checkAssetBase refuses a name that cannot be the first part of a filename: an IMAGE_ID comes
-// from a build, not from the user, and ends up in Hub filenames and device lookups.
+// from a build, not from the user, and ends up in Hub filenames and device lookups. The Hub's
+// filename rules apply (hub.ValidFilename), and a base is one path component.
 func checkAssetBase(name string) error {
-	if name == "" || name == "." || name == ".." || len(name) > 128 {
-		return fmt.Errorf("not usable as an asset name (1 to 128 characters)")
+	if strings.Contains(name, "/") || len(name) > 128 {
+		return fmt.Errorf("not usable as an asset name (one path component of 1 to 128 characters)")
 	}
-	for _, c := range name {
-		if c <= ' ' || c == 0x7f || c == '/' || c == '\\' {
-			return fmt.Errorf("not usable as an asset name (no spaces, control characters or slashes)")
-		}
+	if err := hub.ValidFilename(name); err != nil {
+		return fmt.Errorf("not usable as an asset name: %w", err)
 	}
 	return nil
 }
