@@ -1,5 +1,6 @@
 // Package bakery tests the Rugix Bakery repository at the root of this module
-// (rugix-repository.toml, recipes/ and layers/) without Docker or Bakery itself:
+// (rugix-repository.toml and recipes/) and the example project that uses it (examples/bakery,
+// whose layers add networking and Nexigon Agent) without Docker or Bakery itself:
 //
 //   - every recipe.toml, layer file, state file and the example project validate against
 //     Rugix's published JSON Schemas, stored verbatim in schemas/upstream/, after TOML→JSON

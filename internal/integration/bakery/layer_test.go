@@ -93,15 +93,16 @@ func layerChain(t *testing.T, name string) []string {
 	return chain
 }
 
-// TestExampleLayers builds this repository's part of each example system and checks the
-// result as the device sees it: the agent reads the settings and OTA defaults the recipes
-// wrote, the defaults are byte-identical to what `otabake bake` writes and validate against
-// otabake's schemas, every enabled unit and the device command resolve inside the root.
+// TestExampleLayers builds this repository's part of each system of the example project
+// (examples/bakery) and checks the result as the device sees it: the agent reads the settings
+// and OTA defaults the recipes wrote, the defaults are byte-identical to what `otabake bake`
+// writes and validate against otabake's schemas, every enabled unit and the device command
+// resolve inside the root.
 func TestExampleLayers(t *testing.T) {
 	tests := []struct{ layer, arch, system string }{
-		{"otabake-efi", "amd64", "device-efi-amd64"},
-		{"otabake-efi", "arm64", "device-efi-arm64"},
-		{"otabake-pi", "arm64", "device-pi"},
+		{"device-efi", "amd64", "device-efi-amd64"},
+		{"device-efi", "arm64", "device-efi-arm64"},
+		{"device-pi", "arm64", "device-pi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.layer+"/"+tt.arch, func(t *testing.T) {

@@ -147,21 +147,44 @@ func glob(t *testing.T, pattern ...string) []string {
 	return m
 }
 
-// The recipes and layers of this repository. Tests fail rather than silently check nothing
-// when one disappears.
+// The recipes of this repository and the layers of the example project. Tests fail rather
+// than silently check nothing when one disappears.
 var (
 	wantRecipes = []string{"otabake-agent", "otabake-ota", "otabake-watchdog"}
-	wantLayers  = []string{"otabake-debian", "otabake-efi", "otabake-pi"}
+	wantLayers  = []string{"device", "device-efi", "device-pi"}
 )
+
+// exampleProject is the example Bakery project: its layers use otabake's recipes as
+// "otabake/<recipe>" and the repositories its rugix-bakery.toml declares. otabake's repository
+// has no layers of its own (see rugix-repository.toml for why).
+const exampleProject = "examples/bakery"
+
+func examplePath(elem ...string) string {
+	return repoPath(append([]string{exampleProject}, elem...)...)
+}
+
+// thisRepo is the name the example project gives otabake's repository.
+const thisRepo = "otabake"
+
+// localRecipe maps a recipe name in a layer of the example project to this repository's
+// recipe: "otabake/otabake-ota" is otabake-ota. Unqualified names (recipes of the project
+// itself, or of this repository inside its own recipes' dependencies) map to themselves.
+func localRecipe(name string) (string, bool) {
+	if r, ok := strings.CutPrefix(name, thisRepo+"/"); ok {
+		return r, true
+	}
+	return name, !strings.Contains(name, "/")
+}
 
 func TestRepositoryValidatesAgainstUpstreamSchemas(t *testing.T) {
 	var recipes, layers []string
 	for _, p := range glob(t, "recipes", "*", "recipe.toml") {
 		recipes = append(recipes, filepath.Base(filepath.Dir(p)))
 	}
-	for _, p := range glob(t, "layers", "*.toml") {
+	for _, p := range glob(t, exampleProject, "layers", "*.toml") {
 		layers = append(layers, strings.TrimSuffix(filepath.Base(p), ".toml"))
 	}
+	sort.Strings(layers)
 	if !slices.Equal(recipes, wantRecipes) {
 		t.Errorf("recipes = %v, want %v", recipes, wantRecipes)
 	}
@@ -171,13 +194,13 @@ func TestRepositoryValidatesAgainstUpstreamSchemas(t *testing.T) {
 
 	files := []struct{ schema, path string }{
 		{schemaRepository, repoPath("rugix-repository.toml")},
-		{schemaProject, filepath.Join("testdata", "rugix-bakery.toml")},
+		{schemaProject, examplePath("rugix-bakery.toml")},
 	}
 	for _, r := range recipes {
 		files = append(files, struct{ schema, path string }{schemaRecipe, repoPath("recipes", r, "recipe.toml")})
 	}
 	for _, l := range layers {
-		files = append(files, struct{ schema, path string }{schemaLayer, repoPath("layers", l+".toml")})
+		files = append(files, struct{ schema, path string }{schemaLayer, examplePath("layers", l+".toml")})
 	}
 	for _, p := range glob(t, "recipes", "*", "files", "*state*.toml") {
 		files = append(files, struct{ schema, path string }{schemaState, p})
@@ -253,7 +276,7 @@ func loadRecipe(t *testing.T, name string) recipeConfig {
 func loadLayer(t *testing.T, name string) layerConfig {
 	t.Helper()
 	var lc layerConfig
-	if _, err := toml.DecodeFile(repoPath("layers", name+".toml"), &lc); err != nil {
+	if _, err := toml.DecodeFile(examplePath("layers", name+".toml"), &lc); err != nil {
 		t.Fatalf("layer %s: %v", name, err)
 	}
 	return lc
@@ -275,17 +298,24 @@ func bakeryString(v any) (string, error) {
 }
 
 // schedule is Bakery's recipe_schedule restricted to this repository's recipes: the layer's
-// local recipes plus their dependencies, minus exclusions, highest priority first, each with
-// its parameters resolved (layer value, else default). Qualified names (core/…, nexigon/…)
-// belong to other repositories and are skipped.
+// otabake/… recipes plus their dependencies, minus exclusions, highest priority first (ties by
+// name; Bakery's order among them is a hash set's), each with its parameters resolved (layer
+// value, else default). Other qualified names (core/…, nexigon/…, rugix-extra/…) belong to
+// other repositories and are skipped.
 func schedule(t *testing.T, lc layerConfig) []job {
 	t.Helper()
 	enabled := map[string]bool{}
 	var stack []string
-	for _, r := range lc.Recipes {
-		if !strings.Contains(r, "/") && !enabled[r] {
+	for _, name := range lc.Recipes {
+		if r, ok := localRecipe(name); ok && !enabled[r] {
 			enabled[r] = true
 			stack = append(stack, r)
+		}
+	}
+	params := map[string]map[string]any{}
+	for name, p := range lc.Parameters {
+		if r, ok := localRecipe(name); ok {
+			params[r] = p
 		}
 	}
 	for len(stack) > 0 {
@@ -305,14 +335,16 @@ func schedule(t *testing.T, lc layerConfig) []job {
 		}
 	}
 	for _, e := range lc.Exclude {
-		delete(enabled, e)
+		if r, ok := localRecipe(e); ok {
+			delete(enabled, r)
+		}
 	}
 	var jobs []job
 	for r := range enabled {
-		jobs = append(jobs, job{recipe: r, params: lc.Parameters[r]})
+		jobs = append(jobs, job{recipe: r, params: params[r]})
 	}
-	for name := range lc.Parameters {
-		if !strings.Contains(name, "/") && !enabled[name] {
+	for name := range params {
+		if !enabled[name] {
 			t.Errorf("parameters for recipe %s, which is not part of the layer (Bakery fails)", name)
 		}
 	}
@@ -358,8 +390,16 @@ func resolveParams(rc recipeConfig, recipe string, given map[string]any) (map[st
 }
 
 // TestLayersFollowBakeryRules checks what the schemas cannot: every layer's parameters belong
-// to recipes of the layer and are declared by them, parents exist, and recipes resolve.
+// to recipes of the layer and are declared by them, parents exist, and recipes resolve through
+// the repositories the example project declares (Bakery resolves "repo/recipe" through the
+// declarations of the project whose layer names it; core is built in).
 func TestLayersFollowBakeryRules(t *testing.T) {
+	var project struct {
+		Repositories map[string]any `toml:"repositories"`
+	}
+	if _, err := toml.DecodeFile(examplePath("rugix-bakery.toml"), &project); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range wantLayers {
 		t.Run(name, func(t *testing.T) {
 			lc := loadLayer(t, name)
@@ -367,19 +407,23 @@ func TestLayersFollowBakeryRules(t *testing.T) {
 				t.Errorf("layer has neither parent, url nor root = true")
 			}
 			if lc.Parent != "" && !strings.Contains(lc.Parent, "/") {
-				if _, err := os.Stat(repoPath("layers", lc.Parent+".toml")); err != nil {
+				if _, err := os.Stat(examplePath("layers", lc.Parent+".toml")); err != nil {
 					t.Errorf("parent layer %s does not exist", lc.Parent)
 				}
 			}
 			for _, r := range lc.Recipes {
-				if strings.Contains(r, "/") {
-					if repo, _, _ := strings.Cut(r, "/"); repo != "core" && repo != "nexigon" {
-						t.Errorf("recipe %s: repository %s is not declared in rugix-repository.toml", r, repo)
-					}
+				repo, recipe, ok := strings.Cut(r, "/")
+				if !ok {
+					t.Errorf("recipe %s: the example project has no recipes of its own (write %s/%s for otabake's)", r, thisRepo, r)
 					continue
 				}
-				if _, err := os.Stat(repoPath("recipes", r, "recipe.toml")); err != nil {
-					t.Errorf("recipe %s does not exist", r)
+				if _, declared := project.Repositories[repo]; !declared && repo != "core" {
+					t.Errorf("recipe %s: repository %s is not declared in %s/rugix-bakery.toml", r, repo, exampleProject)
+				}
+				if repo == thisRepo {
+					if _, err := os.Stat(repoPath("recipes", recipe, "recipe.toml")); err != nil {
+						t.Errorf("recipe %s does not exist", r)
+					}
 				}
 			}
 			for _, j := range schedule(t, lc) {

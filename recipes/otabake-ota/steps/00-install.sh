@@ -32,6 +32,38 @@ root=${RUGIX_ROOT_DIR:?RUGIX_ROOT_DIR is not set (Rugix Bakery sets it to the sy
 root=${root%/}
 project=${RUGIX_PROJECT_DIR:?RUGIX_PROJECT_DIR is not set (Rugix Bakery sets it)}
 
+# nexigon_rugix_installed: prints the first file nexigon-rugix's OTA service or watchdog
+# installed in this root, and the recipe that installs it. Those recipes
+# (github.com/nexigon/nexigon-rugix recipes/nexigon-rugix-ota/steps/01-install.sh and
+# recipes/nexigon-rugix-watchdog/steps/01-install.sh) install their program, their units
+# under /lib/systemd/system and enable their timer; next to otabake's recipes the system
+# would run two update loops and two watchdogs, and both install
+# /etc/nexigon/agent/commands/nexigon.ota.check.toml. otabake-ota and otabake-watchdog have
+# a negative priority, so in a layer with both they run after nexigon-rugix's recipes
+# (priority 0) and find their files here.
+nexigon_rugix_installed() {
+	for f in \
+		nexigon-rugix-ota:usr/bin/nexigon-rugix-ota \
+		nexigon-rugix-ota:etc/nexigon-rugix-ota.json \
+		nexigon-rugix-ota:lib/systemd/system/nexigon-rugix-ota.timer \
+		nexigon-rugix-ota:usr/lib/systemd/system/nexigon-rugix-ota.timer \
+		nexigon-rugix-ota:etc/systemd/system/timers.target.wants/nexigon-rugix-ota.timer \
+		nexigon-rugix-watchdog:usr/libexec/nexigon/nexigon-rugix-watchdog \
+		nexigon-rugix-watchdog:lib/systemd/system/nexigon-rugix-watchdog.timer \
+		nexigon-rugix-watchdog:usr/lib/systemd/system/nexigon-rugix-watchdog.timer \
+		nexigon-rugix-watchdog:etc/systemd/system/timers.target.wants/nexigon-rugix-watchdog.timer; do
+		if [ -e "$root/${f#*:}" ] || [ -L "$root/${f#*:}" ]; then
+			printf '%s %s\n' "${f%%:*}" "/${f#*:}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+if found=$(nexigon_rugix_installed); then
+	die "nexigon-rugix's ${found%% *} recipe is in this system (found ${found#* }): with otabake's recipes the device would run two update checks and two rollback watchdogs. Remove \"nexigon/nexigon-rugix-ota\" and \"nexigon/nexigon-rugix-watchdog\" from the layer's recipes (and its parent layers'): otabake-ota and otabake-watchdog replace them (README.md, \"Coming from nexigon-rugix-ota\")."
+fi
+
 interval=${RECIPE_PARAM_INTERVAL:-}
 case $interval in
 '' | [!0-9]* | *[!0-9a-zA-Z\ ]*) die "parameter interval '$interval' is not a systemd time span like 4h or 30min" ;;
