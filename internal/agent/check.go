@@ -15,6 +15,7 @@ import (
 	"github.com/otabake/otabake/internal/agent/device"
 	"github.com/otabake/otabake/internal/agent/engine"
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/logging"
 )
 
 // Agent runs the device side of the Nexigon system update protocol.
@@ -40,7 +41,7 @@ type Agent struct {
 
 func (a *Agent) log() *slog.Logger {
 	if a.Log == nil {
-		return slog.New(slog.DiscardHandler)
+		return logging.Discard()
 	}
 	return a.Log
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/logging"
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -55,7 +56,7 @@ func globals(c *ucli.Context) *Globals {
 	if g, ok := c.Context.Value(globalsKey{}).(*Globals); ok {
 		return g
 	}
-	return &Globals{ProjectDir: ".", Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: slog.New(slog.DiscardHandler)}
+	return &Globals{ProjectDir: ".", Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: logging.Discard()}
 }
 
 // NewApp builds the otabake application with all registered commands.

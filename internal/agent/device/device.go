@@ -14,6 +14,7 @@ import (
 	"os/exec"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/logging"
 )
 
 // Transport is what the reconcile loop needs from the Hub, always acting as this device.
@@ -79,7 +80,7 @@ func Open(ctx context.Context, cfg Config) (Transport, error) {
 		cfg.NexigonAgent = "nexigon-agent"
 	}
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logging.Discard()
 	}
 	name := cfg.Transport
 	if name == "" || name == NameAuto {

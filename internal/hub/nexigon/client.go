@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/logging"
 )
 
 // MaxResponseSize bounds how much of a response body is read: the Hub's RPC output limit
@@ -106,7 +107,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		token:   token,
 		http:    http.DefaultClient,
 		timeout: DefaultTimeout,
-		log:     slog.New(slog.DiscardHandler),
+		log:     logging.Discard(),
 	}
 	for _, o := range opts {
 		o(c)
@@ -115,7 +116,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		c.http = http.DefaultClient
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = logging.Discard()
 	}
 	return c, nil
 }

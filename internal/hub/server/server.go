@@ -19,6 +19,7 @@ import (
 
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/hub/local"
+	"github.com/otabake/otabake/internal/logging"
 )
 
 // Config configures the HTTP server around a local store.
@@ -104,7 +105,7 @@ func newServer(cfg Config) (*server, error) {
 		s.ttl = time.Hour
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+		s.log = logging.Discard()
 	}
 	return s, nil
 }
