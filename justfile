@@ -18,17 +18,18 @@ lint:
     GOOS=linux GOARCH=arm GOARM=7 go vet ./...
     shellcheck scripts/*.sh scripts/bench/*.sh
 
-# Static otabake-agent binaries for every device architecture, with their sizes.
-agent-all:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    mkdir -p bin
-    for arch in amd64 arm64 arm; do
-        out=bin/otabake-agent-$arch
-        [ "$arch" = arm ] && out=bin/otabake-agent-armhf
-        CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=7 go build -trimpath -ldflags '{{ldflags}}' -o "$out" ./cmd/otabake-agent
-        printf '%-28s %s bytes\n' "$out" "$(stat -c %s "$out")"
-    done
+# otabake-agent release artifacts for VERSION: static, reproducible binaries for amd64, arm64,
+# armv7 and armhf (ARMv6) and their SHA256SUMS in build/agent/vVERSION/. Unchanged files are
+# not rewritten.
+agent-artifacts VERSION:
+    go run ./cmd/otabake agent build --version {{VERSION}} --output build/agent/v{{VERSION}}
+
+# Pin VERSION's checksums in the otabake-agent Bakery recipe and make it the recipe's default:
+# the release commit. The release workflow rebuilds from the tag and checks these pins.
+pin-agent VERSION: (agent-artifacts VERSION)
+    install -D -m 0644 build/agent/v{{VERSION}}/SHA256SUMS recipes/otabake-agent/files/releases/{{VERSION}}.sha256
+    sed -i 's/^version = { default = "[^"]*" }/version = { default = "{{VERSION}}" }/' recipes/otabake-agent/recipe.toml
+    grep -q '^version = { default = "{{VERSION}}" }' recipes/otabake-agent/recipe.toml
 
 # Full release of the example project into the embedded local Hub.
 demo:

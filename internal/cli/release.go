@@ -329,10 +329,10 @@ func promoteReleaseCommand() *ucli.Command {
 // The returned func stops the spinner.
 func buildOptions(g *Globals) (release.BuildOptions, func()) {
 	if g.JSON {
-		return release.BuildOptions{Output: io.Discard}, func() {}
+		return release.BuildOptions{Output: io.Discard, AgentVersion: Version}, func() {}
 	}
 	if !g.Progress {
-		return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) { g.Log.Info(system + ": " + stage) }}, func() {}
+		return release.BuildOptions{Output: g.Stderr, AgentVersion: Version, Stage: func(system, stage string) { g.Log.Info(system + ": " + stage) }}, func() {}
 	}
 	var bar *progressbar.ProgressBar
 	stop := func() {
@@ -342,7 +342,7 @@ func buildOptions(g *Globals) (release.BuildOptions, func()) {
 			bar = nil
 		}
 	}
-	return release.BuildOptions{Output: g.Stderr, Stage: func(system, stage string) {
+	return release.BuildOptions{Output: g.Stderr, AgentVersion: Version, Stage: func(system, stage string) {
 		stop()
 		bar = progressbar.NewOptions(-1,
 			progressbar.OptionSetWriter(g.Stderr),

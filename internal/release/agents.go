@@ -8,17 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/otabake/otabake/internal/agentbuild"
+	"github.com/otabake/otabake/internal/project"
 )
 
-// AgentArches maps Rugix architectures to Go's GOARCH/GOARM for otabake-agent builds.
-var AgentArches = map[string][]string{
-	"amd64": {"GOARCH=amd64"},
-	"arm64": {"GOARCH=arm64"},
-	"armhf": {"GOARCH=arm", "GOARM=7"},
-}
-
-// AgentDir is where the bakery backend puts otabake-agent binaries for the otabake-agent
-// recipe: build/otabake/otabake-agent-<arch> in the Bakery project.
+// AgentDir is where a local otabake-agent build goes for the otabake-agent Bakery recipe
+// (its parameter source = "local"): build/otabake/otabake-agent-<arch> in the Bakery project.
 func AgentDir(projectDir string) string { return filepath.Join(projectDir, "build", "otabake") }
 
 // SourceDir finds an otabake source tree to build otabake-agent from: OTABAKE_SOURCE_DIR, or
@@ -33,38 +31,70 @@ func SourceDir(ctx context.Context, projectDir string) (string, error) {
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) == "" {
-		return "", fmt.Errorf("cannot find the otabake sources to build otabake-agent (set OTABAKE_SOURCE_DIR to an otabake checkout, or give the otabake-agent recipe a url and sha256)")
+		return "", fmt.Errorf("cannot find the otabake sources to build otabake-agent: set OTABAKE_SOURCE_DIR to an otabake checkout, or let the otabake-agent recipe download the released binary (remove source = \"local\" from its parameters)")
 	}
 	return strings.TrimSpace(out.String()), nil
 }
 
-// BuildAgents cross-compiles static otabake-agent binaries for the given Rugix architectures
-// into AgentDir(projectDir), so that the otabake-agent recipe can install them.
-func BuildAgents(ctx context.Context, projectDir string, arches []string) ([]string, error) {
+// BuildAgents cross-compiles otabake-agent for the given Rugix architectures into
+// AgentDir(projectDir). Files whose bytes do not change are left alone, so that Bakery does
+// not rebuild the layer holding the agent, and every layer above it, on every release.
+func BuildAgents(ctx context.Context, projectDir, version string, arches []string) ([]agentbuild.Result, error) {
 	src, err := SourceDir(ctx, projectDir)
 	if err != nil {
 		return nil, err
 	}
-	dir := AgentDir(projectDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	var outs []string
-	for _, arch := range arches {
-		env, ok := AgentArches[arch]
-		if !ok {
-			return nil, fmt.Errorf("no otabake-agent build for architecture %q (want amd64, arm64 or armhf)", arch)
+	var out []agentbuild.Result
+	for _, name := range arches {
+		a, err := agentbuild.Lookup(name)
+		if err != nil {
+			return nil, err
 		}
-		out := filepath.Join(dir, "otabake-agent-"+arch)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/otabake-agent")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), append([]string{"CGO_ENABLED=0", "GOOS=linux"}, env...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("build otabake-agent for %s in %s: %w: %s", arch, src, err, strings.TrimSpace(stderr.String()))
+		r, err := agentbuild.Build(ctx, agentbuild.Options{Source: src, Version: version}, a, filepath.Join(AgentDir(projectDir), agentbuild.FileName(name)))
+		if err != nil {
+			return nil, err
 		}
-		outs = append(outs, out)
+		out = append(out, r)
 	}
-	return outs, nil
+	return out, nil
+}
+
+// agentRecipeSource is the otabake-agent recipe's `source` parameter as the Bakery project
+// sets it ("release" when unset, the recipe's default), from rugix-bakery.toml and layers/*.toml:
+// [parameters."otabake/otabake-agent"] (or "otabake-agent" in otabake's own layers).
+func agentRecipeSource(projectDir string) (string, error) {
+	files := []string{filepath.Join(projectDir, project.BakeryFileName)}
+	layers, _ := filepath.Glob(filepath.Join(projectDir, "layers", "*.toml"))
+	files = append(files, layers...)
+	source := ""
+	for _, p := range files {
+		data, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		var doc struct {
+			Parameters map[string]map[string]any `toml:"parameters"`
+		}
+		if err := toml.Unmarshal(data, &doc); err != nil {
+			return "", fmt.Errorf("%s: %w", p, err)
+		}
+		for recipe, params := range doc.Parameters {
+			if recipe != "otabake-agent" && !strings.HasSuffix(recipe, "/otabake-agent") {
+				continue
+			}
+			if s, ok := params["source"].(string); ok {
+				if source != "" && source != s {
+					return "", fmt.Errorf("%s: otabake-agent source %q, but another file sets %q", p, s, source)
+				}
+				source = s
+			}
+		}
+	}
+	if source == "" {
+		source = "release"
+	}
+	return source, nil
 }

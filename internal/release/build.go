@@ -30,6 +30,9 @@ type BuildOptions struct {
 	Stage func(system, stage string)
 	// ImageCompression is the native backend's image compression: xz (default), zst or none.
 	ImageCompression string
+	// AgentVersion is linked into a local otabake-agent build (the Bakery recipe's
+	// source = "local"); empty means "dev".
+	AgentVersion string
 }
 
 // BuildResult describes build/<system>/ after a build.
@@ -153,10 +156,17 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name)}
 	t := &stageTimer{r: r, opts: opts}
-	if arch := sys.Arch; arch != "" && usesAgentRecipe(cfg.Dir) {
-		t.begin("otabake-agent")
-		if _, err := BuildAgents(ctx, cfg.Dir, []string{arch}); err != nil {
+	if arch := sys.Bakery.Architecture; arch != "" && usesAgentRecipe(cfg.Dir) {
+		source, err := agentRecipeSource(cfg.Dir)
+		if err != nil {
 			return nil, err
+		}
+		// The recipe downloads the released binary unless told to take a local build.
+		if source == "local" {
+			t.begin("otabake-agent")
+			if _, err := BuildAgents(ctx, cfg.Dir, opts.AgentVersion, []string{arch}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, what := range []string{"image", "bundle"} {

@@ -5,16 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"debug/elf"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz"
 
+	"github.com/otabake/otabake/internal/agentbuild"
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/project"
 )
@@ -213,24 +215,114 @@ func TestBuildAgents(t *testing.T) {
 	}
 	t.Setenv("OTABAKE_SOURCE_DIR", src)
 	dir := t.TempDir()
-	outs, err := BuildAgents(context.Background(), dir, []string{"armhf"})
+	outs, err := BuildAgents(context.Background(), dir, "1.0.0", []string{"armhf"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := elf.Open(outs[0])
-	if err != nil {
-		t.Fatal(err)
+	if want := filepath.Join(dir, "build", "otabake", "otabake-agent-armhf"); outs[0].Path != want || !outs[0].Written {
+		t.Errorf("BuildAgents = %+v, want a new %s", outs[0], want)
 	}
-	defer f.Close()
-	if f.Machine != elf.EM_ARM || f.Class != elf.ELFCLASS32 {
-		t.Errorf("%s: machine %v class %v, want 32-bit ARM", outs[0], f.Machine, f.Class)
-	}
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			t.Errorf("%s is dynamically linked", outs[0])
-		}
-	}
-	if _, err := BuildAgents(context.Background(), dir, []string{"mips"}); err == nil || !strings.Contains(err.Error(), "mips") {
+	// Checked by agentbuild.Check: ARMv6, static, not a PIE.
+	if _, err := BuildAgents(context.Background(), dir, "1.0.0", []string{"mips"}); err == nil || !strings.Contains(err.Error(), "mips") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestAgentRecipeSource(t *testing.T) {
+	for _, tc := range []struct {
+		name, bakery, layer, want, err string
+	}{
+		{name: "unset", bakery: "[systems.a]\nlayer = \"x\"\n", want: "release"},
+		{name: "project", bakery: "[parameters.\"otabake/otabake-agent\"]\nsource = \"local\"\n", want: "local"},
+		{name: "layer", layer: "[parameters.\"otabake/otabake-agent\"]\nsource = \"release\"\nversion = \"0.1.0\"\n", want: "release"},
+		{name: "other recipe", layer: "[parameters.\"otabake/otabake-ota\"]\nsource = \"local\"\n", want: "release"},
+		{name: "conflict", bakery: "[parameters.\"otabake/otabake-agent\"]\nsource = \"local\"\n", layer: "[parameters.\"otabake/otabake-agent\"]\nsource = \"release\"\n", err: "another file"},
+		{name: "bad toml", bakery: "[parameters\n", err: project.BakeryFileName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.bakery != "" {
+				os.WriteFile(filepath.Join(dir, project.BakeryFileName), []byte(tc.bakery), 0o644)
+			}
+			if tc.layer != "" {
+				os.MkdirAll(filepath.Join(dir, "layers"), 0o755)
+				os.WriteFile(filepath.Join(dir, "layers", "l.toml"), []byte(tc.layer), 0o644)
+			}
+			got, err := agentRecipeSource(dir)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("agentRecipeSource = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestBuildBakeryLocalAgent: with the otabake-agent recipe's source = "local", build-release
+// cross-compiles the agent into build/otabake/ for the system's Rugix architecture (armhf is
+// ARMv6), and a second build-release of the same sources rewrites no agent file, so Bakery does
+// not rebuild the layer that holds it.
+func TestBuildBakeryLocalAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles otabake-agent")
+	}
+	src, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OTABAKE_SOURCE_DIR", src)
+	dir := t.TempDir()
+	bundlePath, _ := makeBundle(t, t.TempDir())
+	os.WriteFile(filepath.Join(dir, "run-bakery"), []byte(fmt.Sprintf(`#!/bin/sh
+set -e
+mkdir -p build/$3
+case "$2" in
+image) printf 'image' > build/$3/system.img ;;
+bundle) cp %q build/$3/system.rugixb ;;
+esac
+`, bundlePath)), 0o755)
+	os.WriteFile(filepath.Join(dir, "rugix-bakery.toml"), []byte("[systems.pi]\nlayer = \"device-pi\"\narchitecture = \"armhf\"\ntarget = \"rpi-tryboot\"\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "layers"), 0o755)
+	os.WriteFile(filepath.Join(dir, "layers", "device-pi.toml"), []byte("recipes = [\"otabake/otabake-ota\"]\n\n[parameters.\"otabake/otabake-agent\"]\nsource = \"local\"\n"), 0o644)
+	cfg, err := project.Load(dir, project.LoadOptions{Env: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentPath := filepath.Join(AgentDir(dir), "otabake-agent-armhf")
+	build := func() []string {
+		res, err := Build(context.Background(), cfg, &Identity{Version: "v1"}, []string{"pi"}, BuildOptions{AgentVersion: "1.0.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stages []string
+		for _, s := range res[0].Stages {
+			stages = append(stages, s.Name)
+		}
+		return stages
+	}
+	if stages := build(); !slices.Contains(stages, "otabake-agent") {
+		t.Fatalf("stages %q: no otabake-agent build", stages)
+	}
+	armhf, _ := agentbuild.Lookup("armhf")
+	if err := agentbuild.Check(agentPath, armhf); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(agentPath, old, old); err != nil {
+		t.Fatal(err)
+	}
+	build()
+	if st, err := os.Stat(agentPath); err != nil || !st.ModTime().Equal(old) {
+		t.Errorf("second build-release rewrote %s (%v)", agentPath, err)
+	}
+
+	// The recipe's default (release) needs no local build.
+	os.WriteFile(filepath.Join(dir, "layers", "device-pi.toml"), []byte("recipes = [\"otabake/otabake-ota\"]\n"), 0o644)
+	if stages := build(); slices.Contains(stages, "otabake-agent") {
+		t.Errorf("stages %q: built the agent although the recipe downloads the release", stages)
 	}
 }

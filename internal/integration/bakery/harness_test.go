@@ -22,6 +22,11 @@ type bakery struct {
 	project string // RUGIX_PROJECT_DIR
 	layer   string // RUGIX_LAYER_DIR
 	rebuild string // LAYER_REBUILD_IF_CHANGED
+	// recipes is where the recipes' directories are (RECIPE_DIR); this repository's recipes/
+	// unless a test works on a copy.
+	recipes string
+	// override sets recipe parameters over the layer's, as a project's own layer would.
+	override map[string]map[string]any
 }
 
 func newBakery(t *testing.T, arch string) *bakery {
@@ -33,6 +38,7 @@ func newBakery(t *testing.T, arch string) *bakery {
 		root:    filepath.Join(dir, "layer", "roots", "system"),
 		project: filepath.Join(dir, "project"),
 		layer:   filepath.Join(dir, "layer"),
+		recipes: repoPath("recipes"),
 	}
 	layerOut := filepath.Join(b.project, ".rugix", "layers", "0123456789abcdef")
 	b.rebuild = filepath.Join(layerOut, "rebuild-if-changed.txt")
@@ -72,8 +78,8 @@ func (b *bakery) env(recipe, step string, params map[string]string) []string {
 		"RUGIX_PROJECT_DIR=" + b.project,
 		"RUGIX_ARCH=" + b.arch,
 		"LAYER_REBUILD_IF_CHANGED=" + b.rebuild,
-		"RECIPE_DIR=" + repoPath("recipes", recipe),
-		"RECIPE_STEP_PATH=" + repoPath("recipes", recipe, "steps", step),
+		"RECIPE_DIR=" + filepath.Join(b.recipes, recipe),
+		"RECIPE_STEP_PATH=" + filepath.Join(b.recipes, recipe, "steps", step),
 	}
 	for name, v := range params {
 		env = append(env, "RECIPE_PARAM_"+strings.ToUpper(name)+"="+v)
@@ -86,6 +92,16 @@ func (b *bakery) env(recipe, step string, params map[string]string) []string {
 // steps' combined output and the first failure.
 func (b *bakery) run(recipe string, given map[string]any) (string, error) {
 	b.t.Helper()
+	if o := b.override[recipe]; o != nil {
+		merged := map[string]any{}
+		for k, v := range given {
+			merged[k] = v
+		}
+		for k, v := range o {
+			merged[k] = v
+		}
+		given = merged
+	}
 	params, err := resolveParams(loadRecipe(b.t, recipe), recipe, given)
 	if err != nil {
 		return "", err
@@ -95,7 +111,7 @@ func (b *bakery) run(recipe string, given map[string]any) (string, error) {
 		if m := stepName.FindStringSubmatch(s); m == nil || m[2] == "packages" {
 			b.t.Fatalf("recipe %s step %s: the harness runs only install and run steps", recipe, s)
 		}
-		cmd := exec.Command(repoPath("recipes", recipe, "steps", s))
+		cmd := exec.Command(filepath.Join(b.recipes, recipe, "steps", s))
 		cmd.Env = b.env(recipe, s, params)
 		cmd.Dir = b.project
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -167,7 +183,7 @@ func fakeELF(t *testing.T, arch, payload string) []byte {
 		if err := binary.Write(&buf, binary.LittleEndian, h); err != nil {
 			t.Fatal(err)
 		}
-	case "armhf":
+	case "armhf", "armv7":
 		ident[elf.EI_CLASS] = byte(elf.ELFCLASS32)
 		h := elf.Header32{Ident: ident, Type: uint16(elf.ET_EXEC), Machine: uint16(elf.EM_ARM), Version: uint32(elf.EV_CURRENT), Ehsize: 52}
 		if err := binary.Write(&buf, binary.LittleEndian, h); err != nil {

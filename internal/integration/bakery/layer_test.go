@@ -108,7 +108,10 @@ func TestExampleLayers(t *testing.T) {
 		t.Run(tt.layer+"/"+tt.arch, func(t *testing.T) {
 			b := newBakery(t, tt.arch)
 			b.writeProject(".env", []byte(testEnv), 0o600)
-			b.writeProject("build/otabake/otabake-agent-"+tt.arch, fakeELF(t, tt.arch, "agent"), 0o755)
+			// The layer's own recipe parameters, but the agent from the project (source =
+			// "local") so that the test needs no network; TestAgentRecipeRelease downloads.
+			b.override = map[string]map[string]any{"otabake-agent": {"source": "local"}}
+			b.writeProject("build/otabake/otabake-agent-"+tt.arch, fakeAgent(t, tt.arch), 0o755)
 			for _, l := range layerChain(t, tt.layer) {
 				if out, err := b.runLayer(l); err != nil {
 					t.Fatalf("layer %s: %v\n%s", l, err, out)

@@ -286,3 +286,50 @@ func TestCheckRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseWorkflow: otabake's own release builds the agent artifacts with the command the
+// justfile uses, checks them against the recipe's pins before publishing, and publishes them
+// where the otabake-agent recipe's default base_url looks.
+func TestReleaseWorkflow(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, ".github", "workflows", "release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := get(t, doc, "jobs", "agent", "steps").([]any)
+	var runs []string
+	for _, s := range steps {
+		if m, ok := s.(map[string]any); ok {
+			if r, ok := m["run"].(string); ok {
+				runs = append(runs, r)
+			}
+		}
+	}
+	all := strings.Join(runs, "\n")
+	build := strings.Index(all, "otabake agent build --version")
+	check := strings.Index(all, "cmp \"$pins\"")
+	publish := strings.Index(all, "gh release create")
+	if build < 0 || check < build || publish < check {
+		t.Errorf("release workflow must build, then check the pins, then publish:\n%s", all)
+	}
+	if !strings.Contains(all, "recipes/otabake-agent/files/releases/$version.sha256") {
+		t.Error("release workflow does not check the recipe's pinned checksums")
+	}
+	just, err := os.ReadFile(filepath.Join(repoRoot, "justfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(just), "go run ./cmd/otabake agent build --version {{VERSION}} --output build/agent/v{{VERSION}}") {
+		t.Error("justfile agent-artifacts does not build what the release workflow builds")
+	}
+	recipe, err := os.ReadFile(filepath.Join(repoRoot, "recipes", "otabake-agent", "recipe.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(recipe), `base_url = { default = "https://github.com/otabake/otabake/releases/download/v{version}" }`) {
+		t.Error("the otabake-agent recipe does not download from the GitHub release the workflow publishes")
+	}
+}
