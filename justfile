@@ -3,9 +3,10 @@
 version := `git describe --always --dirty 2>/dev/null || echo dev`
 ldflags := "-s -w -X github.com/otabake/otabake/internal/cli.Version=" + version + " -X github.com/otabake/otabake/internal/agent/cli.Version=" + version
 
-# Build otabake and otabake-agent for this machine into bin/.
+# Build otabake (with the cloud KMS signers: -tags kms, as released) and otabake-agent for
+# this machine into bin/.
 build:
-    CGO_ENABLED=0 go build -trimpath -ldflags '{{ldflags}}' -o bin/ ./cmd/...
+    CGO_ENABLED=0 go build -tags kms -trimpath -ldflags '{{ldflags}}' -o bin/ ./cmd/...
 
 # Run the test suite (the same command .ci/run uses).
 test:

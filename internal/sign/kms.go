@@ -31,7 +31,7 @@ func loadKMSKey(ctx context.Context, ref string) (crypto.Signer, error) {
 				}
 			}
 			if len(avail) == 0 {
-				return nil, fmt.Errorf("signing key %s: this build has no KMS support (built with -tags nokms); use a PEM file path", ref)
+				return nil, fmt.Errorf("signing key %s: this otabake was built without KMS providers: use a released otabake binary, or build it with `go build -tags kms ./cmd/otabake` (`go install -tags kms …`); or sign with a PEM key file", ref)
 			}
 			return nil, fmt.Errorf("signing key %s: KMS scheme %s is not available in this build (available: %s)", ref, scheme, strings.Join(avail, ", "))
 		}

@@ -42,9 +42,9 @@ func BuildGuestBinaries(ctx context.Context, moduleDir, outDir string) (agent, i
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", "", "", fmt.Errorf("build guest binaries: %w", err)
 	}
-	// nokms: the stand-in verifies bundles through internal/sign, and the cloud KMS providers
-	// it would otherwise link add 20 MB to the guest for nothing.
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", "nokms", "-ldflags=-s -w",
+	// No -tags kms: the stand-in verifies bundles through internal/sign, and the cloud KMS
+	// providers would add 20 MB to the guest for nothing.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w",
 		"-o", outDir+string(os.PathSeparator), AgentPackage, InitrdPackage, RugixCtrlPackage)
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
