@@ -1,9 +1,11 @@
-package gpt
+package gpt_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 
@@ -43,7 +45,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(seed))
 	f.Add([]byte("EFI PART"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		table, err := Read(bytes.NewReader(data), int64(len(data)))
+		table, err := gpt.Read(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			return
 		}
@@ -51,6 +53,22 @@ func FuzzRead(f *testing.F) {
 			if p.Number <= 0 || p.Last < p.First {
 				t.Fatalf("accepted partition %+v", p)
 			}
+		}
+	})
+}
+
+// FuzzParseGUID checks that every accepted GUID string formats back to itself.
+func FuzzParseGUID(f *testing.F) {
+	f.Add("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+	f.Add("0fc63daf-8483-4772-8e79-3d69d8477de4")
+	f.Add("not-a-guid")
+	f.Fuzz(func(t *testing.T, s string) {
+		g, err := gpt.ParseGUID(s)
+		if err != nil {
+			return
+		}
+		if !strings.EqualFold(g.String(), s) || g.Upper() != strings.ToUpper(s) {
+			t.Fatalf("ParseGUID(%q) formats as %q / %q", s, g.String(), g.Upper())
 		}
 	})
 }

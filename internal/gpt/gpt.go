@@ -1,9 +1,10 @@
 // Package gpt reads and rewrites the GUID partition tables of existing disks and disk images,
 // without external tools: find a partition by number or by the unique GUID a kernel command line
-// names (root=PARTUUID=…), and add partitions the way Rugix Ctrl's first-boot bootstrapping
-// does, rewriting both the primary and the backup table with valid CRCs. `otabake run` uses it
-// to find the config partition of an image, the VM guest programs for the rest. (New tables for
-// a whole layout are written by internal/image.)
+// names (root=PARTUUID=…), add partitions the way Rugix Ctrl's first-boot bootstrapping does,
+// rewriting both the primary and the backup table with valid CRCs, and write new tables (New,
+// Create). It is otabake's one GPT and GUID codec: internal/image writes the tables of its disk
+// images with it, `otabake run` finds the config partition of an image with it, and the VM
+// guest programs grow tables with it.
 //
 // Only 512-byte logical sectors are supported; that is what virtio-blk and disk image files use.
 package gpt
@@ -71,6 +72,9 @@ func (g GUID) String() string {
 	h := hex.EncodeToString(g[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
+
+// Upper formats the GUID in upper case, as sfdisk scripts and reports write GUIDs.
+func (g GUID) Upper() string { return strings.ToUpper(g.String()) }
 
 // IsZero reports an unused entry's type.
 func (g GUID) IsZero() bool { return g == GUID{} }
@@ -285,6 +289,70 @@ func (t *Table) Fit(size int64) error {
 	}
 	t.LastUsable = lu
 	return nil
+}
+
+// DefaultEntries and DefaultEntrySize are the entry array sfdisk, gdisk and the UEFI
+// specification's minimum agree on: 128 entries of 128 bytes, 32 sectors.
+const (
+	DefaultEntries   = 128
+	DefaultEntrySize = 128
+)
+
+// New returns an empty table for a disk of size bytes: the default entry array at LBA 2, the
+// usable area from firstUsable (the first partition's alignment, 2048 for 1 MiB) to right
+// before the backup entry array.
+func New(size int64, diskGUID GUID, firstUsable uint64) (*Table, error) {
+	t := &Table{DiskGUID: diskGUID, FirstUsable: firstUsable, NumEntries: DefaultEntries, EntrySize: DefaultEntrySize,
+		Entries: make([]byte, DefaultEntries*DefaultEntrySize)}
+	if firstUsable < 2+t.entrySectors() {
+		return nil, fmt.Errorf("new GPT: first usable LBA %d inside the primary entry array", firstUsable)
+	}
+	if err := t.Fit(size); err != nil {
+		return nil, fmt.Errorf("new GPT: %w", err)
+	}
+	if t.LastUsable < firstUsable {
+		return nil, fmt.Errorf("new GPT: disk of %d bytes has no room after LBA %d", size, firstUsable)
+	}
+	return t, nil
+}
+
+// Create writes t onto a blank disk of size bytes: a protective MBR whose 0xEE entry spans the
+// disk, then the tables (Write). Nothing else on the disk is touched.
+func (t *Table) Create(w ReadWriterAt, size int64) error {
+	last := uint64(size/SectorSize) - 1
+	pmbr := make([]byte, SectorSize)
+	PutMBREntry(pmbr[446:462], 0xee, 1, min(last, 0xffffffff))
+	pmbr[510], pmbr[511] = 0x55, 0xaa
+	if _, err := w.WriteAt(pmbr, 0); err != nil {
+		return fmt.Errorf("write protective MBR: %w", err)
+	}
+	return t.Write(w, size)
+}
+
+// PutMBREntry fills a 16-byte MBR partition entry (the protective MBR's, or one of an MBR
+// disk's). start is relative to whatever the entry's table is relative to; the CHS fields use
+// the 255-head, 63-sector geometry sfdisk assumes and saturate beyond cylinder 1023, which is
+// all any firmware still reads from them.
+func PutMBREntry(e []byte, typ byte, start, sectors uint64) {
+	e[0] = 0
+	putCHS(e[1:4], start)
+	e[4] = typ
+	putCHS(e[5:8], start+sectors-1)
+	binary.LittleEndian.PutUint32(e[8:], uint32(start))
+	binary.LittleEndian.PutUint32(e[12:], uint32(sectors))
+}
+
+func putCHS(b []byte, lba uint64) {
+	const heads, sectors = 255, 63
+	c := lba / (heads * sectors)
+	h := (lba / sectors) % heads
+	s := lba%sectors + 1
+	if c > 1023 {
+		c, h, s = 1023, 254, 63
+	}
+	b[0] = byte(h)
+	b[1] = byte(s) | byte((c>>2)&0xc0)
+	b[2] = byte(c)
 }
 
 // ReadWriterAt is a disk opened for reading and writing.

@@ -1,6 +1,7 @@
-package gpt
+package gpt_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
 )
 
@@ -78,7 +80,7 @@ func TestReadMatchesSfdisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tab, err := Read(f, size)
+	tab, err := gpt.Read(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +125,9 @@ func TestReadRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := append([]byte(nil), good...)
 			tt.mutate(b)
-			_, err := Read(strings.NewReader(string(b)), size)
-			if err == nil || !strings.Contains(err.Error(), tt.substr) || errors.Is(err, ErrNoGPT) != tt.noGPT {
-				t.Fatalf("err = %v, want %q (ErrNoGPT %v)", err, tt.substr, tt.noGPT)
+			_, err := gpt.Read(strings.NewReader(string(b)), size)
+			if err == nil || !strings.Contains(err.Error(), tt.substr) || errors.Is(err, gpt.ErrNoGPT) != tt.noGPT {
+				t.Fatalf("err = %v, want %q (gpt.ErrNoGPT %v)", err, tt.substr, tt.noGPT)
 			}
 		})
 	}
@@ -143,29 +145,29 @@ func TestWriteRoundTripAndSfdiskVerify(t *testing.T) {
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
-	tab, err := Read(f, size)
+	tab, err := gpt.Read(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tab.Fit(size); err != nil {
 		t.Fatal(err)
 	}
-	u, err := NewRandomGUID()
+	u, err := gpt.NewRandomGUID()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p4, _ := tab.Partition(4)
-	np := Partition{Number: 5, Type: TypeLinux, UUID: u, First: (p4.Last + 1 + 2047) / 2048 * 2048, Last: tab.LastUsable, Name: "extra"}
+	np := gpt.Partition{Number: 5, Type: gpt.TypeLinux, UUID: u, First: (p4.Last + 1 + 2047) / 2048 * 2048, Last: tab.LastUsable, Name: "extra"}
 	if err := tab.SetPartition(np); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.SetPartition(Partition{Number: 6, Type: TypeLinux, UUID: u, First: np.First, Last: np.First}); err == nil {
+	if err := tab.SetPartition(gpt.Partition{Number: 6, Type: gpt.TypeLinux, UUID: u, First: np.First, Last: np.First}); err == nil {
 		t.Fatal("overlapping partition accepted")
 	}
 	if err := tab.Write(f, size); err != nil {
 		t.Fatal(err)
 	}
-	back, err := Read(f, size)
+	back, err := gpt.Read(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +196,20 @@ func TestGUIDText(t *testing.T) {
 		{"zfc63daf-8483-4772-8e79-3d69d8477de4", "", true},
 	}
 	for _, tt := range tests {
-		g, err := ParseGUID(tt.in)
+		g, err := gpt.ParseGUID(tt.in)
 		if (err != nil) != tt.bad || (!tt.bad && g.String() != tt.want) {
-			t.Errorf("ParseGUID(%q) = %s, %v", tt.in, g, err)
+			t.Errorf("gpt.ParseGUID(%q) = %s, %v", tt.in, g, err)
 		}
 	}
 	// The on-disk form swaps the first three fields.
-	g := decodeMixed([]byte{0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4})
-	if g != TypeLinux {
-		t.Errorf("mixed-endian decode = %s", g)
+	tab, err := gpt.New(1<<20, gpt.GUID{}, 34)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.SetPartition(gpt.Partition{Number: 1, Type: gpt.TypeLinux, First: 34, Last: 40}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []byte{0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4}; !bytes.Equal(tab.Entries[:16], want) {
+		t.Errorf("on-disk type GUID % x, want % x", tab.Entries[:16], want)
 	}
 }

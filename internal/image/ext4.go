@@ -15,13 +15,14 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/e2fs"
+	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/tool"
 )
 
 // Ext4Options control a filesystem made by MakeExt4.
 type Ext4Options struct {
 	// UUID and HashSeed replace the random values mkfs.ext4 would pick.
-	UUID, HashSeed UUID
+	UUID, HashSeed gpt.GUID
 	// Journal keeps the ext4 journal. Rugix builds the system partition without one (it is
 	// mounted read-only) and the GRUB boot partition with one.
 	Journal bool

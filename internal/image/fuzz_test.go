@@ -33,22 +33,6 @@ func FuzzRewriteCmdline(f *testing.F) {
 	})
 }
 
-// FuzzParseUUID checks that every accepted UUID string formats back to itself.
-func FuzzParseUUID(f *testing.F) {
-	f.Add(TypeESP)
-	f.Add(strings.ToLower(TypeLinuxGPT))
-	f.Add("not-a-uuid")
-	f.Fuzz(func(t *testing.T, s string) {
-		u, err := ParseUUID(s)
-		if err != nil {
-			return
-		}
-		if !strings.EqualFold(u.String(), s) {
-			t.Fatalf("ParseUUID(%q) formats as %q", s, u.String())
-		}
-	})
-}
-
 func TestGrubScriptsParse(t *testing.T) {
 	check := needTool(t, "grub-script-check", "grub-common")
 	for name, script := range map[string]string{"first": GrubFirstStage, "second": GrubSecondStage, "embedded": grubEmbedded} {

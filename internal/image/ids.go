@@ -3,61 +3,17 @@ package image
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"strings"
+
+	"github.com/otabake/otabake/internal/gpt"
 )
-
-// UUID is an RFC 9562 UUID in its big-endian byte form (as printed, not as GPT stores it).
-type UUID [16]byte
-
-// String formats the UUID in lower case, the way blkid and /dev/disk/by-partuuid show it.
-func (u UUID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:16])
-	return string(b[:])
-}
-
-// Upper formats the UUID in upper case, as sfdisk scripts and reports write GUIDs.
-func (u UUID) Upper() string { return strings.ToUpper(u.String()) }
-
-// mixedEndian returns the GPT on-disk form: the first three fields little-endian.
-func (u UUID) mixedEndian() [16]byte {
-	var m [16]byte
-	m[0], m[1], m[2], m[3] = u[3], u[2], u[1], u[0]
-	m[4], m[5] = u[5], u[4]
-	m[6], m[7] = u[7], u[6]
-	copy(m[8:], u[8:])
-	return m
-}
-
-// ParseUUID parses the 36-character textual form in either case.
-func ParseUUID(s string) (UUID, error) {
-	var u UUID
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, fmt.Errorf("invalid UUID %q", s)
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
-	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
-		return u, fmt.Errorf("invalid UUID %q: %w", s, err)
-	}
-	return u, nil
-}
 
 // Identifiers are the values that make a disk image unique. Bakery leaves them to sfdisk and
 // mkfs, which randomise them; otabake derives them from the system name and release id, so
 // that rebuilding a release gives the same bytes while two releases never share a PARTUUID.
 type Identifiers struct {
 	// DiskGUID is the GPT disk GUID.
-	DiskGUID UUID
+	DiskGUID gpt.GUID
 	// MBRDiskID is the MBR disk signature; the RPi root= device is PARTUUID=<%08X>-05.
 	MBRDiskID uint32
 	seed      [32]byte
@@ -86,9 +42,9 @@ func (id Identifiers) derive(purpose string, n int) [32]byte {
 	return out
 }
 
-func (id Identifiers) uuid(purpose string, n int) UUID {
+func (id Identifiers) uuid(purpose string, n int) gpt.GUID {
 	b := id.derive(purpose, n)
-	var u UUID
+	var u gpt.GUID
 	copy(u[:], b[:16])
 	u[6] = u[6]&0x0f | 0x80 // version 8
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
@@ -96,7 +52,7 @@ func (id Identifiers) uuid(purpose string, n int) UUID {
 }
 
 // PartitionGUID returns the GPT unique partition GUID of partition n.
-func (id Identifiers) PartitionGUID(n int) UUID { return id.uuid("partition", n) }
+func (id Identifiers) PartitionGUID(n int) gpt.GUID { return id.uuid("partition", n) }
 
 // FATSerial returns the volume serial of a FAT filesystem in partition n.
 func (id Identifiers) FATSerial(n int) uint32 {
@@ -105,10 +61,10 @@ func (id Identifiers) FATSerial(n int) uint32 {
 }
 
 // Ext4UUID returns the filesystem UUID of an ext4 filesystem in partition n.
-func (id Identifiers) Ext4UUID(n int) UUID { return id.uuid("ext4-uuid", n) }
+func (id Identifiers) Ext4UUID(n int) gpt.GUID { return id.uuid("ext4-uuid", n) }
 
 // Ext4HashSeed returns the htree hash seed of an ext4 filesystem in partition n.
-func (id Identifiers) Ext4HashSeed(n int) UUID { return id.uuid("ext4-hash-seed", n) }
+func (id Identifiers) Ext4HashSeed(n int) gpt.GUID { return id.uuid("ext4-hash-seed", n) }
 
 // RootDevice returns the root= value the boot configuration passes to the kernel for the
 // system-a partition: PARTUUID=<lower-case GUID> on GPT, PARTUUID=<DISKID>-<NN> on MBR.
