@@ -59,7 +59,9 @@ func globals(c *ucli.Context) *Globals {
 	return &Globals{ProjectDir: ".", Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: logging.Discard()}
 }
 
-// NewApp builds the otabake application with all registered commands.
+// NewApp builds the otabake application with all registered commands. Main runs it on the
+// command line reordered by reorderArgs, so that flags may follow arguments; app.Run alone
+// takes flags only before the arguments, as urfave/cli does.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 	cmds := make([]*ucli.Command, len(registered))
 	for i, newCmd := range registered {
@@ -146,7 +148,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		os.Exit(exitCode(sig))
 	}()
 	app := NewApp(stdin, stdout, stderr)
-	err := app.RunContext(ctx, args)
+	ordered, err := reorderArgs(app, args) // flags anywhere: see args.go
+	if err == nil {
+		args = ordered
+		err = app.RunContext(ctx, args)
+	}
 	close(done)
 	if sig, ok := caught.Load().(os.Signal); ok {
 		// Whatever the command returned, it was cut short: say so once, with the signal's exit

@@ -47,78 +47,15 @@ func oneArg(c *ucli.Context, args []string, what string) (string, error) {
 	return args[0], nil
 }
 
-// interspersed lets the bundle commands take flags after their arguments, as documented
-// (`otabake bundle create DIR -o OUT`): urfave/cli v2 stops parsing flags at the first
-// argument, so the remaining arguments are parsed here. Required flags are checked here too,
-// because urfave/cli would check them before the late flags are seen.
-func interspersed(cmd *ucli.Command, run func(c *ucli.Context, args []string) error) *ucli.Command {
-	byName := map[string]ucli.Flag{}
-	var required []string
-	for _, f := range cmd.Flags {
-		for _, n := range f.Names() {
-			byName[n] = f
-		}
-		switch f := f.(type) {
-		case *ucli.StringFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
-		case *ucli.StringSliceFlag:
-			if f.Required {
-				f.Required = false
-				required = append(required, f.Name)
-			}
-		}
-	}
-	cmd.Action = func(c *ucli.Context) error {
-		in := c.Args().Slice()
-		var args []string
-		for i := 0; i < len(in); i++ {
-			a := in[i]
-			if a == "--" {
-				args = append(args, in[i+1:]...)
-				break
-			}
-			if len(a) < 2 || a[0] != '-' {
-				args = append(args, a)
-				continue
-			}
-			name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if name == "help" || name == "h" {
-				return ucli.ShowSubcommandHelp(c)
-			}
-			f, ok := byName[name]
-			if !ok {
-				return usageError(c, "unknown flag %s", a)
-			}
-			if _, isBool := f.(*ucli.BoolFlag); isBool {
-				if !hasVal {
-					val = "true"
-				}
-			} else if !hasVal {
-				if i+1 >= len(in) {
-					return usageError(c, "flag %s needs a value", a)
-				}
-				i++
-				val = in[i]
-			}
-			if err := c.Set(f.Names()[0], val); err != nil {
-				return usageError(c, "flag %s: %v", a, err)
-			}
-		}
-		for _, n := range required {
-			if !c.IsSet(n) {
-				return usageError(c, "required flag --%s not set", n)
-			}
-		}
-		return run(c, args)
-	}
+// withArgs makes run, which gets the command's positional arguments, cmd's action. Flags may
+// come before or after the arguments, as for every command (see reorderArgs).
+func withArgs(cmd *ucli.Command, run func(c *ucli.Context, args []string) error) *ucli.Command {
+	cmd.Action = func(c *ucli.Context) error { return run(c, c.Args().Slice()) }
 	return cmd
 }
 
 func bundleCreateCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "create",
 		Usage:     "build a bundle from a rugix-bundler directory (rugix-bundle.toml and payloads/)",
 		ArgsUsage: "DIR",
@@ -177,7 +114,7 @@ func bundleCreateCommand() *ucli.Command {
 }
 
 func bundleHashCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "hash",
 		Usage:     "print the bundle hash (reads only the header)",
 		ArgsUsage: "FILE",
@@ -279,7 +216,7 @@ type inspectSigEntry struct {
 }
 
 func bundleInspectCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "inspect",
 		Usage:     "show a bundle's header, manifest, payloads, block encodings and signatures",
 		ArgsUsage: "FILE",
@@ -408,7 +345,7 @@ func bundleInspectCommand() *ucli.Command {
 }
 
 func bundleVerifyCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "verify",
 		Usage:     "check the header hash, signatures, payload header hashes, every block hash and every payload hash",
 		ArgsUsage: "FILE",
@@ -506,7 +443,7 @@ func payloadIndex(b *bundle.Bundle, sel string) (int, error) {
 }
 
 func bundleExtractCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "extract",
 		Usage:     "decode one payload into a file, checking every block hash",
 		ArgsUsage: "FILE",
@@ -614,7 +551,7 @@ func parseChunkerFlags(c *ucli.Context) (chunker.Spec, bundle.HashAlgorithm, err
 }
 
 func bundleBlocksCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "blocks",
 		Usage:     "chunk a file and print one line per block: <offset> <size> <hash>",
 		ArgsUsage: "FILE",
@@ -656,7 +593,7 @@ func bundleBlocksCommand() *ucli.Command {
 }
 
 func bundleIndexCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "index",
 		Usage:     "write the on-device block index of a slot image or device (rugix-ctrl slots create-index)",
 		ArgsUsage: "FILE|DEVICE",
@@ -697,7 +634,7 @@ func bundleIndexCommand() *ucli.Command {
 }
 
 func bundleDeltaCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "delta",
 		Usage:     "estimate what a device holding the indexed data downloads of a bundle",
 		ArgsUsage: "NEW.rugixb",
@@ -758,7 +695,7 @@ func bundleDeltaCommand() *ucli.Command {
 }
 
 func bundleSignCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "sign",
 		Usage:     "add a CMS signature (the bundle hash does not change; signing again appends)",
 		ArgsUsage: "FILE",
@@ -804,7 +741,7 @@ func reportSigned(c *ucli.Context, out string) error {
 }
 
 func bundleAddSignatureCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "add-signature",
 		Usage:     "add an externally made DER CMS signature of the signed metadata (see signed-metadata)",
 		ArgsUsage: "FILE SIGNATURE",
@@ -848,7 +785,7 @@ func readLimited(path string, limit int64) ([]byte, error) {
 }
 
 func bundleSignedMetadataCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "signed-metadata",
 		Usage:     "write the bytes a signature must sign (like rugix-bundler signatures prepare)",
 		ArgsUsage: "FILE",

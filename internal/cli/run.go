@@ -18,7 +18,7 @@ import (
 func init() { register(runCommand) }
 
 func runCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "run",
 		Usage:     "boot a built efi-grub image in QEMU with the serial console on this terminal",
 		ArgsUsage: "SYSTEM",

@@ -91,7 +91,7 @@ type validateResult struct {
 }
 
 func schemaValidateCommand() *ucli.Command {
-	return interspersed(&ucli.Command{
+	return withArgs(&ucli.Command{
 		Name:      "validate",
 		Usage:     "check a file against the schema of KIND (TOML for *.toml, JSON otherwise)",
 		ArgsUsage: "[KIND] FILE",
