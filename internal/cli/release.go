@@ -66,7 +66,8 @@ func prepareReleaseCommand() *ucli.Command {
 			"SOURCE_DATE_EPOCH when set) and FLOATING_TAG = latest-build-<branch>, resolves\n" +
 			"<repository>/<package>/<BUILD_TAG> in the Hub and reuses that version, or creates it with\n" +
 			"the locked build tag, the floating tag and {\"imageVersion\": VERSION}. Then writes\n" +
-			".release-env (BUILD_TAG, FLOATING_TAG, VERSION, VERSION_ID) for the build and upload steps.\n" +
+			".release-env (BUILD_TAG, FLOATING_TAG, VERSION, VERSION_ID and RELEASE_EPOCH, the time\n" +
+			"every build of the release writes) for the build and upload steps.\n" +
 			"Running it twice with the same BUILD_TAG reuses the version.\n\n" +
 			"With --print-vars it only prints BUILD_TAG=… and FLOATING_TAG=… as the templates'\n" +
 			"scripts/build-vars.sh does, without a Hub and without writing anything.",
@@ -149,9 +150,12 @@ func buildReleaseCommand() *ucli.Command {
 			"  native  builds everything from the system's rootfs (a directory or a tarball): bakes\n" +
 			"          the version into it, partitions the disk image for the target, encodes the\n" +
 			"          update bundle from the same boot and system partitions, hashes and signs it,\n" +
-			"          writes the SPDX SBOM, compresses the image and writes its bmap; reproducible\n" +
-			"          for the same rootfs, version and SOURCE_DATE_EPOCH\n" +
-			"  bakery  runs ./run-bakery bake image|bundle SYSTEM --release-version VERSION, then\n" +
+			"          writes the SPDX SBOM, compresses the image and writes its bmap; reproducible:\n" +
+			"          every time it writes is SOURCE_DATE_EPOCH when set, else the release's time\n" +
+			"          pinned in .release-env (RELEASE_EPOCH, else the version's {time}), else the\n" +
+			"          commit time, so building the same release twice gives the same bytes\n" +
+			"  bakery  runs ./run-bakery bake image|bundle SYSTEM --release-version VERSION with\n" +
+			"          SOURCE_DATE_EPOCH set to that time, then\n" +
 			"          compresses system.img with xz on all cores and writes system.rugixb-hash\n" +
 			"  yocto   collects *.wic[.xz|.bz2|.gz], *.rugixb, *.raucb and os-release from\n" +
 			"          build/tmp/deploy/images/<machine> into build/<system>/",
@@ -523,6 +527,9 @@ func printBuildSummary(w io.Writer, r *release.BuildResult) {
 	}
 	if h, err := os.ReadFile(filepath.Join(r.Dir, "system.rugixb-hash")); err == nil {
 		fmt.Fprintf(w, "  bundle hash  %s\n", strings.TrimSpace(string(h)))
+	}
+	if r.BuildTime != nil {
+		fmt.Fprintf(w, "  build time   %s\n", r.BuildTime)
 	}
 	if len(r.Stages) > 0 {
 		parts := make([]string, len(r.Stages))

@@ -10,7 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,9 @@ type BuildResult struct {
 	Dir     string   `json:"dir"`
 	Files   []string `json:"files"`
 	Stages  []Stage  `json:"stages"`
+	// BuildTime is the time written into every artifact and where it came from (BuildTimeOf);
+	// nil for the yocto backend, which only collects what BitBake built.
+	BuildTime *BuildTime `json:"buildTime,omitempty"`
 	// Warnings are things the build could do only partly, such as an SBOM without packages.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -49,7 +54,7 @@ type BuildResult struct {
 // Build produces build/<system>/ for each system with the version pinned in id, using the
 // system's backend: native builds everything from a root filesystem, bakery runs Rugix Bakery
 // and post-processes its output, yocto collects a BitBake deploy directory. Every system is
-// checked before any is built.
+// checked before any is built. The time the builds write is BuildTimeOf's, resolved once.
 func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []string, opts BuildOptions) ([]*BuildResult, error) {
 	if len(systems) == 0 {
 		return nil, fmt.Errorf("no system given: name one or more of %s", strings.Join(systemNames(cfg), ", "))
@@ -84,6 +89,7 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 		}
 		jobs = append(jobs, job{sys, backend, trust})
 	}
+	bt, btWarnings := BuildTimeOf(ctx, cfg, id, nil)
 	var out []*BuildResult
 	for _, j := range jobs {
 		var (
@@ -92,14 +98,17 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 		)
 		switch j.backend {
 		case "native":
-			r, err = buildNative(ctx, cfg, id, j.sys, j.trust, opts)
+			r, err = buildNative(ctx, cfg, id, j.sys, j.trust, bt, opts)
 		case "bakery":
-			r, err = buildBakery(ctx, cfg, id, j.sys, opts)
+			r, err = buildBakery(ctx, cfg, id, j.sys, bt, opts)
 		case "yocto":
 			r, err = collectYocto(ctx, cfg, id, j.sys, opts)
 		}
 		if err != nil {
 			return out, fmt.Errorf("build %s: %w", j.sys.Name, err)
+		}
+		if r.BuildTime != nil {
+			r.Warnings = append(r.Warnings, btWarnings...)
 		}
 		out = append(out, r)
 	}
@@ -147,14 +156,14 @@ func (t *stageTimer) end() {
 }
 
 // buildBakery runs `./run-bakery bake image|bundle SYSTEM --release-version VERSION` in the
-// project, then compresses system.img to system.img.xz on all cores and writes
-// system.rugixb-hash (Bakery writes neither).
-func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, opts BuildOptions) (*BuildResult, error) {
+// project with SOURCE_DATE_EPOCH set to the build time, then compresses system.img to
+// system.img.xz on all cores and writes system.rugixb-hash (Bakery writes neither).
+func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, bt BuildTime, opts BuildOptions) (*BuildResult, error) {
 	runBakery := filepath.Join(cfg.Dir, "run-bakery")
 	if _, err := os.Stat(runBakery); err != nil {
 		return nil, fmt.Errorf("%s not found: the bakery backend needs a Rugix Bakery project (see https://rugix.org/docs/getting-started)", runBakery)
 	}
-	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name)}
+	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name), BuildTime: &bt}
 	t := &stageTimer{r: r, opts: opts}
 	if arch := sys.Bakery.Architecture; arch != "" && usesAgentRecipe(cfg.Dir) {
 		source, err := agentRecipeSource(cfg.Dir)
@@ -171,7 +180,7 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	for _, what := range []string{"image", "bundle"} {
 		t.begin("bake " + what)
-		if err := runTool(ctx, cfg.Dir, opts.Output, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
+		if err := runTool(ctx, cfg.Dir, opts.Output, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(bt.Epoch, 10)}, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
 			return nil, err
 		}
 	}
@@ -402,10 +411,19 @@ func listFiles(r *BuildResult) error {
 	return nil
 }
 
-// runTool runs a build tool in dir with its output on w, and names it in errors.
-func runTool(ctx context.Context, dir string, w io.Writer, name string, args ...string) error {
+// runTool runs a build tool in dir with its output on w and env (KEY=VALUE, replacing the
+// process environment's values) added to its environment, and names it in errors.
+func runTool(ctx context.Context, dir string, w io.Writer, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = os.Environ()
+		for _, kv := range env {
+			k, _, _ := strings.Cut(kv, "=")
+			cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
+		}
+		cmd.Env = append(cmd.Env, env...)
+	}
 	if w == nil {
 		w = io.Discard
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/project"
@@ -39,8 +41,15 @@ func WriteEnvFiles(dir string, id *Identity) ([]string, error) {
 // maxEnvFileSize bounds a .release-env read; a real one is about 150 bytes.
 const maxEnvFileSize = 64 << 10
 
+// EnvReleaseEpoch is the .release-env key of the release's time in seconds since 1970: every
+// build of the release writes this time unless SOURCE_DATE_EPOCH is set (BuildTimeOf). It is
+// not called SOURCE_DATE_EPOCH because CI jobs source the file with `set -a`, and an exported
+// SOURCE_DATE_EPOCH would pin the next prepare-release's version to the old time.
+const EnvReleaseEpoch = "RELEASE_EPOCH"
+
 // WriteEnvFile atomically writes id as the KEY=VALUE lines the reference scripts source:
-// BUILD_TAG, FLOATING_TAG, VERSION and VERSION_ID, quoted only when the shell needs it.
+// BUILD_TAG, FLOATING_TAG, VERSION and VERSION_ID, quoted only when the shell needs it, and
+// RELEASE_EPOCH when the identity has a time.
 func WriteEnvFile(path string, id *Identity) error {
 	for _, kv := range [][2]string{{"BUILD_TAG", id.BuildTag}, {"FLOATING_TAG", id.FloatingTag}, {"VERSION", id.Version}, {"VERSION_ID", id.VersionID}} {
 		if kv[1] == "" {
@@ -55,6 +64,9 @@ func WriteEnvFile(path string, id *Identity) error {
 	fmt.Fprintf(&b, "FLOATING_TAG=%s\n", shellQuote(id.FloatingTag))
 	fmt.Fprintf(&b, "VERSION=%s\n", shellQuote(id.Version))
 	fmt.Fprintf(&b, "VERSION_ID=%s\n", shellQuote(id.VersionID))
+	if !id.Time.IsZero() {
+		fmt.Fprintf(&b, "%s=%d\n", EnvReleaseEpoch, id.Time.Unix())
+	}
 	if err := atomicfile.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("write release environment: %w", err)
 	}
@@ -78,7 +90,8 @@ func shellQuote(s string) string {
 // only that exists. When both exist they must pin the same release: a meta-nexigon
 // prepare-release.sh run after otabake's rewrites only .release.env, and building one version
 // while uploading into another must not happen silently. It returns the identity and the path
-// it read. Commit, Branch and Time are not stored in the file and stay empty.
+// it read. Commit and Branch are not stored in the file and stay empty; Time is RELEASE_EPOCH,
+// zero when the file has none (older otabake, meta-nexigon's scripts).
 func ReadEnvFile(dir string) (*Identity, string, error) {
 	id, path, err := readEnvFile(dir, EnvFileName, LegacyEnvFileName)
 	if err != nil || filepath.Base(path) != EnvFileName {
@@ -91,11 +104,29 @@ func ReadEnvFile(dir string) (*Identity, string, error) {
 	if err != nil {
 		return nil, otherPath, err
 	}
-	if *other != *id {
+	if !sameRelease(id, other) {
 		return nil, path, fmt.Errorf("%s pins %s (%s) but %s pins %s (%s): one is stale; run 'otabake prepare-release' again or remove the stale file",
-			EnvFileName, id.Version, orDash(id.VersionID), LegacyEnvFileName, other.Version, orDash(other.VersionID))
+			EnvFileName, pinned(id), orDash(id.VersionID), LegacyEnvFileName, pinned(other), orDash(other.VersionID))
+	}
+	if id.Time.IsZero() {
+		id.Time, id.TimeFrom = other.Time, other.TimeFrom
 	}
 	return id, path, nil
+}
+
+// sameRelease reports whether two env files pin the same release. A file without
+// RELEASE_EPOCH (rewritten by meta-nexigon's prepare-release.sh) agrees on any time.
+func sameRelease(a, b *Identity) bool {
+	return a.BuildTag == b.BuildTag && a.FloatingTag == b.FloatingTag && a.Version == b.Version && a.VersionID == b.VersionID &&
+		(a.Time.IsZero() || b.Time.IsZero() || a.Time.Equal(b.Time))
+}
+
+// pinned names the version of an env file, with its time when it has one.
+func pinned(id *Identity) string {
+	if id.Time.IsZero() {
+		return id.Version
+	}
+	return fmt.Sprintf("%s at %s=%d", id.Version, EnvReleaseEpoch, id.Time.Unix())
 }
 
 func orDash(s string) string {
@@ -134,6 +165,13 @@ func readEnvFile(dir string, names ...string) (*Identity, string, error) {
 		vals[e.Key] = e.Value
 	}
 	id := &Identity{BuildTag: vals["BUILD_TAG"], FloatingTag: vals["FLOATING_TAG"], Version: vals["VERSION"], VersionID: vals["VERSION_ID"]}
+	if v := vals[EnvReleaseEpoch]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 253402300799 {
+			return nil, path, fmt.Errorf("%s: %s %q is not a number of seconds since 1970: run 'otabake prepare-release' again", path, EnvReleaseEpoch, v)
+		}
+		id.Time, id.TimeFrom = time.Unix(n, 0).UTC(), EnvReleaseEpoch+" in "+filepath.Base(path)
+	}
 	if id.Version == "" {
 		return nil, path, fmt.Errorf("%s: VERSION is missing or empty: run 'otabake prepare-release' again", path)
 	}

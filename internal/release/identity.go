@@ -27,9 +27,15 @@ type Identity struct {
 	// version is resolved or created.
 	VersionID string `json:"versionId,omitempty"`
 	// Commit and Branch describe the git source; empty when the tags were pinned outside git.
-	Commit string    `json:"commit,omitempty"`
-	Branch string    `json:"branch,omitempty"`
-	Time   time.Time `json:"time"`
+	Commit string `json:"commit,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	// Time is the release's time: the {time} of the tags and, pinned in .release-env as
+	// RELEASE_EPOCH, the time every build of the release writes (see BuildTimeOf). Zero when
+	// read from a .release-env without RELEASE_EPOCH.
+	Time time.Time `json:"time"`
+	// TimeFrom says where Time came from ("RELEASE_EPOCH in .release-env", "environment
+	// SOURCE_DATE_EPOCH", "prepare-release"), for the build summary.
+	TimeFrom string `json:"-"`
 	// Dirty is true when the work tree had uncommitted changes and AllowDirty accepted them.
 	Dirty bool `json:"dirty,omitempty"`
 }
@@ -38,7 +44,7 @@ type Identity struct {
 type IdentityOptions struct {
 	// AllowDirty accepts uncommitted changes, which make the version not name its source.
 	AllowDirty bool
-	// Now returns the build time when SOURCE_DATE_EPOCH is unset; nil means time.Now.
+	// Now returns the release time when SOURCE_DATE_EPOCH is unset; nil means time.Now.
 	Now func() time.Time
 	// Env is the environment for CI branch variables (GITHUB_REF_NAME, CI_COMMIT_REF_NAME) in
 	// os.Environ form; nil means os.Environ(). The project's .env is consulted after it.
@@ -48,22 +54,14 @@ type IdentityOptions struct {
 // maxDirtyListed bounds how many changed paths a dirty-tree error lists.
 const maxDirtyListed = 5
 
-// NewIdentity computes the release identity of the project in dir: the build time
-// (SOURCE_DATE_EPOCH or now, UTC), the short commit and branch from git, and the tags from the
+// NewIdentity computes the release identity of the project in dir: the release time
+// (SOURCE_DATE_EPOCH or now, UTC, see releaseTime), the short commit and branch from git, and the tags from the
 // configured patterns, unless BUILD_TAG/FLOATING_TAG pin them. On a detached HEAD the branch
 // comes from GITHUB_REF_NAME or CI_COMMIT_REF_NAME. A dirty work tree is refused unless
 // opts.AllowDirty. Git is not needed when both tags are pinned.
 func NewIdentity(ctx context.Context, dir string, cfg *project.Config, opts IdentityOptions) (*Identity, error) {
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
 	id := &Identity{BuildTag: cfg.Release.BuildTag, FloatingTag: cfg.Release.FloatingTag}
-	if e := cfg.Release.SourceDateEpoch; e != nil {
-		id.Time = time.Unix(*e, 0).UTC()
-	} else {
-		id.Time = now().UTC().Truncate(time.Second)
-	}
+	id.Time, id.TimeFrom = releaseTime(cfg, opts.Now)
 
 	// uses reports whether a tag still to be generated needs a placeholder's value.
 	uses := func(placeholder string) bool {

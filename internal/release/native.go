@@ -34,7 +34,9 @@ const (
 // compress the image and write its bmap. Everything is produced in a work directory next to
 // build/<system>/ and moved into place only when complete, so a failed build never leaves a
 // build directory that looks finished.
-func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, trust *trustPlan, opts BuildOptions) (_ *BuildResult, err error) {
+//
+// Every time written into the artifacts is bt.Time (BuildTimeOf's rule), never the clock.
+func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, trust *trustPlan, bt BuildTime, opts BuildOptions) (_ *BuildResult, err error) {
 	if trust == nil {
 		if trust, err = planTrust(cfg, sys); err != nil {
 			return nil, err
@@ -55,10 +57,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		return nil, fmt.Errorf("image compression %q: want xz, zst or none", compression)
 	}
 	src := cfg.Path(sys.Rootfs)
-	sde := time.Now().UTC().Truncate(time.Second)
-	if cfg.Release.SourceDateEpoch != nil {
-		sde = time.Unix(*cfg.Release.SourceDateEpoch, 0).UTC()
-	}
+	sde := bt.Time
 	releaseID := sys.Name + "@" + id.Version
 
 	dest := BuildDir(cfg.Dir, sys.Name)
@@ -81,7 +80,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return nil, err
 	}
-	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, Warnings: append([]string(nil), trust.warnings...)}
+	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, BuildTime: &bt, Warnings: append([]string(nil), trust.warnings...)}
 	t := &stageTimer{r: r, opts: opts}
 	defer t.end()
 
@@ -178,6 +177,8 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 			return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
 		}
 		if len(trust.roots) > 0 {
+			// Validity is checked at the clock's time on purpose: a rebuild must not sign with
+			// a certificate that has expired since. It writes nothing.
 			if err := signer.CheckChainsTo(trust.roots, time.Now()); err != nil {
 				return nil, fmt.Errorf("[systems.%s.signing]: %w; set roots to the CA that issued %s", sys.Name, err, sys.Signing.Cert)
 			}
