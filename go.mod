@@ -13,7 +13,6 @@ require (
 	github.com/sigstore/sigstore/pkg/signature/kms/azure v1.10.11
 	github.com/sigstore/sigstore/pkg/signature/kms/gcp v1.10.11
 	github.com/sigstore/sigstore/pkg/signature/kms/hashivault v1.10.11
-	github.com/smallstep/pkcs7 v0.2.3
 	github.com/spdx/tools-golang v0.5.7
 	github.com/ulikunitz/xz v0.5.17
 	github.com/urfave/cli/v2 v2.27.7

@@ -8,7 +8,7 @@ import (
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bundle/stlv"
 	"github.com/otabake/otabake/internal/ctxio"
-	"github.com/smallstep/pkcs7"
+	"github.com/otabake/otabake/internal/sign"
 )
 
 // SignedMetadataFor returns the content a Rugix signature signs for a bundle hash: the
@@ -56,12 +56,12 @@ func AddSignature(ctx context.Context, inPath, outPath string, der []byte) error
 		return err
 	}
 	defer b.Close()
-	p7, err := pkcs7.Parse(der)
+	content, err := sign.AttachedContent(der)
 	if err != nil {
-		return fmt.Errorf("signature: not a CMS SignedData: %w", err)
+		return fmt.Errorf("signature: not a CMS SignedData with attached content: %w", err)
 	}
 	var md SignedMetadata
-	if err := stlv.Unmarshal(p7.Content, TagSignedMetadata, &md); err != nil {
+	if err := stlv.Unmarshal(content, TagSignedMetadata, &md); err != nil {
 		return fmt.Errorf("signature: attached content is not Rugix signed metadata: %w", err)
 	}
 	if d, err := ParseDigest(md.HeaderHash); err != nil || string(d.Algorithm.Sum(b.headerBytes)) != string(d.Sum) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/otabake/otabake/internal/bundle/stlv"
 	"github.com/otabake/otabake/internal/sign"
-	"github.com/smallstep/pkcs7"
 )
 
 // VerifyOptions select what Verify must establish beyond the bundle's internal consistency.
@@ -154,19 +153,13 @@ func (b *Bundle) checkSignature(der []byte, roots *x509.CertPool, now time.Time)
 // CMSSigners lists the subjects of a CMS signature's signer certificates, without checking
 // anything, for display.
 func CMSSigners(der []byte) []string {
-	p7, err := pkcs7.Parse(der)
+	certs, err := sign.SignerCertificates(der)
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, si := range p7.Signers {
-		for _, c := range p7.Certificates {
-			if c.SerialNumber != nil && si.IssuerAndSerialNumber.SerialNumber != nil &&
-				c.SerialNumber.Cmp(si.IssuerAndSerialNumber.SerialNumber) == 0 &&
-				bytes.Equal(c.RawIssuer, si.IssuerAndSerialNumber.IssuerName.FullBytes) {
-				out = append(out, c.Subject.String())
-			}
-		}
+	out := make([]string, 0, len(certs))
+	for _, c := range certs {
+		out = append(out, c.Subject.String())
 	}
 	return out
 }

@@ -243,6 +243,17 @@ func SignerCertificates(der []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
+// AttachedContent returns the content a CMS signature carries (for a Rugix bundle, its signed
+// metadata), without verifying anything: for checking that a signature made elsewhere belongs
+// to a bundle before adding it. der is untrusted and parsed as strictly as by VerifyCMS.
+func AttachedContent(der []byte) ([]byte, error) {
+	p, err := parseCMS(der)
+	if err != nil {
+		return nil, err
+	}
+	return p.content, nil
+}
+
 func encapsulatedContent(eci *encapContentInfo) ([]byte, error) {
 	if len(eci.EContent.FullBytes) == 0 {
 		return nil, &MalformedError{Offset: -1, Reason: "no content attached (detached signature); Rugix needs -nodetach"}

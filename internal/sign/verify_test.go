@@ -268,3 +268,20 @@ func mustLoadKey(t *testing.T, path string) *ecdsa.PrivateKey {
 	}
 	return ek
 }
+
+// TestAttachedContent: the content of a signature made by openssl comes back unverified; a
+// detached signature and garbage are refused with ErrMalformed.
+func TestAttachedContent(t *testing.T) {
+	p := testPKI(t)
+	der := opensslSign(t, p, "noeku-p256", "-nodetach")
+	got, err := AttachedContent(der)
+	if err != nil || !bytes.Equal(got, signedMetadata) {
+		t.Fatalf("AttachedContent = %q, %v; want the signed metadata", got, err)
+	}
+	detached := opensslSign(t, p, "noeku-p256")
+	for name, bad := range map[string][]byte{"detached": detached, "empty": nil, "garbage": []byte("not a signature"), "truncated": der[:len(der)/2]} {
+		if _, err := AttachedContent(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
