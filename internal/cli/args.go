@@ -25,7 +25,8 @@ import (
 // using each command's flag definitions: which flags take a value (the next word, or after
 // "=") and which are booleans. A flag after the command name belongs to the command when the
 // command defines it (config show --json) and to the app otherwise (--json, --project-dir/-C,
-// --log-level, --no-progress, --version); --help/-h belongs to the command it follows.
+// --log-level, --no-progress, --version); --help/-h belongs to the command it follows, whose
+// arguments it then drops.
 // Everything after "--" is an argument, even when it starts with "-". A flag nobody defines
 // stays where urfave/cli reports it as a usage error. The relative order of the flags is kept,
 // so a repeated flag (upload-release -s a -s b) collects its values in the order written.
@@ -52,6 +53,7 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 		positional []string
 		rest       []string
 		dashdash   bool
+		helpOf     = -1 // the index in segs of the command that --help/-h follows
 	)
 	subcommands := app.Commands
 	for i := 0; i < len(in); i++ {
@@ -75,6 +77,9 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 				f = appFlag(app, name)
 			}
 			*dst = append(*dst, a)
+			if f == ucli.HelpFlag && dst != &global && !strings.HasSuffix(a, "=false") {
+				helpOf = len(segs) - 1
+			}
 			if f != nil && flagTakesValue(f) && !hasValue {
 				if i+1 >= len(in) {
 					where := "otabake"
@@ -96,6 +101,11 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 			}
 		}
 		positional = append(positional, a)
+	}
+	if helpOf >= 0 && helpOf == len(segs)-1 {
+		// "build-release SYSTEM --help" shows the command's help; urfave/cli would take SYSTEM
+		// for the name of a subcommand to show the help of.
+		positional, rest, dashdash = nil, nil, false
 	}
 	out := append([]string{args[0]}, global...)
 	for _, s := range segs {
@@ -192,6 +202,12 @@ type Parsed struct {
 func Parse(args []string) (*Parsed, error) {
 	app := NewApp(strings.NewReader(""), io.Discard, io.Discard)
 	var got *Parsed
+	var globals map[string]string
+	before := app.Before // checks --log-level
+	app.Before = func(c *ucli.Context) error {
+		globals = setFlags(c, app.Flags)
+		return before(c)
+	}
 	var record func(path []string, cmds []*ucli.Command)
 	record = func(path []string, cmds []*ucli.Command) {
 		for _, cmd := range cmds {
@@ -200,13 +216,7 @@ func Parse(args []string) (*Parsed, error) {
 			cmd.Before, cmd.After = nil, nil
 			if cmd.Action != nil || len(cmd.Subcommands) == 0 {
 				cmd.Action = func(c *ucli.Context) error {
-					lineage := c.Lineage()
-					got = &Parsed{
-						Command: p,
-						Args:    c.Args().Slice(),
-						Flags:   setFlags(c, cmd.Flags),
-						Globals: setFlags(lineage[len(lineage)-1], app.Flags),
-					}
+					got = &Parsed{Command: p, Args: c.Args().Slice(), Flags: setFlags(c, cmd.Flags), Globals: globals}
 					return nil
 				}
 			}
