@@ -184,9 +184,8 @@ func xzStream(ctx context.Context, xzBin string, p []byte) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, xzBin, "--format=xz", "--check=crc64", "-6", "-T1", "-c")
 	cmd.Stdin = bytes.NewReader(p)
 	cmd.Stdout = &out
-	var stderr limitedBuffer
-	stderr.max = 4096
-	cmd.Stderr = &stderr
+	stderr := &tool.Output{Max: 4096}
+	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("xz: %w: %s", err, tail(stderr.Bytes()))
 	}

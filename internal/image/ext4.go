@@ -179,28 +179,16 @@ func toolEnv(clamp time.Time, extra ...string) []string {
 func runTool(ctx context.Context, path string, args, env []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = env
-	stderr := &limitedBuffer{max: 1 << 20}
+	// debugfs echoes every script line on stdout, which is of no use and must not grow memory
+	// with the size of the rootfs.
+	stderr := &tool.Output{Max: 1 << 20}
 	cmd.Stderr = stderr
-	cmd.Stdout = &limitedBuffer{max: 1 << 16}
+	cmd.Stdout = &tool.Output{Max: 1 << 16}
 	err := cmd.Run()
 	if err != nil && ctx.Err() != nil {
 		return stderr.Bytes(), ctx.Err()
 	}
 	return stderr.Bytes(), err
-}
-
-// limitedBuffer keeps at most max bytes: debugfs echoes every script line on stdout, which is
-// of no use and must not grow memory with the size of the rootfs.
-type limitedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }
 
 func tail(b []byte) string {

@@ -24,6 +24,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Compression is the outer format of an archive, detected from its first bytes.
@@ -183,7 +185,7 @@ type countingReader struct {
 // fast as the pure Go decoder, and with github.com/ulikunitz/xz otherwise. stop releases the
 // decoder and must be called once reading is done or abandoned.
 func newXZReader(ctx context.Context, r io.Reader) (io.Reader, func(), error) {
-	path, err := exec.LookPath("xz")
+	path, err := tool.Find("xz", "xz-utils")
 	if err != nil {
 		xr, err := xz.NewReader(r)
 		return xr, func() {}, err

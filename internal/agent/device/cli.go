@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // CLITransport runs the one-shot `nexigon-agent` command line (spec §3.2). It is the fallback
@@ -64,8 +65,8 @@ func rejectsArgument(err error, flag string) bool {
 
 func (t *CLITransport) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, t.exe, args...)
-	stdout := &limitedBuffer{max: maxCLIOutput}
-	stderr := &limitedBuffer{max: maxCLIOutput}
+	stdout := &tool.Output{Max: maxCLIOutput}
+	stderr := &tool.Output{Max: maxCLIOutput}
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
@@ -81,26 +82,10 @@ func (t *CLITransport) run(ctx context.Context, args ...string) ([]byte, error) 
 		}
 		return stdout.Bytes(), &CLIError{Command: name, ExitCode: code, Stderr: msg, Err: err}
 	}
-	if stdout.overflow {
+	if stdout.Overflowed() {
 		return nil, fmt.Errorf("%s %s: output exceeds %d bytes", t.exe, strings.Join(args[:min(2, len(args))], " "), maxCLIOutput)
 	}
 	return stdout.Bytes(), nil
-}
-
-// limitedBuffer keeps at most max bytes and remembers that more were written.
-type limitedBuffer struct {
-	bytes.Buffer
-	max      int
-	overflow bool
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
-		b.overflow = true
-		b.Buffer.Write(p[:max(room, 0)])
-		return len(p), nil
-	}
-	return b.Buffer.Write(p)
 }
 
 // DeviceID implements Transport.

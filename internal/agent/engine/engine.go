@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // BootState is what the agent needs to know about the running boot: which group (or slot) is
@@ -64,14 +66,15 @@ type Runner func(ctx context.Context, name string, args ...string) (stdout []byt
 
 // Exec runs name with args, capturing stdout, and returns an error quoting stderr.
 func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
-	path, err := exec.LookPath(name)
+	path, err := tool.Find(name, debianPackage(name))
 	if err != nil {
-		return nil, fmt.Errorf("%s not found on PATH (install the %s package): %w", name, debianPackage(name), err)
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
-	var stdout, stderr bytes.Buffer
+	var stdout bytes.Buffer
+	stderr := &tool.Output{Max: 8 << 10, Tail: true}
 	cmd.Stdout = &stdout
-	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 8 << 10}
+	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
 		line := name + " " + Redact(strings.Join(args, " "))
 		msg := Redact(strings.TrimSpace(plainText(stderr.String())))
@@ -101,27 +104,6 @@ func debianPackage(tool string) string {
 		return "systemd-sysv"
 	}
 	return tool
-}
-
-// limitedBuffer keeps at most max bytes (the tail), so a chatty tool cannot exhaust memory.
-type limitedBuffer struct {
-	buf *bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) > l.max {
-		p = p[len(p)-l.max:]
-	}
-	if l.buf.Len()+len(p) > l.max {
-		keep := l.buf.Bytes()[l.buf.Len()+len(p)-l.max:]
-		keep = append([]byte(nil), keep...)
-		l.buf.Reset()
-		l.buf.Write(keep)
-	}
-	l.buf.Write(p)
-	return n, nil
 }
 
 var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]`)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os/exec"
@@ -273,7 +272,7 @@ func TestErrorsQuoteStderr(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	_, err = Exec(context.Background(), "rugix-ctrl-does-not-exist")
-	if err == nil || !strings.Contains(err.Error(), "not found on PATH") {
+	if err == nil || !strings.Contains(err.Error(), "rugix-ctrl-does-not-exist not found in PATH") {
 		t.Errorf("err = %v", err)
 	}
 	f := &fakeRunner{fail: map[string]error{"rugix-ctrl system commit": errors.New("hook failed: boom")}}
@@ -283,25 +282,6 @@ func TestErrorsQuoteStderr(t *testing.T) {
 	}
 	if _, err := New("swupdate", nil); !errors.Is(err, ErrUnknownEngine) {
 		t.Errorf("New(swupdate) = %v", err)
-	}
-}
-
-func TestLimitedBufferKeepsTail(t *testing.T) {
-	var b bytes.Buffer
-	lb := &limitedBuffer{buf: &b, max: 8}
-	for _, s := range []string{"0123", "4567", "89", "abcdefghijkl"} {
-		if n, _ := lb.Write([]byte(s)); n != len(s) {
-			t.Fatalf("short write")
-		}
-	}
-	if b.String() != "efghijkl" {
-		t.Errorf("tail = %q", b.String())
-	}
-	b.Reset()
-	lb.Write([]byte("01234"))
-	lb.Write([]byte("5678"))
-	if b.String() != "12345678" {
-		t.Errorf("tail = %q", b.String())
 	}
 }
 
