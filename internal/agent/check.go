@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/otabake/otabake/internal/agent/device"
@@ -600,16 +599,4 @@ func (c *cycle) flushEvents(queued bool) {
 
 func (c *cycle) plan(format string, args ...any) {
 	c.res.Actions = append(c.res.Actions, fmt.Sprintf(format, args...))
-}
-
-// CrashEnv names the environment variable tests set to SIGKILL the agent at a named point of
-// the install path ("install-intent", "installing", "installed", "reboot-intent", "rebooting",
-// "rebooted"), to prove that every transition is crash safe.
-const CrashEnv = "OTABAKE_AGENT_TEST_CRASH_AT"
-
-func crashpoint(name string) {
-	if os.Getenv(CrashEnv) == name {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {}
-	}
 }

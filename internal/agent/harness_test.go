@@ -37,7 +37,8 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "build", "-o", dir,
+		// crashtest compiles in the crash hook (crash_hook.go) that crash_test.go drives.
+		cmd := exec.Command("go", "build", "-tags", "crashtest", "-o", dir,
 			"github.com/otabake/otabake/cmd/otabake-agent",
 			"github.com/otabake/otabake/internal/agent/internal/sim/rugixctrl",
 			"github.com/otabake/otabake/internal/agent/internal/sim/rauc")
