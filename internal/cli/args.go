@@ -243,7 +243,7 @@ func Parse(args []string) (*Parsed, error) {
 			return &Parsed{Help: true}, nil
 		}
 	}
-	return nil, fmt.Errorf("%s names no command to run (a command with subcommands needs one)", strings.Join(args, " "))
+	return nil, fmt.Errorf("%q needs a subcommand", strings.Join(args, " "))
 }
 
 // setFlags returns the flags of flags that are set in c, by first name, as text.

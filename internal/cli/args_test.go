@@ -157,7 +157,7 @@ func TestFlagsAnywhereErrors(t *testing.T) {
 		{"config show x --jsn", "flag provided but not defined: -jsn"},
 		{"version --project-dir", "flag --project-dir needs a value"},
 		{"bundle create DIR", `Required flag "output" not set`},
-		{"schema", "names no command"},
+		{"schema", "needs a subcommand"},
 		{"frobnicate --json", "No help topic for 'frobnicate'"},
 		{"--log-level loud version", "--log-level"},
 		{"version --log-level loud", "--log-level"},

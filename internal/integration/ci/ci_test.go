@@ -1,7 +1,6 @@
 package ci
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/otabake/otabake/internal/cli"
 	"github.com/otabake/otabake/internal/schema"
 )
 
@@ -73,7 +71,6 @@ func asList(v any) []any {
 // the command paths seen.
 func checkScripts(t *testing.T, file string, scripts map[string]string) map[string]bool {
 	t.Helper()
-	app := cli.NewApp(strings.NewReader(""), io.Discard, io.Discard)
 	seen := map[string]bool{}
 	for where, script := range scripts {
 		invs, err := Invocations(script)
@@ -82,7 +79,7 @@ func checkScripts(t *testing.T, file string, scripts map[string]string) map[stri
 			continue
 		}
 		for _, inv := range invs {
-			path, pos, err := Check(app, inv)
+			path, pos, err := Check(inv)
 			if err != nil {
 				t.Errorf("%s %s: %v", file, where, err)
 				continue
@@ -246,24 +243,26 @@ func TestGitLabCI(t *testing.T) {
 
 // TestCheckRejects makes sure the command check can fail.
 func TestCheckRejects(t *testing.T) {
-	app := cli.NewApp(strings.NewReader(""), io.Discard, io.Discard)
 	for _, tc := range []struct {
 		script, want string
 	}{
-		{"otabake frobnicate", `has no subcommand "frobnicate"`},
-		{"otabake build-release --nope a", "has no flag --nope"},
-		{"otabake schema frob x", `otabake schema has no subcommand "frob"`},
+		{"otabake frobnicate", `No help topic for 'frobnicate'`},
+		{"otabake build-release --nope a", "flag provided but not defined: -nope"},
+		{"otabake build-release a --nope", "flag provided but not defined: -nope"},
+		{"otabake schema frob x", `No help topic for 'frob'`},
 		{"otabake schema", "needs a subcommand"},
-		{"otabake --no-such-global prepare-release", "otabake has no flag"},
+		{"otabake --no-such-global prepare-release", "flag provided but not defined: -no-such-global"},
 		{"FOO=1 otabake promote-release --tag", "needs a value"},
-		{"if true; then otabake upload-release --systemz a; fi", "has no flag --systemz"},
-		{"x=$(otabake versio)", `has no subcommand "versio"`},
+		{"if true; then otabake upload-release --systemz a; fi", "flag provided but not defined: -systemz"},
+		{"x=$(otabake versio)", `No help topic for 'versio'`},
+		{`echo "n=$(otabake --json confg show | jq -c '[.x[]]')" >> "$OUT"`, `No help topic for 'confg'`},
+		{`exec "${OTABAKE:-otabake}" bundle create "$@"`, `Required flag "output" not set`},
 	} {
 		invs, err := Invocations(tc.script)
 		if err != nil || len(invs) != 1 {
 			t.Fatalf("%q: %d invocations, %v", tc.script, len(invs), err)
 		}
-		_, _, err = Check(app, invs[0])
+		_, _, err = Check(invs[0])
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.script, err, tc.want)
 		}
@@ -273,6 +272,8 @@ func TestCheckRejects(t *testing.T) {
 		"otabake build-release \"$SYSTEM\" --backend=native",
 		"otabake upload-release -s a -s b",
 		"otabake schema validate --json otabake otabake.toml",
+		"otabake schema validate otabake otabake.toml --json -C proj",
+		`exec "${OTABAKE:-otabake}" upload-release ${args[@]+"${args[@]}"}`,
 		"echo otabake prepare-release # not a command",
 	} {
 		invs, err := Invocations(ok)
@@ -280,7 +281,7 @@ func TestCheckRejects(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, inv := range invs {
-			if _, _, err := Check(app, inv); err != nil {
+			if _, _, err := Check(inv); err != nil {
 				t.Errorf("%q: %v", ok, err)
 			}
 		}

@@ -1,14 +1,15 @@
 // Package ci checks the CI templates in docs/ci/: that they are valid YAML with the pipeline
-// shape the README promises, and that every otabake command line they run names a real
-// subcommand and real flags of the CLI, so a renamed flag cannot silently break users who
-// copied a template.
+// shape the README promises, and that every otabake command line they, the READMEs, docs and
+// drop-in scripts run parses with the real CLI parser, so a renamed flag cannot silently break
+// users who copied a template.
 package ci
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
-	ucli "github.com/urfave/cli/v2"
+	"github.com/otabake/otabake/internal/cli"
 )
 
 // Invocation is one otabake command line found in a script.
@@ -19,95 +20,33 @@ type Invocation struct {
 	Args []string
 }
 
-// Check returns the command path (e.g. "schema validate") and the positional arguments
-// of inv, after checking every token against app: global flags before the first command,
-// subcommands by name or alias, and the final command's flags with their values.
-func Check(app *ucli.App, inv Invocation) (path []string, positional []string, err error) {
-	flags := app.Flags
-	cmds := app.Commands
-	var cmd *ucli.Command
-	args := inv.Args
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			positional = append(positional, args[i+1:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			name, _, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			f := findFlag(flags, name)
-			if f == nil {
-				where := "otabake"
-				if cmd != nil {
-					where = "otabake " + strings.Join(path, " ")
-				}
-				return nil, nil, fmt.Errorf("%q: %s has no flag %s", inv.Line, where, a)
-			}
-			if takesValue(f) && !hasVal {
-				if i+1 >= len(args) {
-					return nil, nil, fmt.Errorf("%q: flag %s needs a value", inv.Line, a)
-				}
-				i++
-			}
-			continue
-		}
-		if len(positional) == 0 && (cmd == nil || len(cmd.Subcommands) > 0) {
-			next := findCommand(cmds, a)
-			if next == nil {
-				where := "otabake"
-				if cmd != nil {
-					where = "otabake " + strings.Join(path, " ")
-				}
-				return nil, nil, fmt.Errorf("%q: %s has no subcommand %q", inv.Line, where, a)
-			}
-			cmd, cmds, flags = next, next.Subcommands, next.Flags
-			path = append(path, next.Name)
-			continue
-		}
-		positional = append(positional, a)
+// Check runs inv through otabake's real parser (cli.Parse: the argument reordering, flag
+// definitions and checks of the otabake binary, with no command action) and returns the command
+// path (e.g. "schema validate") and the positional arguments; the error is a usage error.
+func Check(inv Invocation) (path []string, positional []string, err error) {
+	p, err := cli.Parse(append([]string{"otabake"}, inv.Args...))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%q: %w", inv.Line, err)
 	}
-	if cmd == nil {
-		return nil, nil, fmt.Errorf("%q: no otabake subcommand", inv.Line)
+	if p.Help {
+		return nil, nil, nil
 	}
-	if len(cmd.Subcommands) > 0 && cmd.Action == nil {
-		return nil, nil, fmt.Errorf("%q: otabake %s needs a subcommand", inv.Line, strings.Join(path, " "))
-	}
-	return path, positional, nil
+	return p.Command, p.Args, nil
 }
 
-func findFlag(flags []ucli.Flag, name string) ucli.Flag {
-	if name == "help" || name == "h" {
-		return ucli.HelpFlag
-	}
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
-		}
-	}
-	return nil
-}
+// otabakeWord matches the command words that run otabake: otabake itself and the drop-in
+// scripts' "${OTABAKE:-otabake}".
+var otabakeWord = regexp.MustCompile(`^(otabake|\$\{[A-Za-z_][A-Za-z0-9_]*:-otabake\})$`)
 
-func takesValue(f ucli.Flag) bool {
-	if dv, ok := f.(ucli.DocGenerationFlag); ok {
-		return dv.TakesValue()
-	}
-	return true
-}
-
-func findCommand(cmds []*ucli.Command, name string) *ucli.Command {
-	for _, c := range cmds {
-		if c.HasName(name) {
-			return c
-		}
-	}
-	return nil
-}
+// scriptArgs matches the words that stand for the script's own arguments ("$@", "$*",
+// "${args[@]}", "${args[@]+"${args[@]}"}"): none, one or many words the check cannot know, so
+// they are left out.
+var scriptArgs = regexp.MustCompile(`^(\$[@*]|\$\{[A-Za-z_][A-Za-z0-9_]*\[[@*]\].*\})$`)
 
 // Invocations returns the otabake command lines of a shell script: every simple command
 // (separated by newlines, ;, &&, ||, |, or opened by $( or a shell keyword) whose first word,
-// after variable assignments, is "otabake".
+// after variable assignments, is "otabake" (or "${OTABAKE:-otabake}"). Words that stand for the
+// script's own arguments ("$@") are left out; other variables stay as they are written, one word.
 func Invocations(script string) ([]Invocation, error) {
 	words, err := splitShell(script)
 	if err != nil {
@@ -119,8 +58,14 @@ func Invocations(script string) ([]Invocation, error) {
 		for len(cur) > 0 && (isKeyword(cur[0]) || isAssignment(cur[0])) {
 			cur = cur[1:]
 		}
-		if len(cur) > 0 && cur[0] == "otabake" {
-			out = append(out, Invocation{Line: strings.Join(cur, " "), Args: append([]string(nil), cur[1:]...)})
+		if len(cur) > 0 && otabakeWord.MatchString(cur[0]) {
+			var args []string
+			for _, a := range cur[1:] {
+				if !scriptArgs.MatchString(a) {
+					args = append(args, a)
+				}
+			}
+			out = append(out, Invocation{Line: strings.Join(cur, " "), Args: args})
 		}
 		cur = nil
 	}
@@ -165,7 +110,7 @@ type word struct {
 // command lines of CI templates: quotes, backslash escapes and line continuations, comments,
 // and the separators of simple commands. Substitutions inside quotes stay part of the word.
 func splitShell(s string) ([]word, error) {
-	var out []word
+	var out, subs []word // subs: the commands substituted inside double quotes
 	var b strings.Builder
 	inWord := false
 	emit := func() {
@@ -195,8 +140,22 @@ func splitShell(s string) ([]word, error) {
 		case c == '"':
 			j := i + 1
 			for ; j < len(s) && s[j] != '"'; j++ {
-				if s[j] == '\\' && j+1 < len(s) {
+				switch {
+				case s[j] == '\\' && j+1 < len(s):
 					j++
+				case s[j] == '$' && j+1 < len(s) && s[j+1] == '(':
+					// A command substitution in quotes ("systems=$(otabake --json config show | jq …)")
+					// stays part of the word and is a script of its own.
+					k := closingParen(s, j+2)
+					if k < 0 {
+						return nil, fmt.Errorf("unterminated $( at byte %d", j)
+					}
+					inner, err := splitShell(s[j+2 : k])
+					if err != nil {
+						return nil, err
+					}
+					subs = append(append(append(subs, word{op: true}), inner...), word{op: true})
+					j = k
 				}
 			}
 			if j >= len(s) {
@@ -225,5 +184,36 @@ func splitShell(s string) ([]word, error) {
 		}
 	}
 	emit()
-	return out, nil
+	return append(out, subs...), nil
+}
+
+// closingParen returns the index of the ")" that closes the "(" before s[start:], skipping
+// quoted text and nested parentheses, or -1.
+func closingParen(s string, start int) int {
+	depth := 1
+	for i := start; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return -1
+			}
+			i += j + 1
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
