@@ -7,12 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // testImage builds a small efi-grub disk image once per test.
 func testImage(t *testing.T) string {
 	t.Helper()
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	dir := t.TempDir()
 	return buildImage(t, dir, TargetEFIGrub, "amd64", fakeRootfs(t, dir)).img
 }
@@ -34,7 +36,7 @@ func sparseInput(t *testing.T) string {
 }
 
 func TestCompressXZ(t *testing.T) {
-	xzTool := needTool(t, "xz", "xz-utils")
+	xzTool := testkit.NeedTool(t, "xz", "xz-utils")
 	img := sparseInput(t)
 	dir := t.TempDir()
 	var outs [][]byte
@@ -43,7 +45,7 @@ func TestCompressXZ(t *testing.T) {
 		if err := CompressXZ(context.Background(), img, out, workers); err != nil {
 			t.Fatal(err)
 		}
-		run(t, xzTool, "-t", out)
+		testkit.Run(t, xzTool, "-t", out)
 		data, _ := os.ReadFile(out)
 		outs = append(outs, data)
 		plain, err := exec.Command(xzTool, "-dc", out).Output()
@@ -63,7 +65,7 @@ func TestCompressXZ(t *testing.T) {
 }
 
 func TestCompressZstd(t *testing.T) {
-	zstdTool := needTool(t, "zstd", "zstd")
+	zstdTool := testkit.NeedTool(t, "zstd", "zstd")
 	img := sparseInput(t)
 	out := filepath.Join(t.TempDir(), "system.img.zst")
 	if err := CompressZstd(context.Background(), img, out, 1); err != nil {
@@ -101,7 +103,7 @@ func TestCompressCancelled(t *testing.T) {
 }
 
 func TestBmapCopy(t *testing.T) {
-	bmaptool := needTool(t, "bmaptool", "bmap-tools")
+	bmaptool := testkit.NeedTool(t, "bmaptool", "bmap-tools")
 	img := testImage(t)
 	dir := t.TempDir()
 	bmap := filepath.Join(dir, "system.img.bmap")
@@ -109,8 +111,8 @@ func TestBmapCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "copy.img")
-	run(t, bmaptool, "copy", "--bmap", bmap, img, out)
-	if a, b := sha256File(t, img), sha256File(t, out); a != b {
+	testkit.Run(t, bmaptool, "copy", "--bmap", bmap, img, out)
+	if a, b := testkit.SHA256File(t, img), testkit.SHA256File(t, out); a != b {
 		t.Fatalf("bmaptool copy gives %s, image is %s", b, a)
 	}
 	// A corrupted bmap must be refused by bmaptool, which proves the checksum is checked.

@@ -12,21 +12,22 @@ import (
 	"testing"
 
 	"github.com/otabake/otabake/internal/rootfs"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestMakeFATWithFieldTools(t *testing.T) {
-	fsck := needTool(t, "fsck.vfat", "dosfstools")
+	fsck := testkit.NeedTool(t, "fsck.vfat", "dosfstools")
 	src := t.TempDir()
-	mkfile(t, src, "UPPER.TXT", "upper")
-	mkfile(t, src, "lower.txt", "lower")
-	mkfile(t, src, "Mixed.Txt", "mixed")
-	mkfile(t, src, ".rugix/bootstrap", "")
-	mkfile(t, src, "overlays/vc4-kms-v3d-pi4.dtbo", strings.Repeat("o", 5000))
-	mkfile(t, src, "boot_spare.disabled.env", "x")
-	mkfile(t, src, "boot_spare.enabled.env", "y")
-	mkfile(t, src, "a/b/c/deep file with spaces.txt", "deep")
+	testkit.WriteFile(t, filepath.Join(src, "UPPER.TXT"), "upper")
+	testkit.WriteFile(t, filepath.Join(src, "lower.txt"), "lower")
+	testkit.WriteFile(t, filepath.Join(src, "Mixed.Txt"), "mixed")
+	testkit.WriteFile(t, filepath.Join(src, ".rugix/bootstrap"), "")
+	testkit.WriteFile(t, filepath.Join(src, "overlays/vc4-kms-v3d-pi4.dtbo"), strings.Repeat("o", 5000))
+	testkit.WriteFile(t, filepath.Join(src, "boot_spare.disabled.env"), "x")
+	testkit.WriteFile(t, filepath.Join(src, "boot_spare.enabled.env"), "y")
+	testkit.WriteFile(t, filepath.Join(src, "a/b/c/deep file with spaces.txt"), "deep")
 	for i := range 40 {
-		mkfile(t, src, fmt.Sprintf("many/long-file-name-%02d.dat", i), strings.Repeat("m", i*100))
+		testkit.WriteFile(t, filepath.Join(src, fmt.Sprintf("many/long-file-name-%02d.dat", i)), strings.Repeat("m", i*100))
 	}
 	tests := []struct {
 		name string
@@ -44,7 +45,7 @@ func TestMakeFATWithFieldTools(t *testing.T) {
 			if err := MakeFAT(context.Background(), src, img, tt.size, FATOptions{Serial: 0x12345678, Clamp: testEpoch}); err != nil {
 				t.Fatal(err)
 			}
-			run(t, fsck, "-n", img)
+			testkit.Run(t, fsck, "-n", img)
 			b := make([]byte, 512)
 			f, _ := os.Open(img)
 			f.ReadAt(b, 0)
@@ -74,7 +75,7 @@ func TestMakeFATWithFieldTools(t *testing.T) {
 
 func TestMakeFATErrors(t *testing.T) {
 	src := t.TempDir()
-	mkfile(t, src, "big", strings.Repeat("x", 3*MiB))
+	testkit.WriteFile(t, filepath.Join(src, "big"), strings.Repeat("x", 3*MiB))
 	dir := t.TempDir()
 	img := filepath.Join(dir, "fat.img")
 	if err := MakeFAT(context.Background(), src, img, 3*MiB, FATOptions{}); !errors.Is(err, ErrTooLarge) {
@@ -92,7 +93,7 @@ func TestMakeFATErrors(t *testing.T) {
 		t.Error("dangling symlink accepted")
 	}
 	os.Remove(filepath.Join(src, "dangling"))
-	mkfile(t, src, "bad:name", "x")
+	testkit.WriteFile(t, filepath.Join(src, "bad:name"), "x")
 	if err := MakeFAT(context.Background(), src, img, 8*MiB, FATOptions{}); err == nil || !strings.Contains(err.Error(), "characters FAT does not allow") {
 		t.Errorf("bad name: err = %v", err)
 	}
@@ -100,9 +101,9 @@ func TestMakeFATErrors(t *testing.T) {
 
 func TestFindInRootStaysInside(t *testing.T) {
 	root := t.TempDir()
-	mkfile(t, root, "boot/vmlinuz-1", "k")
+	testkit.WriteFile(t, filepath.Join(root, "boot/vmlinuz-1"), "k")
 	outside := t.TempDir()
-	mkfile(t, outside, "secret", "s")
+	testkit.WriteFile(t, filepath.Join(outside, "secret"), "s")
 	os.Symlink("/boot/vmlinuz-1", filepath.Join(root, "abs"))
 	os.Symlink("../../../../../../"+outside+"/secret", filepath.Join(root, "escape"))
 	os.Symlink(outside+"/secret", filepath.Join(root, "host"))
@@ -143,7 +144,7 @@ func TestRewriteCmdline(t *testing.T) {
 
 func TestCopyTreeStaysInside(t *testing.T) {
 	outside := t.TempDir()
-	mkfile(t, outside, "secret", "HOST SECRET")
+	testkit.WriteFile(t, filepath.Join(outside, "secret"), "HOST SECRET")
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, src string)
@@ -179,8 +180,8 @@ func TestCopyTreeStaysInside(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := t.TempDir()
-			mkfile(t, src, "ok.txt", "ok")
-			mkfile(t, src, "sub/inner.txt", "inner")
+			testkit.WriteFile(t, filepath.Join(src, "ok.txt"), "ok")
+			testkit.WriteFile(t, filepath.Join(src, "sub/inner.txt"), "inner")
 			tt.setup(t, src)
 			r, err := rootfs.OpenRoot(src)
 			if err != nil {
@@ -214,10 +215,8 @@ func TestCopyTreeStaysInside(t *testing.T) {
 }
 
 func TestGrubMkimageReproducible(t *testing.T) {
-	needTool(t, "grub-mkimage", "grub-common")
-	if _, err := os.Stat("/usr/lib/grub/x86_64-efi/linux.mod"); err != nil {
-		t.Skip("SKIPPING: /usr/lib/grub/x86_64-efi missing (Debian package grub-efi-amd64-bin)")
-	}
+	testkit.NeedTool(t, "grub-mkimage", "grub-common")
+	testkit.NeedFile(t, "/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin")
 	var sums []string
 	for range 2 {
 		dir := t.TempDir()
@@ -225,7 +224,7 @@ func TestGrubMkimageReproducible(t *testing.T) {
 		if err := grubMkimage(context.Background(), "/usr/lib/grub/x86_64-efi", "x86_64-efi", out, dir, testEpoch); err != nil {
 			t.Fatal(err)
 		}
-		sums = append(sums, sha256File(t, out))
+		sums = append(sums, testkit.SHA256File(t, out))
 	}
 	if sums[0] != sums[1] {
 		t.Errorf("grub-mkimage output differs: %v", sums)

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestReplaceFATFile(t *testing.T) {
-	mtype := needTool(t, "mtype", "mtools")
+	mtype := testkit.NeedTool(t, "mtype", "mtools")
 	for _, size := range []int64{32 * MiB, 300 * MiB} {
 		t.Run(fmt.Sprintf("%dMiB", size/MiB), func(t *testing.T) {
 			dir := t.TempDir()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // FuzzRewriteCmdline feeds arbitrary cmdline.txt contents (they come from the rootfs) to the
@@ -34,13 +36,13 @@ func FuzzRewriteCmdline(f *testing.F) {
 }
 
 func TestGrubScriptsParse(t *testing.T) {
-	check := needTool(t, "grub-script-check", "grub-common")
+	check := testkit.NeedTool(t, "grub-script-check", "grub-common")
 	for name, script := range map[string]string{"first": GrubFirstStage, "second": GrubSecondStage, "embedded": grubEmbedded} {
 		p := filepath.Join(t.TempDir(), name+".cfg")
 		if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		run(t, check, p)
+		testkit.Run(t, check, p)
 	}
 }
 

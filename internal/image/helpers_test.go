@@ -2,69 +2,44 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/otabake/otabake/internal/tool"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 var testEpoch = time.Unix(1700000000, 0).UTC()
-
-// needTool skips the test loudly when a field tool used as an oracle is missing.
-func needTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	p, err := tool.Find(name, debianPackage)
-	if err != nil {
-		t.Skipf("SKIPPING: %s not installed (Debian package %s); this acceptance check did not run", name, debianPackage)
-	}
-	return p
-}
-
-func mkfile(t *testing.T, root, rel, content string) {
-	t.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // fakeRootfs makes a tiny rootfs with the boot files each target looks for. It is not
 // bootable: the kernel and firmware files are placeholders named as the spec expects.
 func fakeRootfs(t *testing.T, dir string) string {
 	t.Helper()
 	root := filepath.Join(dir, "rootfs")
-	mkfile(t, root, "etc/os-release", "ID=demo\n")
-	mkfile(t, root, "usr/bin/rugix-ctrl", "#!/bin/sh\n")
-	mkfile(t, root, "etc/rugix/system-build-info.json", `{"name":"demo"}`)
-	mkfile(t, root, "boot/vmlinuz-6.1.0-13-amd64", "fake kernel\n")
-	mkfile(t, root, "boot/initrd.img-6.1.0-13-amd64", "fake initrd\n")
+	testkit.WriteFile(t, filepath.Join(root, "etc/os-release"), "ID=demo\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/bin/rugix-ctrl"), "#!/bin/sh\n")
+	testkit.WriteFile(t, filepath.Join(root, "etc/rugix/system-build-info.json"), `{"name":"demo"}`)
+	testkit.WriteFile(t, filepath.Join(root, "boot/vmlinuz-6.1.0-13-amd64"), "fake kernel\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/initrd.img-6.1.0-13-amd64"), "fake initrd\n")
 	for _, l := range [][2]string{{"boot/vmlinuz-6.1.0-13-amd64", "vmlinuz"}, {"/boot/initrd.img-6.1.0-13-amd64", "initrd.img"}} {
 		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mkfile(t, root, "boot/firmware/cmdline.txt", "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/sbin/init\n")
-	mkfile(t, root, "boot/firmware/config.txt", "dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\n")
-	mkfile(t, root, "boot/firmware/kernel8.img", "fake rpi kernel\n")
-	mkfile(t, root, "boot/firmware/start4.elf", "fake firmware\n")
-	mkfile(t, root, "boot/firmware/fixup4.dat", "fake fixup\n")
-	mkfile(t, root, "boot/firmware/bcm2711-rpi-4-b.dtb", "fake dtb\n")
-	mkfile(t, root, "boot/firmware/overlays/vc4-kms-v3d.dtbo", "fake overlay\n")
-	mkfile(t, root, "boot/firmware/second.scr", "fake second stage\n")
-	mkfile(t, root, "usr/share/rugix/u-boot/u-boot-arm64.bin", "fake u-boot\n")
-	mkfile(t, root, "usr/share/rugix/u-boot/boot.scr", "fake boot.scr\n")
-	mkfile(t, root, "usr/share/rugix/grub/BOOTX64.efi", "fake grub\n")
-	mkfile(t, root, "usr/share/rugix/grub/BOOTAA64.efi", "fake grub arm64\n")
-	mkfile(t, root, "usr/share/doc/a-file-with-a-rather-long-name.txt", "long names\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/cmdline.txt"), "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/sbin/init\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/config.txt"), "dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/kernel8.img"), "fake rpi kernel\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/start4.elf"), "fake firmware\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/fixup4.dat"), "fake fixup\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/bcm2711-rpi-4-b.dtb"), "fake dtb\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/overlays/vc4-kms-v3d.dtbo"), "fake overlay\n")
+	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/second.scr"), "fake second stage\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/u-boot/u-boot-arm64.bin"), "fake u-boot\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/u-boot/boot.scr"), "fake boot.scr\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/grub/BOOTX64.efi"), "fake grub\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/grub/BOOTAA64.efi"), "fake grub arm64\n")
+	testkit.WriteFile(t, filepath.Join(root, "usr/share/doc/a-file-with-a-rather-long-name.txt"), "long names\n")
 	return root
 }
 
@@ -103,27 +78,4 @@ func buildImage(t *testing.T, dir, target, arch, rootfs string) built {
 		t.Fatal(err)
 	}
 	return built{layout, ids, parts, img}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
-}
-
-func sha256File(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/otabake/otabake/internal/bootenv"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestPlanWorkedExample(t *testing.T) {
@@ -126,7 +127,7 @@ type sfdiskDump struct {
 // TestImagesWithFieldTools is the per-target acceptance test: sfdisk, fsck.vfat, e2fsck,
 // grub-editenv, fw_printenv and mtools read what otabake wrote.
 func TestImagesWithFieldTools(t *testing.T) {
-	sfdisk := needTool(t, "sfdisk", "fdisk")
+	sfdisk := testkit.NeedTool(t, "sfdisk", "fdisk")
 	for _, tc := range []struct{ target, arch string }{
 		{TargetEFIGrub, "amd64"}, {TargetEFIGrub, "arm64"}, {TargetRPiTryboot, "arm64"}, {TargetRPiUBoot, "arm64"},
 	} {
@@ -135,7 +136,7 @@ func TestImagesWithFieldTools(t *testing.T) {
 			b := buildImage(t, dir, tc.target, tc.arch, fakeRootfs(t, dir))
 
 			var d sfdiskDump
-			if err := json.Unmarshal([]byte(run(t, sfdisk, "--json", b.img)), &d); err != nil {
+			if err := json.Unmarshal([]byte(testkit.Run(t, sfdisk, "--json", b.img)), &d); err != nil {
 				t.Fatal(err)
 			}
 			pt := d.PartitionTable
@@ -188,20 +189,20 @@ func TestImagesWithFieldTools(t *testing.T) {
 }
 
 func checkFS(t *testing.T, b built) {
-	fsck := needTool(t, "fsck.vfat", "dosfstools")
-	e2fsck := needTool(t, "e2fsck", "e2fsprogs")
-	run(t, fsck, "-n", b.parts.Config)
-	run(t, e2fsck, "-fn", b.parts.System)
+	fsck := testkit.NeedTool(t, "fsck.vfat", "dosfstools")
+	e2fsck := testkit.NeedTool(t, "e2fsck", "e2fsprogs")
+	testkit.Run(t, fsck, "-n", b.parts.Config)
+	testkit.Run(t, e2fsck, "-fn", b.parts.System)
 	if bp, _ := b.layout.ByRole(RoleBootA); bp.FS == FSExt4 {
-		run(t, e2fsck, "-fn", b.parts.Boot)
+		testkit.Run(t, e2fsck, "-fn", b.parts.Boot)
 	} else {
-		run(t, fsck, "-n", b.parts.Boot)
+		testkit.Run(t, fsck, "-n", b.parts.Boot)
 	}
 }
 
 // extractFAT copies the whole FAT image out with mtools, an independent reader.
 func extractFAT(t *testing.T, img, dir string) string {
-	mcopy := needTool(t, "mcopy", "mtools")
+	mcopy := testkit.NeedTool(t, "mcopy", "mtools")
 	out, err := os.MkdirTemp(dir, "fat-")
 	if err != nil {
 		t.Fatal(err)
@@ -215,9 +216,9 @@ func extractFAT(t *testing.T, img, dir string) string {
 }
 
 func grubList(t *testing.T, path string) map[string]string {
-	editenv := needTool(t, "grub-editenv", "grub-common")
+	editenv := testkit.NeedTool(t, "grub-editenv", "grub-common")
 	m := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(run(t, editenv, path, "list")), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(testkit.Run(t, editenv, path, "list")), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		m[k] = v
 	}
@@ -242,7 +243,7 @@ func checkGrub(t *testing.T, b built, cfg, arch string) {
 		if len(block) != 1024 || !bytes.Equal(sha, bootenv.GrubEnvSHA1(block, "/rugpi/"+name)) {
 			t.Errorf("%s: size %d, sha1 file %q", name, len(block), sha)
 		}
-		if out := run(t, "sha1sum", p); !strings.HasPrefix(string(sha), out[:40]+"  /rugpi/"+name) {
+		if out := testkit.Run(t, "sha1sum", p); !strings.HasPrefix(string(sha), out[:40]+"  /rugpi/"+name) {
 			t.Errorf("sha1sum %s = %s, .sha1 has %q", name, out[:40], sha)
 		}
 	}
@@ -250,9 +251,9 @@ func checkGrub(t *testing.T, b built, cfg, arch string) {
 		t.Errorf("boot_spare.grubenv = %v", got)
 	}
 	// boot.grubenv lives on the ext4 boot partition.
-	debugfs := needTool(t, "debugfs", "e2fsprogs")
+	debugfs := testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	out := filepath.Join(t.TempDir(), "boot.grubenv")
-	run(t, debugfs, "-R", "dump /boot.grubenv "+out, b.parts.Boot)
+	testkit.Run(t, debugfs, "-R", "dump /boot.grubenv "+out, b.parts.Boot)
 	root, _ := b.ids.RootDevice(b.layout)
 	if got := grubList(t, out); got["rugpi_bootargs"] != "ro init=/usr/bin/rugix-ctrl root="+root {
 		t.Errorf("boot.grubenv = %v", got)
@@ -261,7 +262,7 @@ func checkGrub(t *testing.T, b built, cfg, arch string) {
 		t.Errorf("root = %s", root)
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "grub.cfg"} {
-		if o := run(t, debugfs, "-R", "stat /"+f, b.parts.Boot); !strings.Contains(o, "Type: regular") {
+		if o := testkit.Run(t, debugfs, "-R", "stat /"+f, b.parts.Boot); !strings.Contains(o, "Type: regular") {
 			t.Errorf("boot partition: %s missing:\n%s", f, o)
 		}
 	}
@@ -336,10 +337,10 @@ func readUBootEnv(t *testing.T, path string) map[string]string {
 		t.Fatalf("%s: %v", path, err)
 	}
 	ours := bootenv.VarsMap(vars)
-	fw := needTool(t, "fw_printenv", "libubootenv-tool")
+	fw := testkit.NeedTool(t, "fw_printenv", "libubootenv-tool")
 	conf := filepath.Join(t.TempDir(), "fw_env.config")
 	os.WriteFile(conf, fmt.Appendf(nil, "%s 0x0000 0x%x\n", path, len(data)), 0o644)
-	out := run(t, fw, "-c", conf)
+	out := testkit.Run(t, fw, "-c", conf)
 	got := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		k, v, _ := strings.Cut(line, "=")
@@ -352,7 +353,7 @@ func readUBootEnv(t *testing.T, path string) map[string]string {
 }
 
 func TestReproducible(t *testing.T) {
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	for _, target := range []string{TargetEFIGrub, TargetRPiTryboot} {
 		t.Run(target, func(t *testing.T) {
 			rootDir := t.TempDir()
@@ -362,7 +363,7 @@ func TestReproducible(t *testing.T) {
 			os.Chtimes(filepath.Join(rootfs, "etc/os-release"), testEpoch.Add(1e9), testEpoch.Add(1e9))
 			b := buildImage(t, t.TempDir(), target, "arm64", rootfs)
 			for _, pair := range [][2]string{{a.img, b.img}, {a.parts.Boot, b.parts.Boot}, {a.parts.System, b.parts.System}, {a.parts.Config, b.parts.Config}} {
-				if x, y := sha256File(t, pair[0]), sha256File(t, pair[1]); x != y {
+				if x, y := testkit.SHA256File(t, pair[0]), testkit.SHA256File(t, pair[1]); x != y {
 					t.Errorf("%s differs between builds: %s vs %s", filepath.Base(pair[0]), x, y)
 				}
 			}
@@ -371,7 +372,7 @@ func TestReproducible(t *testing.T) {
 }
 
 func TestMissingBootFiles(t *testing.T) {
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	tests := []struct {
 		target string
 		remove []string
@@ -403,10 +404,10 @@ func TestMissingBootFiles(t *testing.T) {
 }
 
 func TestSystemTooLargeForFixedSize(t *testing.T) {
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	dir := t.TempDir()
 	rootfs := fakeRootfs(t, dir)
-	mkfile(t, rootfs, "big", strings.Repeat("x", 3*MiB))
+	testkit.WriteFile(t, filepath.Join(rootfs, "big"), strings.Repeat("x", 3*MiB))
 	// The plan accepts it (the content is below the size), but mkfs cannot fit it.
 	err := MakeExt4(context.Background(), rootfs, filepath.Join(dir, "s.img"), 2*MiB, Ext4Options{Clamp: testEpoch})
 	if err == nil || !strings.Contains(err.Error(), "mkfs.ext4") {
@@ -418,7 +419,7 @@ func TestSystemTooLargeForFixedSize(t *testing.T) {
 }
 
 func TestSystemFixups(t *testing.T) {
-	debugfs := needTool(t, "debugfs", "e2fsprogs")
+	debugfs := testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	dir := t.TempDir()
 	rootfs := fakeRootfs(t, dir)
 	img := filepath.Join(dir, "s.img")
@@ -428,7 +429,7 @@ func TestSystemFixups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, debugfs, "-R", "stat /usr/bin/rugix-ctrl", img)
+	out := testkit.Run(t, debugfs, "-R", "stat /usr/bin/rugix-ctrl", img)
 	for _, want := range []string{"User:  1000", "Mode:  04755", fmt.Sprintf("mtime: 0x%x", testEpoch.Unix())} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stat lacks %q:\n%s", want, out)
@@ -489,10 +490,8 @@ func TestCtrlSystemTOMLParses(t *testing.T) {
 }
 
 func TestGrubBuiltWithMkimage(t *testing.T) {
-	needTool(t, "grub-mkimage", "grub-common")
-	if _, err := os.Stat("/usr/lib/grub/x86_64-efi/linux.mod"); err != nil {
-		t.Skip("SKIPPING: /usr/lib/grub/x86_64-efi missing (Debian package grub-efi-amd64-bin)")
-	}
+	testkit.NeedTool(t, "grub-mkimage", "grub-common")
+	testkit.NeedFile(t, "/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin")
 	dir := t.TempDir()
 	rootfs := fakeRootfs(t, dir)
 	os.Remove(filepath.Join(rootfs, "usr/share/rugix/grub/BOOTX64.efi"))
@@ -507,7 +506,7 @@ func TestGrubBuiltWithMkimage(t *testing.T) {
 // TestUBootScriptsGenerated checks that an rpi-uboot rootfs without boot.scr and second.scr
 // gets otabake's scripts, as valid uImage scripts on the config and boot partitions.
 func TestUBootScriptsGenerated(t *testing.T) {
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	dir := t.TempDir()
 	rootfs := fakeRootfs(t, dir)
 	for _, r := range []string{"usr/share/rugix/u-boot/boot.scr", "boot/firmware/second.scr"} {
@@ -537,13 +536,13 @@ func TestUBootScriptsGenerated(t *testing.T) {
 // reach a partition, links must resolve inside the rootfs as on the device, and special files
 // must be refused instead of blocking the build or being read without end.
 func TestBootFilesStayInRootfs(t *testing.T) {
-	needTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
 	const marker = "OTABAKE-HOST-SECRET-7f3a"
 	t.Setenv("OTABAKE_TEST_SECRET", marker)
 	host := t.TempDir()
-	mkfile(t, host, "u-boot/u-boot-arm64.bin", marker)
-	mkfile(t, host, "u-boot/boot.scr", marker)
-	mkfile(t, host, "secret.dtb", marker)
+	testkit.WriteFile(t, filepath.Join(host, "u-boot/u-boot-arm64.bin"), marker)
+	testkit.WriteFile(t, filepath.Join(host, "u-boot/boot.scr"), marker)
+	testkit.WriteFile(t, filepath.Join(host, "secret.dtb"), marker)
 	const ubootDir = "usr/share/rugix/u-boot"
 	tests := []struct {
 		name  string
@@ -552,7 +551,7 @@ func TestBootFilesStayInRootfs(t *testing.T) {
 		want  string // error text; "" when the image builds
 	}{
 		{"absolute U-Boot link resolves inside the rootfs", false, func(t *testing.T, rootfs string) {
-			mkfile(t, rootfs, host+"/u-boot/u-boot-arm64.bin", "ROOTFS U-BOOT")
+			testkit.WriteFile(t, filepath.Join(rootfs, host+"/u-boot/u-boot-arm64.bin"), "ROOTFS U-BOOT")
 			relink(t, rootfs, ubootDir+"/u-boot-arm64.bin", host+"/u-boot/u-boot-arm64.bin")
 		}, ""},
 		{"U-Boot link to /proc/self/environ", false, func(t *testing.T, rootfs string) {
