@@ -14,30 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
-
-func needTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, d := range []string{"/usr/sbin", "/sbin"} {
-			if _, err := os.Stat(filepath.Join(d, name)); err == nil {
-				return filepath.Join(d, name)
-			}
-		}
-		t.Skipf("SKIPPING: %s not installed (Debian package %s); this oracle check did not run", name, debianPackage)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
-}
 
 var grubCases = []struct {
 	name string
@@ -91,7 +70,7 @@ func TestGrubEnvRoundTrip(t *testing.T) {
 // TestGrubEnvAgainstGrubEditenv checks both directions: grub-editenv reads our blocks, and a
 // block grub-editenv writes is byte-identical to ours and decodes to the same variables.
 func TestGrubEnvAgainstGrubEditenv(t *testing.T) {
-	editenv := needTool(t, "grub-editenv", "grub-common")
+	editenv := testkit.NeedTool(t, "grub-editenv", "grub-common")
 	for _, tc := range grubCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -101,7 +80,7 @@ func TestGrubEnvAgainstGrubEditenv(t *testing.T) {
 			}
 			p := filepath.Join(dir, "ours")
 			os.WriteFile(p, ours, 0o644)
-			listed := run(t, editenv, p, "list")
+			listed := testkit.Run(t, editenv, p, "list")
 			// grub-editenv list prints values raw, so a value with a newline spans two lines.
 			var want strings.Builder
 			for _, v := range tc.vars {
@@ -112,9 +91,9 @@ func TestGrubEnvAgainstGrubEditenv(t *testing.T) {
 			}
 
 			theirs := filepath.Join(dir, "theirs")
-			run(t, editenv, theirs, "create")
+			testkit.Run(t, editenv, theirs, "create")
 			for _, v := range tc.vars {
-				run(t, editenv, theirs, "set", v.Name+"="+v.Value)
+				testkit.Run(t, editenv, theirs, "set", v.Name+"="+v.Value)
 			}
 			tb, _ := os.ReadFile(theirs)
 			if !bytes.Equal(tb, ours) {
@@ -158,7 +137,7 @@ func TestWriteGrubEnvWithSHA1(t *testing.T) {
 		t.Fatalf(".sha1 = %q", sha)
 	}
 	if _, err := exec.LookPath("sha1sum"); err == nil {
-		out := run(t, "sha1sum", filepath.Join(dir, "rugpi/primary.grubenv"))
+		out := testkit.Run(t, "sha1sum", filepath.Join(dir, "rugpi/primary.grubenv"))
 		if out[:40] != string(sha[:40]) {
 			t.Errorf("sha1sum %s, .sha1 %s", out[:40], sha[:40])
 		}
@@ -186,8 +165,8 @@ func TestUBootEnvReferenceCRC(t *testing.T) {
 }
 
 func TestUBootEnvMatchesMkenvimage(t *testing.T) {
-	mkenv := needTool(t, "mkenvimage", "u-boot-tools")
-	fw := needTool(t, "fw_printenv", "libubootenv-tool")
+	mkenv := testkit.NeedTool(t, "mkenvimage", "u-boot-tools")
+	fw := testkit.NeedTool(t, "fw_printenv", "libubootenv-tool")
 	cases := []struct {
 		vars []Var
 		size int
@@ -210,7 +189,7 @@ func TestUBootEnvMatchesMkenvimage(t *testing.T) {
 		in := filepath.Join(dir, "env.txt")
 		os.WriteFile(in, []byte(txt.String()), 0o644)
 		out := filepath.Join(dir, "env.bin")
-		run(t, mkenv, "-s", strconv.Itoa(len(ours)), "-o", out, in)
+		testkit.Run(t, mkenv, "-s", strconv.Itoa(len(ours)), "-o", out, in)
 		theirs, _ := os.ReadFile(out)
 		if !bytes.Equal(ours, theirs) {
 			t.Errorf("case %d: ours %x, mkenvimage %x", i, ours, theirs)
@@ -220,7 +199,7 @@ func TestUBootEnvMatchesMkenvimage(t *testing.T) {
 		conf := filepath.Join(dir, "fw_env.config")
 		os.WriteFile(conf, fmt.Appendf(nil, "%s 0x0000 0x%x\n", p, len(ours)), 0o644)
 		// fw_printenv prints in sorted order.
-		if got, want := sortedLines(run(t, fw, "-c", conf)), sortedLines(txt.String()); got != want {
+		if got, want := sortedLines(testkit.Run(t, fw, "-c", conf)), sortedLines(txt.String()); got != want {
 			t.Errorf("case %d: fw_printenv = %q, want %q", i, got, want)
 		}
 	}

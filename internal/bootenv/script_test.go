@@ -8,15 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // TestUBootScriptMatchesMkimage compares our script images with u-boot-tools' mkimage, and
 // checks that mkimage -l accepts them (it verifies both CRCs).
 func TestUBootScriptMatchesMkimage(t *testing.T) {
-	mkimage, err := exec.LookPath("mkimage")
-	if err != nil {
-		t.Skip("SKIPPING: mkimage not installed (apt-get install u-boot-tools)")
-	}
+	mkimage := testkit.NeedTool(t, "mkimage", "u-boot-tools")
 	mtime := time.Unix(1767225600, 0)
 	for _, tt := range []struct{ name, script string }{
 		{"Rugpi First Stage", RPiFirstStage},
@@ -29,9 +28,7 @@ func TestUBootScriptMatchesMkimage(t *testing.T) {
 		out := filepath.Join(dir, "want.scr")
 		cmd := exec.Command(mkimage, "-A", "arm", "-O", "linux", "-T", "script", "-C", "none", "-n", tt.name, "-d", src, out)
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1767225600")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("mkimage: %v\n%s", err, b)
-		}
+		testkit.RunCmd(t, cmd)
 		want, _ := os.ReadFile(out)
 		got, err := UBootScript(tt.name, []byte(tt.script), mtime)
 		if err != nil {
