@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +14,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // caibx constants from casync's caformat.h (CA_FORMAT_INDEX, CA_FORMAT_TABLE,
@@ -89,54 +91,18 @@ func parseCaibx(b []byte) (*caibx, error) {
 	return idx, nil
 }
 
-// copyTree copies regular files from src into dst until about budget bytes are copied, for a
-// small but realistic filesystem image.
-func copyTree(t *testing.T, src, dst string, budget int64) {
+// ext4Input returns a small ext4 image of files from /usr/share, or nil (with a loud log line)
+// when mkfs.ext4 is missing: the other inputs still run.
+func ext4Input(t *testing.T, dir string) []byte {
 	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if budget < 64<<10 {
-			return fs.SkipAll
-		}
-		if err != nil {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || info.Size() > budget {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		budget -= int64(len(data))
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func ext4Image(t *testing.T, dir string) []byte {
-	t.Helper()
-	mkfs, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
+	if _, err := tool.Find("mkfs.ext4", "e2fsprogs"); err != nil {
 		t.Log("!!! mkfs.ext4 not found (Debian package e2fsprogs): skipping the ext4 input of the casync oracle test")
 		return nil
 	}
-	tree := filepath.Join(dir, "tree")
-	copyTree(t, "/usr/share", tree, 4<<20)
-	img := filepath.Join(dir, "fs.ext4")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-E", "root_owner=0:0", "-d", tree, img, "12M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	img := testkit.Ext4Image(t, filepath.Join(dir, "ext4"), testkit.Ext4Options{
+		Size: "12M", BlockSize: 4096, MkfsArgs: []string{"-E", "root_owner=0:0"},
+		Sources: []string{"/usr/share"}, Budget: 4 << 20,
+	})
 	data, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -147,10 +113,7 @@ func ext4Image(t *testing.T, dir string) []byte {
 // TestCasyncOracle compares boundaries and sha512-256 ids with Debian's casync, the reference
 // implementation Rugix's chunker is compatible with (specs/rugix-bundle.md §8).
 func TestCasyncOracle(t *testing.T) {
-	bin, err := exec.LookPath("casync")
-	if err != nil {
-		t.Skip("!!! casync not found (Debian package casync): the casync oracle test did NOT run; apt-get install casync")
-	}
+	bin := testkit.NeedTool(t, "casync", "casync", "the casync oracle test did NOT run")
 	dir := t.TempDir()
 	inputs := []struct {
 		name string
@@ -160,7 +123,7 @@ func TestCasyncOracle(t *testing.T) {
 		{"random", randomBytes(40, 4<<20+77)},
 		{"text", textBytes(41, 3<<20)},
 		{"mixed", slices.Concat(randomBytes(42, 1<<20), make([]byte, 700_000), textBytes(43, 1<<20), randomBytes(42, 1<<20))},
-		{"ext4", ext4Image(t, dir)},
+		{"ext4", ext4Input(t, dir)},
 	}
 	specs := []Spec{{Casync, 16}, {Casync, 64}, {Casync, 256}}
 	for _, in := range inputs {
