@@ -2,13 +2,12 @@ package bundle
 
 import (
 	"context"
-	"crypto/sha256"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 var (
@@ -17,35 +16,24 @@ var (
 	ext4Err  string
 )
 
-// ext4Image makes a 64 MiB ext4 image with `mkfs.ext4 -d` from a copy of a real directory tree,
-// once per test binary.
+// ext4Image makes a 64 MiB ext4 image with testkit.MakeExt4 from copies of real directory
+// trees, once per test binary; TestMain removes it.
 func ext4Image(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"mkfs.ext4", "cp"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIPPING ext4 round trip: %s not found (install Debian package e2fsprogs)", tool)
-		}
-	}
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs", "the ext4 round trip did not run")
 	ext4Once.Do(func() {
 		dir, err := os.MkdirTemp("", "otabake-ext4-")
 		if err != nil {
 			ext4Err = err.Error()
 			return
 		}
-		tree := filepath.Join(dir, "tree")
-		os.Mkdir(tree, 0o755)
-		for _, src := range []string{"/usr/share/perl", "/usr/share/i18n", "/usr/share/doc/e2fsprogs"} {
-			if _, err := os.Stat(src); err == nil {
-				if out, err := exec.Command("cp", "-a", src, tree+"/").CombinedOutput(); err != nil {
-					ext4Err = "cp: " + string(out)
-					return
-				}
-			}
-		}
-		ext4Path = filepath.Join(dir, "rootfs.ext4")
-		out, err := exec.Command("mkfs.ext4", "-q", "-F", "-d", tree, ext4Path, "64M").CombinedOutput()
+		ext4Path, err = testkit.MakeExt4(dir, testkit.Ext4Options{
+			Size:    "64M",
+			Sources: []string{"/usr/share/perl", "/usr/share/i18n", "/usr/share/doc/e2fsprogs"},
+		})
 		if err != nil {
-			ext4Err = "mkfs.ext4: " + string(out)
+			ext4Path, ext4Err = "", err.Error()
+			os.RemoveAll(dir)
 		}
 	})
 	if ext4Err != "" {
@@ -62,27 +50,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func fileSHA256(t *testing.T, path string) [32]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
-}
-
 // TestExt4RoundTrip bundles a real ext4 image with each chunker, with and without compression
 // and deduplication, and extracts it back to the exact bytes.
 func TestExt4RoundTrip(t *testing.T) {
 	img := ext4Image(t)
-	want := fileSHA256(t, img)
+	want := testkit.SHA256File(t, img)
 	type variant struct {
 		name    string
 		chunker string
@@ -125,8 +97,8 @@ func TestExt4RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := fileSHA256(t, f.Name()); got != want {
-				t.Fatalf("extracted image differs (sha256 %x, want %x)", got, want)
+			if got := testkit.SHA256File(t, f.Name()); got != want {
+				t.Fatalf("extracted image differs (sha256 %s, want %s)", got, want)
 			}
 			t.Logf("%s: %d blocks, %d stored, bundle %d bytes (image 64 MiB)", v.name, st.Blocks, st.StoredBlocks, res.Size)
 			if v.dedup && st.StoredBlocks >= st.Blocks {

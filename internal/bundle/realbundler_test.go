@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/otabake/otabake/internal/sign"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // TestRealRugixBundler compares otabake with a real rugix-bundler binary named by
@@ -24,11 +25,8 @@ func TestRealRugixBundler(t *testing.T) {
 	if rb == "" {
 		t.Skip("SKIPPING the comparison with the real rugix-bundler: set OTABAKE_RUGIX_BUNDLER=/path/to/rugix-bundler")
 	}
-	for _, tool := range []string{"mkfs.ext4", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIPPING the comparison with the real rugix-bundler: %s not found (Debian packages e2fsprogs, openssl)", tool)
-		}
-	}
+	mkfs := testkit.NeedTools(t, "the comparison with the real rugix-bundler did not run",
+		testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"}, testkit.Tool{Name: "openssl", Package: "openssl"})[0]
 	ctx := context.Background()
 	w := t.TempDir()
 	run := func(name string, args ...string) string {
@@ -55,7 +53,7 @@ func TestRealRugixBundler(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Truncate(img, 16<<20)
-	run("mkfs.ext4", "-q", "-F", "-d", tree, "-U", "2f3c4e5a-1111-2222-3333-444455556666", "-E", "root_owner=0:0", img)
+	run(mkfs, "-q", "-F", "-d", tree, "-U", "2f3c4e5a-1111-2222-3333-444455556666", "-E", "root_owner=0:0", img)
 
 	bundles := map[string][2]string{} // name → otabake's, rugix-bundler's
 	for _, chunker := range []string{"casync-16", "casync-64", "fixed-64"} {

@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // TestXZStreamsAcceptedByXZ checks that every stream we write is a standard .xz stream with a
 // CRC64 check, as `xz -t` (liblzma, the decoder rugix-ctrl uses) sees it.
 func TestXZStreamsAcceptedByXZ(t *testing.T) {
-	if _, err := exec.LookPath("xz"); err != nil {
-		t.Skip("SKIPPING: xz not found (install Debian package xz-utils)")
-	}
+	xz := testkit.NeedTool(t, "xz", "xz-utils")
 	data := testData(200<<10, 5)
 	for _, lvl := range []int{0, 6} {
 		var b bytes.Buffer
@@ -23,10 +23,10 @@ func TestXZStreamsAcceptedByXZ(t *testing.T) {
 		}
 		p := filepath.Join(t.TempDir(), "b.xz")
 		os.WriteFile(p, b.Bytes(), 0o644)
-		if out, err := exec.Command("xz", "-t", p).CombinedOutput(); err != nil {
+		if out, err := exec.Command(xz, "-t", p).CombinedOutput(); err != nil {
 			t.Fatalf("level %d: xz -t rejects our stream: %v %s", lvl, err, out)
 		}
-		out, err := exec.Command("xz", "--robot", "--list", p).Output()
+		out, err := exec.Command(xz, "--robot", "--list", p).Output()
 		if err != nil || !strings.Contains(string(out), "CRC64") {
 			t.Fatalf("level %d: xz --list: %v %s", lvl, err, out)
 		}
