@@ -7,18 +7,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // The test PKI is made by the openssl tool, the oracle Rugix Ctrl 0.8 uses
 // on devices, so our loader and verifier meet certificates exactly as users
 // make them (the generate-test-keys.sh style of the Rugix tests).
-
-func needOpenSSL(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("SKIPPING: the openssl binary is not installed (Debian package openssl); the CMS oracle tests cannot run")
-	}
-}
 
 // openssl runs the openssl tool in dir and fails the test on error.
 func openssl(t testing.TB, dir string, args ...string) []byte {
@@ -106,7 +101,7 @@ var (
 // part (RSA), and every test only reads the files.
 func testPKI(t testing.TB) pki {
 	t.Helper()
-	needOpenSSL(t)
+	testkit.NeedTool(t, "openssl", "openssl", "the CMS oracle tests did not run")
 	pkiOnce.Do(func() {
 		pkiDir, pkiErr = os.MkdirTemp("", "otabake-sign-pki-")
 		if pkiErr != nil {
