@@ -114,7 +114,11 @@ func MakeExt4(ctx context.Context, dir, out string, size int64, opts Ext4Options
 
 // clampScript lists debugfs commands that lower every inode time above clamp to clamp.
 // mkfs.ext4 before 1.47.1 copies atime, mtime and ctime from the source tree, and a freshly
-// extracted tree has ctimes of "now", so without this no two builds would match.
+// extracted tree has ctimes of "now", so without this no two builds would match. Every atime
+// is set to the inode's (clamped) mtime, unconditionally: reading the staged tree (the build
+// itself, mkfs.ext4 after taking its stat) moves atimes to the clock's time, so the atime
+// mkfs recorded and the one seen here can differ and neither says anything about the release
+// (a tarball's device nodes get the same rule in rootfs).
 func clampScript(dir string, clamp time.Time) ([]byte, error) {
 	if clamp.IsZero() {
 		return nil, nil
@@ -141,10 +145,11 @@ func clampScript(dir string, clamp time.Time) ([]byte, error) {
 		if strings.ContainsAny(p, "\"\n\r") {
 			return fmt.Errorf("%s: path contains a quote or newline, which debugfs cannot address", path)
 		}
+		fmt.Fprintf(&b, "sif \"%s\" atime @%d\n", p, min(int64(st.Mtim.Sec), e))
 		for _, t := range []struct {
 			field string
 			sec   int64
-		}{{"atime", int64(st.Atim.Sec)}, {"mtime", int64(st.Mtim.Sec)}, {"ctime", int64(st.Ctim.Sec)}} {
+		}{{"mtime", int64(st.Mtim.Sec)}, {"ctime", int64(st.Ctim.Sec)}} {
 			if t.sec > e {
 				fmt.Fprintf(&b, "sif \"%s\" %s @%d\n", p, t.field, e)
 			}
