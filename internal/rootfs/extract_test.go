@@ -18,6 +18,7 @@ import (
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
+	"github.com/otabake/otabake/internal/testkit"
 	"github.com/otabake/otabake/internal/tool"
 )
 
@@ -107,15 +108,6 @@ type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
 
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, name := range tools {
-		if _, err := tool.Find(name, "e2fsprogs"); err != nil {
-			t.Skipf("SKIPPING: %v (apt-get install e2fsprogs)", err)
-		}
-	}
-}
-
 // inodeInfo is what debugfs "stat" reports about a path.
 type inodeInfo struct {
 	Type        string
@@ -178,16 +170,12 @@ func buildImage(t *testing.T, tree *Tree) string {
 	t.Helper()
 	mkfs, _ := tool.Find("mkfs.ext4", "e2fsprogs")
 	img := filepath.Join(t.TempDir(), "system.img")
-	if out, err := exec.Command(mkfs, "-q", "-F", "-d", tree.Dir, "-E", "root_owner=0:0", img, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
-	}
+	testkit.Run(t, mkfs, "-q", "-F", "-d", tree.Dir, "-E", "root_owner=0:0", img, "64M")
 	if err := tree.Fixups().Apply(context.Background(), img); err != nil {
 		t.Fatal(err)
 	}
 	if e2fsck, err := tool.Find("e2fsck", "e2fsprogs"); err == nil {
-		if out, err := exec.Command(e2fsck, "-fn", img).CombinedOutput(); err != nil {
-			t.Fatalf("e2fsck -fn after fixups: %v\n%s", err, out)
-		}
+		testkit.Run(t, e2fsck, "-fn", img)
 	}
 	return img
 }
@@ -226,7 +214,8 @@ func checkFidelity(t *testing.T, img string) {
 }
 
 func TestExtractFidelity(t *testing.T) {
-	needTools(t, "mkfs.ext4", "debugfs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	for _, comp := range []string{"tar", "gzip", "xz", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			data := makeTar(t, fixtureEntries(), comp)
@@ -246,7 +235,8 @@ func TestExtractFidelity(t *testing.T) {
 // TestExtractFidelityAsUser repeats the fidelity check as an unprivileged user when the tests
 // run as root, by re-running this test binary under setpriv as nobody.
 func TestExtractFidelityAsUser(t *testing.T) {
-	needTools(t, "mkfs.ext4", "debugfs")
+	testkit.NeedTool(t, "mkfs.ext4", "e2fsprogs")
+	testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	if os.Getenv("OTABAKE_ROOTFS_AS_USER") == "1" {
 		if os.Geteuid() == 0 {
 			t.Fatal("child still runs as root")
@@ -265,10 +255,7 @@ func TestExtractFidelityAsUser(t *testing.T) {
 		t.Log("running as an ordinary user already; TestExtractFidelity covers it")
 		return
 	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("SKIPPING the unprivileged run: setpriv (util-linux) not found")
-	}
+	setpriv := testkit.NeedTool(t, "setpriv", "util-linux", "the unprivileged run did not happen")
 	shared, err := os.MkdirTemp("", "rootfs-as-user-")
 	if err != nil {
 		t.Fatal(err)
