@@ -12,6 +12,7 @@ import (
 
 	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // sfdiskDump is the part of `sfdisk --json` the tests compare.
@@ -32,10 +33,8 @@ type sfdiskDump struct {
 
 func sfdiskJSON(t *testing.T, img string) sfdiskDump {
 	t.Helper()
-	if _, err := exec.LookPath("sfdisk"); err != nil {
-		t.Skip("sfdisk not installed")
-	}
-	out, err := exec.Command("sfdisk", "--json", img).Output()
+	sfdisk := testkit.NeedTool(t, "sfdisk", "fdisk")
+	out, err := exec.Command(sfdisk, "--json", img).Output()
 	if err != nil {
 		t.Fatalf("sfdisk --json %s: %v", img, err)
 	}
@@ -174,7 +173,8 @@ func TestWriteRoundTripAndSfdiskVerify(t *testing.T) {
 	if got, ok := back.Partition(5); !ok || got != np {
 		t.Fatalf("partition 5 read back as %+v, want %+v", got, np)
 	}
-	out, err := exec.Command("sfdisk", "--verify", path).CombinedOutput()
+	sfdisk := testkit.NeedTool(t, "sfdisk", "fdisk")
+	out, err := exec.Command(sfdisk, "--verify", path).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "No errors detected") || strings.Contains(string(out), "mismatch") ||
 		strings.Contains(strings.ToLower(string(out)), "warning") {
 		t.Fatalf("sfdisk --verify: %v\n%s", err, out)
