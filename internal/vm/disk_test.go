@@ -13,6 +13,7 @@ import (
 
 	"github.com/otabake/otabake/internal/bootenv"
 	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // efiDisk writes a GPT disk whose config partition holds a real boot_spare.grubenv.
@@ -50,14 +51,8 @@ func efiDisk(t *testing.T, dir string) (string, image.Layout) {
 }
 
 func TestArmSpareBoot(t *testing.T) {
-	mtype, err := exec.LookPath("mtype")
-	if err != nil {
-		t.Skip("SKIP: mtype not found: apt-get install mtools")
-	}
-	grubEditenv, err := exec.LookPath("grub-editenv")
-	if err != nil {
-		t.Skip("SKIP: grub-editenv not found: apt-get install grub-common")
-	}
+	mtype := testkit.NeedTool(t, "mtype", "mtools")
+	grubEditenv := testkit.NeedTool(t, "grub-editenv", "grub-common")
 	dir := t.TempDir()
 	disk, l := efiDisk(t, dir)
 	copyPath := filepath.Join(dir, "copy.img")
