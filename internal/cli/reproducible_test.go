@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // quickstartSystems are the systems of examples/quickstart.
@@ -24,9 +26,8 @@ var quickstartSystems = []string{"quickstart-efi-amd64", "quickstart-pi5"}
 // environment has no SOURCE_DATE_EPOCH, no Hub credentials and no pinned tags.
 func quickstartProject(t *testing.T) string {
 	t.Helper()
-	for _, tool := range [][2]string{{"git", "git"}, {"mkfs.ext4", "e2fsprogs"}, {"debugfs", "e2fsprogs"}, {"e2fsck", "e2fsprogs"}, {"sfdisk", "fdisk"}} {
-		needTool(t, tool[0], tool[1])
-	}
+	testkit.NeedTools(t, "the quickstart build", testkit.Tool{Name: "git", Package: "git"}, testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"},
+		testkit.Tool{Name: "debugfs", Package: "e2fsprogs"}, testkit.Tool{Name: "sfdisk", Package: "fdisk"})
 	for _, k := range []string{"SOURCE_DATE_EPOCH", "NEXIGON_HUB_URL", "NEXIGON_TOKEN", "OTABAKE_HUB_TOKEN", "NEXIGON_REPOSITORY", "NEXIGON_PACKAGE",
 		"NEXIGON_OTA_REPOSITORY", "NEXIGON_OTA_PACKAGE", "BUILD_TAG", "FLOATING_TAG", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"} {
 		t.Setenv(k, "") // restored after the test
@@ -42,6 +43,7 @@ func quickstartProject(t *testing.T) string {
 		t.Fatalf("git ls-files in %s: %v", src, err)
 	}
 	dir := filepath.Join(t.TempDir(), "quickstart")
+	checkedOut := time.Now().Add(-time.Hour)
 	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 		from, to := filepath.Join(src, rel), filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
@@ -66,6 +68,10 @@ func quickstartProject(t *testing.T) string {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(to, data, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+		// As a checkout made before the release: times below the release's are kept.
+		if err := os.Chtimes(to, checkedOut, checkedOut); err != nil {
 			t.Fatal(err)
 		}
 	}
