@@ -1,5 +1,5 @@
 // Package testkit holds the helpers that tests of several packages share: skipping loudly when
-// an external tool is missing, running a program, hashing and writing files, and building a
+// an external tool is missing or the test needs root, running a program, hashing and writing files, and building a
 // small ext4 image with mkfs.ext4.
 //
 // Only tests import it. It depends on the standard library and internal/tool alone, so that
@@ -74,15 +74,30 @@ func NeedTools(t testing.TB, notRun string, tools ...Tool) []string {
 	if len(names) == 0 {
 		return paths
 	}
-	if notRun == "" {
-		notRun = "this test did not run"
-	}
 	pkgWord := "package"
 	if len(pkgs) > 1 {
 		pkgWord = "packages"
 	}
-	t.Skipf("SKIPPING: %s not installed (Debian %s %s); %s", strings.Join(names, ", "), pkgWord, strings.Join(pkgs, " "), notRun)
+	t.Skipf("SKIPPING: %s not installed (Debian %s %s); %s", strings.Join(names, ", "), pkgWord, strings.Join(pkgs, " "), orDefault(notRun))
 	return paths
+}
+
+// NeedRoot skips the test loudly unless it runs as root:
+//
+//	SKIPPING: <what> needs root; <what did not run>
+func NeedRoot(t testing.TB, what string, notRun ...string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	t.Skipf("SKIPPING: %s needs root; %s", what, orDefault(strings.Join(notRun, " ")))
+}
+
+func orDefault(notRun string) string {
+	if notRun == "" {
+		return "this test did not run"
+	}
+	return notRun
 }
 
 func contains(list []string, s string) bool {

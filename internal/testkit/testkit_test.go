@@ -44,6 +44,18 @@ func TestNeedToolSkipsLoudly(t *testing.T) {
 	}
 }
 
+func TestNeedRoot(t *testing.T) {
+	r := &recorder{TB: t}
+	NeedRoot(r, "creating device nodes")
+	if os.Geteuid() == 0 {
+		if r.skipped != "" {
+			t.Errorf("skipped as root: %q", r.skipped)
+		}
+	} else if want := "SKIPPING: creating device nodes needs root; this test did not run"; r.skipped != want {
+		t.Errorf("skip message %q, want %q", r.skipped, want)
+	}
+}
+
 func TestNeedToolFinds(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {
