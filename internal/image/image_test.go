@@ -600,8 +600,8 @@ func TestBootFilesStayInRootfs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			if tt.root {
+				testkit.NeedRoot(t, "creating device nodes", "this check did not run")
 			}
 			dir := t.TempDir()
 			rootfs := fakeRootfs(t, dir)

@@ -13,6 +13,8 @@ import (
 	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx"
 	"github.com/spdx/tools-golang/spdxlib"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -333,8 +335,8 @@ func TestGenerateReadsInsideRootfs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			if tt.root {
+				testkit.NeedRoot(t, "creating device nodes", "this check did not run")
 			}
 			root := t.TempDir()
 			write(root, "var/lib/dpkg/status", string(status))
