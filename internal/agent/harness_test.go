@@ -24,6 +24,7 @@ import (
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/hub/server"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // binDir holds otabake-agent and the simulators (rugix-ctrl, rauc, reboot), built once.
@@ -146,13 +147,7 @@ func newRig(t *testing.T, engineName string) *rig {
 
 func (r *rig) writeFile(p, content string) {
 	r.t.Helper()
-	full := filepath.Join(r.root, p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
+	testkit.WriteFile(r.t, filepath.Join(r.root, p), content)
 }
 
 // result of one agent run.
@@ -331,7 +326,7 @@ func (r *rig) eventIDs() []string {
 func (r *rig) agentState() agent.State {
 	r.t.Helper()
 	var st agent.State
-	if err := json.Unmarshal([]byte(readFile(r.t, filepath.Join(r.root, agent.StateFile))), &st); err != nil {
+	if err := json.Unmarshal([]byte(testkit.ReadFile(r.t, filepath.Join(r.root, agent.StateFile))), &st); err != nil {
 		r.t.Fatal(err)
 	}
 	return st

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otabake/otabake/internal/agent"
 	"github.com/otabake/otabake/internal/agent/internal/sim/nexigonsock"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestNoUpdateAvailable(t *testing.T) {
@@ -253,7 +254,7 @@ func TestUseBundleHash(t *testing.T) {
 func TestBackoff(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, "rugix")
-	r.writeFile(agent.SettingsFile, strings.Replace(readFile(t, filepath.Join(r.root, agent.SettingsFile)), `initial = "1h"`, `initial = "2s"`, 1))
+	r.writeFile(agent.SettingsFile, strings.Replace(testkit.ReadFile(t, filepath.Join(r.root, agent.SettingsFile)), `initial = "1h"`, `initial = "2s"`, 1))
 	path, _ := r.newBundle("v2")
 	r.publish("v2", "stable", corrupt(t, path), nil)
 	start := time.Now()
@@ -429,18 +430,9 @@ func TestCommandCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || out.Type != "Output" || out.Data["started"] != true {
 		t.Errorf("output %q (%v)", res.stdout, err)
 	}
-	if got := strings.TrimSpace(readFile(t, log)); got != "start --no-block otabake-agent.service" {
+	if got := strings.TrimSpace(testkit.ReadFile(t, log)); got != "start --no-block otabake-agent.service" {
 		t.Errorf("systemctl %q", got)
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestFailedEventPublishDeliveredNextCycle: events the Hub could not take are kept in the

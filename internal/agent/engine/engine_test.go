@@ -3,11 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestParseRugixSystemInfo(t *testing.T) {
@@ -264,9 +265,7 @@ func TestCheckBundleHash(t *testing.T) {
 }
 
 func TestErrorsQuoteStderr(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
+	testkit.NeedTool(t, "sh", "dash")
 	_, err := Exec(context.Background(), "sh", "-c", "echo first >&2; echo 'the real reason' >&2; exit 3")
 	if err == nil || !strings.Contains(err.Error(), "the real reason") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("err = %v", err)
