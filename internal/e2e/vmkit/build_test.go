@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // TestBuildGuestBinaries builds a stand-in module with the three guest package paths, so the
@@ -17,16 +19,14 @@ func TestBuildGuestBinaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: -short: cross-compiles three programs")
 	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("SKIP: no go toolchain in PATH")
-	}
+	testkit.NeedTool(t, "go", "golang-go")
 	mod := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/guest\n\ngo 1.26\n"), 0o644))
+	testkit.Must(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/guest\n\ngo 1.26\n"), 0o644))
 	for _, pkg := range []string{AgentPackage, InitrdPackage, RugixCtrlPackage} {
 		dir := filepath.Join(mod, pkg)
-		must(t, os.MkdirAll(dir, 0o755))
+		testkit.Must(t, os.MkdirAll(dir, 0o755))
 		src := "package main\n\nimport \"os\"\n\nfunc main() { os.Stdout.WriteString(\"" + filepath.Base(pkg) + "\\n\") }\n"
-		must(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+		testkit.Must(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
 	}
 	out := filepath.Join(t.TempDir(), "bin")
 	agent, initrd, rugix, err := BuildGuestBinaries(t.Context(), mod, out)
@@ -52,7 +52,7 @@ func TestBuildGuestBinaries(t *testing.T) {
 	}
 
 	// A package that does not compile is an error that carries the compiler's message.
-	must(t, os.WriteFile(filepath.Join(mod, InitrdPackage, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o644))
+	testkit.Must(t, os.WriteFile(filepath.Join(mod, InitrdPackage, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o644))
 	if _, _, _, err := BuildGuestBinaries(t.Context(), mod, out); err == nil || !strings.Contains(err.Error(), "undefined") {
 		t.Fatalf("BuildGuestBinaries of a broken package: %v; want the compiler error", err)
 	}

@@ -13,33 +13,26 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
-)
 
-// needCpio returns GNU cpio, which the tests use as the independent reader of our archives.
-func needCpio(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("cpio")
-	if err != nil {
-		t.Skip("SKIP: cpio not installed; the initramfs is checked with GNU cpio (apt-get install cpio)")
-	}
-	return p
-}
+	"github.com/otabake/otabake/internal/testkit"
+)
 
 // gunzip decompresses an initramfs into the plain cpio archive.
 func gunzip(t *testing.T, data []byte) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(data))
-	must(t, err)
+	testkit.Must(t, err)
 	var out bytes.Buffer
 	_, err = out.ReadFrom(zr)
-	must(t, err)
+	testkit.Must(t, err)
 	return out.Bytes()
 }
 
 // cpioList runs cpio -tv and returns name → the ls-style mode column.
 func cpioList(t *testing.T, archive []byte) (names []string, modes map[string]string) {
 	t.Helper()
-	cmd := exec.Command(needCpio(t), "-t", "-v", "--quiet")
+	cpio := testkit.NeedTool(t, "cpio", "cpio", "the initramfs was not checked with GNU cpio")
+	cmd := exec.Command(cpio, "-t", "-v", "--quiet")
 	cmd.Stdin = bytes.NewReader(archive)
 	out, err := cmd.Output()
 	if err != nil {
@@ -59,7 +52,7 @@ func cpioList(t *testing.T, archive []byte) (names []string, modes map[string]st
 }
 
 func TestWriteInitramfs(t *testing.T) {
-	needCpio(t)
+	testkit.NeedTool(t, "cpio", "cpio", "the initramfs was not checked with GNU cpio")
 	k := &Kernel{Version: "test", ModulesDir: t.TempDir()}
 	mods := map[string][]byte{
 		"kernel/drivers/virtio/virtio.ko":         elfModule(t, "depends="),
@@ -68,18 +61,18 @@ func TestWriteInitramfs(t *testing.T) {
 	}
 	for p, data := range mods {
 		full := filepath.Join(k.ModulesDir, p)
-		must(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		must(t, os.WriteFile(full, compress(t, p, data), 0o644))
+		testkit.Must(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		testkit.Must(t, os.WriteFile(full, compress(t, p, data), 0o644))
 	}
 	initBin := filepath.Join(t.TempDir(), "init")
 	initData := []byte("\x7fELF pretend static init binary, odd length.")
-	must(t, os.WriteFile(initBin, initData, 0o700))
+	testkit.Must(t, os.WriteFile(initBin, initData, 0o700))
 	order := []string{"kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_ring.ko.xz", "kernel/drivers/block/virtio_blk.ko.zst"}
 
 	var buf bytes.Buffer
-	must(t, WriteInitramfs(&buf, initBin, k, order))
+	testkit.Must(t, WriteInitramfs(&buf, initBin, k, order))
 	var again bytes.Buffer
-	must(t, WriteInitramfs(&again, initBin, k, order))
+	testkit.Must(t, WriteInitramfs(&again, initBin, k, order))
 	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
 		t.Error("two WriteInitramfs runs over the same input differ")
 	}
@@ -131,7 +124,7 @@ func TestWriteInitramfs(t *testing.T) {
 		return
 	}
 	var st syscall.Stat_t
-	must(t, syscall.Lstat(filepath.Join(dst, "dev/console"), &st))
+	testkit.Must(t, syscall.Lstat(filepath.Join(dst, "dev/console"), &st))
 	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || major(st.Rdev) != 5 || minor(st.Rdev) != 1 {
 		t.Errorf("dev/console: mode %o rdev %d:%d, want a char device 5:1", st.Mode, major(st.Rdev), minor(st.Rdev))
 	}
@@ -143,8 +136,8 @@ func minor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }
 func TestWriteInitramfsErrors(t *testing.T) {
 	k := &Kernel{Version: "test", ModulesDir: t.TempDir()}
 	initBin := filepath.Join(t.TempDir(), "init")
-	must(t, os.WriteFile(initBin, []byte("x"), 0o755))
-	must(t, os.WriteFile(filepath.Join(k.ModulesDir, "a.ko"), []byte("a"), 0o644))
+	testkit.Must(t, os.WriteFile(initBin, []byte("x"), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(k.ModulesDir, "a.ko"), []byte("a"), 0o644))
 	tests := []struct {
 		name    string
 		init    string

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // offline reports whether a FetchKernel error means "no network or no package lists" rather
@@ -29,9 +31,7 @@ func TestIntegrationRealKernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: -short: the real-kernel test downloads ~70 MB with apt-get")
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("SKIP !!! no apt-get: the real Debian kernel cannot be fetched on this host; FetchKernel is untested here !!!")
-	}
+	testkit.NeedTool(t, "apt-get", "apt", "the real Debian kernel cannot be fetched on this host; FetchKernel is untested here !!!")
 	ctx := t.Context()
 	cache := t.TempDir()
 
@@ -46,7 +46,7 @@ func TestIntegrationRealKernel(t *testing.T) {
 	t.Logf("fetched and extracted kernel %s in %v", k.Version, time.Since(start).Round(time.Millisecond))
 
 	vmlinuz, err := os.ReadFile(k.Vmlinuz)
-	must(t, err)
+	testkit.Must(t, err)
 	if len(vmlinuz) < 1<<20 || string(vmlinuz[0x202:0x206]) != "HdrS" {
 		t.Errorf("%s (%d bytes) is not an x86 bzImage", k.Vmlinuz, len(vmlinuz))
 	}
@@ -70,7 +70,7 @@ func TestIntegrationRealKernel(t *testing.T) {
 	}
 	t.Logf("closure of %d names: %d modules: %q", len(GuestModules), len(closure), closure)
 	deps, _, err := readModulesDep(filepath.Join(k.ModulesDir, "modules.dep"))
-	must(t, err)
+	testkit.Must(t, err)
 	pos := map[string]int{}
 	for i, p := range closure {
 		if _, err := os.Stat(filepath.Join(k.ModulesDir, p)); err != nil {
@@ -114,14 +114,14 @@ func TestIntegrationRealKernel(t *testing.T) {
 
 	initrd := filepath.Join(out, "initrd.img")
 	f, err := os.Create(initrd)
-	must(t, err)
+	testkit.Must(t, err)
 	start = time.Now()
 	if err := WriteInitramfs(f, initBin, k, closure); err != nil {
 		t.Fatalf("WriteInitramfs: %v", err)
 	}
-	must(t, f.Close())
+	testkit.Must(t, f.Close())
 	data, err := os.ReadFile(initrd)
-	must(t, err)
+	testkit.Must(t, err)
 	t.Logf("initramfs: %d bytes in %v", len(data), time.Since(start).Round(time.Millisecond))
 	if _, err := exec.LookPath("cpio"); err == nil {
 		listed, _ := cpioList(t, gunzip(t, data))
@@ -141,7 +141,7 @@ func TestIntegrationRealKernel(t *testing.T) {
 		t.Fatalf("ComposeRootfs: %v", err)
 	}
 	got, err := os.ReadFile(filepath.Join(rootfs, "boot/vmlinuz"))
-	must(t, err)
+	testkit.Must(t, err)
 	if !bytes.Equal(got, vmlinuz) {
 		t.Error("rootfs /boot/vmlinuz differs from the fetched kernel")
 	}

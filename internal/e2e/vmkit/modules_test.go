@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // fakeModulesDep is depmod-style: complete dependency sets, the module to load first last.
@@ -129,7 +131,7 @@ func elfModule(t *testing.T, fields ...string) []byte {
 	hdr.Ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
 	hdr.Ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
 	hdr.Ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
-	must(t, binary.Write(&buf, binary.LittleEndian, hdr))
+	testkit.Must(t, binary.Write(&buf, binary.LittleEndian, hdr))
 	buf.Write(modinfo)
 	buf.Write(shstrtab)
 	buf.Write(make([]byte, int(shoff)-buf.Len()))
@@ -138,15 +140,8 @@ func elfModule(t *testing.T, fields ...string) []byte {
 		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC), Off: modinfoOff, Size: uint64(len(modinfo)), Addralign: 1},
 		{Name: 10, Type: uint32(elf.SHT_STRTAB), Off: shstrOff, Size: uint64(len(shstrtab)), Addralign: 1},
 	}
-	must(t, binary.Write(&buf, binary.LittleEndian, sections))
+	testkit.Must(t, binary.Write(&buf, binary.LittleEndian, sections))
 	return buf.Bytes()
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // compress returns data as stored in a module file with the given name.
@@ -156,16 +151,16 @@ func compress(t *testing.T, name string, data []byte) []byte {
 	switch {
 	case strings.HasSuffix(name, ".xz"):
 		w, err := xz.NewWriter(&buf)
-		must(t, err)
+		testkit.Must(t, err)
 		_, err = w.Write(data)
-		must(t, err)
-		must(t, w.Close())
+		testkit.Must(t, err)
+		testkit.Must(t, w.Close())
 	case strings.HasSuffix(name, ".zst"):
 		w, err := zstd.NewWriter(&buf)
-		must(t, err)
+		testkit.Must(t, err)
 		_, err = w.Write(data)
-		must(t, err)
-		must(t, w.Close())
+		testkit.Must(t, err)
+		testkit.Must(t, w.Close())
 	default:
 		return data
 	}
@@ -179,8 +174,8 @@ func writeModules(t *testing.T, dir string, mods map[string]string) {
 		name, _ := moduleName(p)
 		data := compress(t, p, elfModule(t, "license=GPL", "depends="+deps, "name="+name, "vermagic=6.1.0 SMP"))
 		full := filepath.Join(dir, filepath.FromSlash(p))
-		must(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		must(t, os.WriteFile(full, data, 0o644))
+		testkit.Must(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		testkit.Must(t, os.WriteFile(full, data, 0o644))
 	}
 }
 
@@ -196,9 +191,9 @@ func TestGenerateModulesDep(t *testing.T) {
 		"kernel/drivers/virtio/virtio_balloon.ko":  "virtio_ring",
 		"kernel/drivers/virtio/virtio_mmio.ko.zst": "virtio,virtio_ring",
 	})
-	must(t, GenerateModulesDep(dir))
+	testkit.Must(t, GenerateModulesDep(dir))
 	got, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
-	must(t, err)
+	testkit.Must(t, err)
 	want := `kernel/drivers/block/virtio_blk.ko.zst: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_balloon.ko: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko
@@ -214,7 +209,7 @@ kernel/fs/nls/nls_iso8859-1.ko:
 
 	k := &Kernel{Version: "test", ModulesDir: dir}
 	order, err := k.ModuleClosure("vfat", "virtio-blk")
-	must(t, err)
+	testkit.Must(t, err)
 	wantOrder := []string{"kernel/fs/fat/fat.ko", "kernel/fs/nls/nls_iso8859-1.ko", "kernel/fs/fat/vfat.ko",
 		"kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_ring.ko.xz", "kernel/drivers/block/virtio_blk.ko.zst"}
 	if !slices.Equal(order, wantOrder) {
@@ -239,8 +234,8 @@ func TestGenerateModulesDepErrors(t *testing.T) {
 			dir := t.TempDir()
 			for p, data := range tc.files {
 				full := filepath.Join(dir, p)
-				must(t, os.MkdirAll(filepath.Dir(full), 0o755))
-				must(t, os.WriteFile(full, data, 0o644))
+				testkit.Must(t, os.MkdirAll(filepath.Dir(full), 0o755))
+				testkit.Must(t, os.WriteFile(full, data, 0o644))
 			}
 			err := GenerateModulesDep(dir)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -11,16 +11,9 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
-)
 
-// needBusybox returns the static busybox ComposeRootfs installs by default.
-func needBusybox(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(DefaultBusybox); err != nil {
-		t.Skipf("SKIP: %s missing; the guest rootfs needs a static busybox (apt-get install busybox-static)", DefaultBusybox)
-	}
-	return DefaultBusybox
-}
+	"github.com/otabake/otabake/internal/testkit"
+)
 
 // testRootfsOptions fakes the binaries and the kernel with small files.
 func testRootfsOptions(t *testing.T) RootfsOptions {
@@ -28,7 +21,7 @@ func testRootfsOptions(t *testing.T) RootfsOptions {
 	src := t.TempDir()
 	file := func(name, content string) string {
 		p := filepath.Join(src, name)
-		must(t, os.WriteFile(p, []byte(content), 0o644))
+		testkit.Must(t, os.WriteFile(p, []byte(content), 0o644))
 		return p
 	}
 	return RootfsOptions{
@@ -36,7 +29,7 @@ func testRootfsOptions(t *testing.T) RootfsOptions {
 		Initramfs:    file("initrd.img", "initramfs"),
 		Agent:        file("agent", "agent binary"),
 		RugixCtrl:    file("rugixctrl", "rugix-ctrl binary"),
-		Busybox:      needBusybox(t),
+		Busybox:      testkit.NeedFile(t, DefaultBusybox, "busybox-static", "the guest rootfs needs a static busybox"),
 		HubURL:       "http://10.0.2.2:41234",
 		HubToken:     `tok"en\with quotes`,
 		DeviceID:     "d_e2e",
@@ -49,7 +42,7 @@ func testRootfsOptions(t *testing.T) RootfsOptions {
 func TestComposeRootfs(t *testing.T) {
 	opt := testRootfsOptions(t)
 	dir := filepath.Join(t.TempDir(), "rootfs")
-	must(t, ComposeRootfs(dir, opt))
+	testkit.Must(t, ComposeRootfs(dir, opt))
 
 	files := []struct {
 		path     string
@@ -89,7 +82,7 @@ func TestComposeRootfs(t *testing.T) {
 			t.Errorf("%s: mode %v, want a regular file %v", f.path, fi.Mode(), f.perm)
 		}
 		data, err := os.ReadFile(p)
-		must(t, err)
+		testkit.Must(t, err)
 		if !strings.Contains(string(data), f.contains) {
 			t.Errorf("%s does not contain %q:\n%s", f.path, f.contains, data)
 		}
@@ -114,7 +107,7 @@ func TestComposeRootfs(t *testing.T) {
 
 	// Every applet is a symlink that resolves to the installed busybox inside the tree.
 	out, err := exec.Command(opt.Busybox, "--list-full").Output()
-	must(t, err)
+	testkit.Must(t, err)
 	applets := strings.Fields(string(out))
 	if len(applets) < 50 {
 		t.Fatalf("busybox lists only %d applets", len(applets))
@@ -160,12 +153,12 @@ func TestComposeRootfs(t *testing.T) {
 	}
 
 	// A second run over the same directory replaces everything in place.
-	must(t, ComposeRootfs(dir, opt))
+	testkit.Must(t, ComposeRootfs(dir, opt))
 }
 
 // TestRcSSyntax has busybox's shell parse rcS without running it.
 func TestRcSSyntax(t *testing.T) {
-	bb := needBusybox(t)
+	bb := testkit.NeedFile(t, DefaultBusybox, "busybox-static", "the guest rootfs needs a static busybox")
 	if out, err := exec.Command(bb, "sh", "-n", "-c", rcS).CombinedOutput(); err != nil {
 		t.Fatalf("rcS does not parse: %v: %s", err, out)
 	}
