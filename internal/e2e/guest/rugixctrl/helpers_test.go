@@ -20,6 +20,7 @@ import (
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 const (
@@ -133,14 +134,7 @@ func newDevice(t *testing.T, diskBytes int64, bootstrapped bool) *device {
 // grubEditenvList returns `grub-editenv FILE list`, the reference reader of env blocks.
 func grubEditenvList(t *testing.T, file string) string {
 	t.Helper()
-	if _, err := exec.LookPath("grub-editenv"); err != nil {
-		t.Skip("grub-editenv (grub-common) not installed")
-	}
-	out, err := exec.Command("grub-editenv", file, "list").CombinedOutput()
-	if err != nil {
-		t.Fatalf("grub-editenv %s list: %v\n%s", file, err, out)
-	}
-	return string(out)
+	return testkit.Run(t, testkit.NeedTool(t, "grub-editenv", "grub-common"), file, "list")
 }
 
 // payloadImages makes the two payloads: an ext4 boot filesystem holding boot.grubenv (with an
@@ -240,7 +234,7 @@ func (d *device) readDisk(t *testing.T, off, n int64) []byte {
 func debugfsCat(t *testing.T, disk string, off int64, name string) []byte {
 	t.Helper()
 	spec := disk + "?offset=" + strconv.FormatInt(off, 10)
-	out, err := exec.Command("debugfs", "-R", "cat /"+name, spec).Output()
+	out, err := exec.Command(testkit.NeedTool(t, "debugfs", "e2fsprogs"), "-R", "cat /"+name, spec).Output()
 	if err != nil {
 		t.Fatalf("debugfs cat %s in %s: %v", name, spec, err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/otabake/otabake/internal/bootenv"
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/gpt"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 type sfdiskTable struct {
@@ -37,9 +38,7 @@ type sfdiskTable struct {
 }
 
 func TestRepartition(t *testing.T) {
-	if _, err := exec.LookPath("sfdisk"); err != nil {
-		t.Skip("sfdisk not installed")
-	}
+	sfdisk := testkit.NeedTool(t, "sfdisk", "fdisk")
 	d := newDevice(t, 80<<20, false)
 	before := d.table(t)
 	// The test runner may grow the image after the build, as qemu-img resize would.
@@ -71,11 +70,11 @@ func TestRepartition(t *testing.T) {
 		t.Fatalf("added %d partitions", len(added))
 	}
 
-	out, err := exec.Command("sfdisk", "--verify", d.disk).CombinedOutput()
+	out, err := exec.Command(sfdisk, "--verify", d.disk).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "No errors detected") || strings.Contains(string(out), "mismatch") {
 		t.Fatalf("sfdisk --verify: %v\n%s", err, out)
 	}
-	js, err := exec.Command("sfdisk", "--json", d.disk).Output()
+	js, err := exec.Command(sfdisk, "--json", d.disk).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +156,7 @@ func TestRepartitionRefuses(t *testing.T) {
 }
 
 func TestInstallFromHTTP(t *testing.T) {
-	if _, err := exec.LookPath("debugfs"); err != nil {
-		t.Skip("debugfs not installed")
-	}
+	testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	d := newDevice(t, 80<<20, true)
 	bootImg, sysImg := payloadImages(t, d.dir)
 	path, res := makeBundle(t, d.dir, bootImg, sysImg)

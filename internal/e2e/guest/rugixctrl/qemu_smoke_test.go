@@ -28,6 +28,7 @@ import (
 	"github.com/otabake/otabake/internal/e2e/vmkit"
 	"github.com/otabake/otabake/internal/gpt"
 	"github.com/otabake/otabake/internal/image"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func TestQEMUSmoke(t *testing.T) {
@@ -69,7 +70,7 @@ func TestQEMUSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	initrdPath := filepath.Join(dir, "initrd.img")
-	must(t, os.WriteFile(initrdPath, initrd.Bytes(), 0o644))
+	testkit.Must(t, os.WriteFile(initrdPath, initrd.Bytes(), 0o644))
 
 	// The update: boot and system payloads, installed from a file in the root.
 	bootImg, sysImg := payloadImages(t, dir)
@@ -78,22 +79,20 @@ func TestQEMUSmoke(t *testing.T) {
 	// Root filesystem: busybox, the stand-in and an init script that exercises it.
 	root := filepath.Join(dir, "root")
 	for _, d := range []string{"bin", "usr/bin", "sbin", "dev", "proc", "sys", "run", "tmp", "var/lib", "etc/rugix"} {
-		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+		testkit.Must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
 	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("no static /bin/busybox")
-	}
-	must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755))
+	bb, err := os.ReadFile(testkit.NeedFile(t, "/bin/busybox", "busybox-static"))
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755))
 	// Rugix Ctrl's default layout wants 4 GiB system partitions; this 256 MiB disk gets 64 MiB ones.
-	must(t, os.WriteFile(filepath.Join(root, "etc/rugix/bootstrapping.toml"), []byte("[layout]\ntype = \"default\"\nsystem-size = \"64M\"\n"), 0o644))
-	must(t, os.Symlink("busybox", filepath.Join(root, "bin/sh")))
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "etc/rugix/bootstrapping.toml"), []byte("[layout]\ntype = \"default\"\nsystem-size = \"64M\"\n"), 0o644))
+	testkit.Must(t, os.Symlink("busybox", filepath.Join(root, "bin/sh")))
 	ctrl, err := os.ReadFile(ctrlBin)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(root, "usr/bin/rugix-ctrl"), ctrl, 0o755))
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "usr/bin/rugix-ctrl"), ctrl, 0o755))
 	b, err := os.ReadFile(bundlePath)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(root, "update.rugixb"), b, 0o644))
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "update.rugixb"), b, 0o644))
 	script := `#!/bin/sh
 export PATH=/bin:/usr/bin
 bb=/bin/busybox
@@ -110,43 +109,43 @@ rugix-ctrl system reboot --spare
 echo "SMOKE: reboot returned $?"
 $bb poweroff -f
 `
-	must(t, os.WriteFile(filepath.Join(root, "sbin/init"), []byte(script), 0o755))
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "sbin/init"), []byte(script), 0o755))
 
 	// Config partition: a default of b while a boots (as after a rollback to a), so that the
 	// commit in the guest has to rewrite both environments on vfat; and the bootstrap marker.
 	cfg := filepath.Join(dir, "config")
-	must(t, os.MkdirAll(filepath.Join(cfg, "rugpi"), 0o755))
-	must(t, os.MkdirAll(filepath.Join(cfg, ".rugix"), 0o755))
-	must(t, os.MkdirAll(filepath.Join(cfg, "EFI"), 0o755))
-	must(t, writeBootPart(cfg, "3"))
-	must(t, writeSpareFlag(cfg, false))
-	must(t, os.WriteFile(filepath.Join(cfg, ".rugix/bootstrap"), nil, 0o644))
+	testkit.Must(t, os.MkdirAll(filepath.Join(cfg, "rugpi"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(cfg, ".rugix"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(cfg, "EFI"), 0o755))
+	testkit.Must(t, writeBootPart(cfg, "3"))
+	testkit.Must(t, writeSpareFlag(cfg, false))
+	testkit.Must(t, os.WriteFile(filepath.Join(cfg, ".rugix/bootstrap"), nil, 0o644))
 
 	tgt, err := image.TargetByName("efi-grub", "amd64")
-	must(t, err)
+	testkit.Must(t, err)
 	const sysBytes = 64 << 20
 	l, err := image.Plan(tgt, image.Sizes{Config: 32 << 20, BootA: testBootBytes, BootB: testBootBytes, System: sysBytes, Image: 256 << 20}, 0)
-	must(t, err)
+	testkit.Must(t, err)
 	ids := image.DeriveIdentifiers("guest-smoke", "r1")
 	parts := map[int]string{1: filepath.Join(dir, "p1.img"), 4: filepath.Join(dir, "p4.img")}
-	must(t, image.MakeFAT(ctx, cfg, parts[1], l.Partitions[0].Bytes(), image.FATOptions{Serial: 0x1234}))
-	must(t, image.MakeExt4(ctx, root, parts[4], sysBytes, image.Ext4Options{}))
+	testkit.Must(t, image.MakeFAT(ctx, cfg, parts[1], l.Partitions[0].Bytes(), image.FATOptions{Serial: 0x1234}))
+	testkit.Must(t, image.MakeExt4(ctx, root, parts[4], sysBytes, image.Ext4Options{}))
 	disk := filepath.Join(dir, "disk.img")
 	f, err := os.Create(disk)
-	must(t, err)
-	must(t, f.Truncate(l.DiskBytes()))
-	must(t, image.WriteTable(f, l, ids))
+	testkit.Must(t, err)
+	testkit.Must(t, f.Truncate(l.DiskBytes()))
+	testkit.Must(t, image.WriteTable(f, l, ids))
 	for _, p := range l.Partitions {
 		if src, ok := parts[p.Number]; ok {
 			data, err := os.ReadFile(src)
-			must(t, err)
+			testkit.Must(t, err)
 			_, err = f.WriteAt(data, p.Offset())
-			must(t, err)
+			testkit.Must(t, err)
 		}
 	}
-	must(t, f.Close())
+	testkit.Must(t, f.Close())
 	rootDev, err := ids.RootDevice(l)
-	must(t, err)
+	testkit.Must(t, err)
 
 	qctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
 	defer cancel()
@@ -185,25 +184,25 @@ $bb poweroff -f
 		t.Errorf("sfdisk --verify: %v\n%s", err, b)
 	}
 	df, err := os.Open(disk)
-	must(t, err)
+	testkit.Must(t, err)
 	defer df.Close()
 	tab, err := gpt.Read(df, l.DiskBytes())
-	must(t, err)
+	testkit.Must(t, err)
 	sysB, ok := tab.Partition(partSystemB)
 	if !ok {
 		t.Fatal("no system-b after the VM ran")
 	}
 	want, err := os.ReadFile(sysImg)
-	must(t, err)
+	testkit.Must(t, err)
 	got := make([]byte, len(want))
 	_, err = df.ReadAt(got, sysB.Offset())
-	must(t, err)
+	testkit.Must(t, err)
 	if !bytes.Equal(got, want) {
 		t.Error("system-b differs from the payload")
 	}
 	bootB, _ := tab.Partition(partBootB)
 	env, err := bootenv.DecodeGrubEnv(debugfsCat(t, disk, bootB.Offset(), bootEnvName))
-	must(t, err)
+	testkit.Must(t, err)
 	if v := bootenv.VarsMap(env)[varBootArgs]; v != "ro init=/usr/bin/rugix-ctrl root=PARTUUID="+sysB.UUID.String() {
 		t.Errorf("boot-b bootargs %q", v)
 	}
@@ -221,11 +220,11 @@ $bb poweroff -f
 	}
 	// The committed environments, copied out of the FAT, must verify and say bootpart 2.
 	got2 := filepath.Join(dir, "committed")
-	must(t, os.MkdirAll(filepath.Join(got2, "rugpi"), 0o755))
+	testkit.Must(t, os.MkdirAll(filepath.Join(got2, "rugpi"), 0o755))
 	for _, name := range []string{"primary.grubenv", "primary.grubenv.sha1", "secondary.grubenv", "secondary.grubenv.sha1"} {
 		out, err := exec.Command("mtype", "-i", disk+"@@"+strconv.FormatInt(cfgOff, 10), "::rugpi/"+name).Output()
-		must(t, err)
-		must(t, os.WriteFile(filepath.Join(got2, "rugpi", name), out, 0o644))
+		testkit.Must(t, err)
+		testkit.Must(t, os.WriteFile(filepath.Join(got2, "rugpi", name), out, 0o644))
 	}
 	if part, notes := defaultBootPart(got2); part != "2" || len(notes) != 0 {
 		t.Errorf("after the guest's commit: bootpart %s, notes %q", part, notes)
@@ -249,12 +248,5 @@ $bb poweroff -f
 	if err != nil || !strings.Contains(string(out), "otabake-initrd: FATAL: root=PARTUUID=00000000-0000-4000-8000-000000000000") ||
 		!strings.Contains(string(out), "reboot: Power down") {
 		t.Error("missing root: no FATAL line and power-off")
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/e2e/vmkit"
 	"github.com/otabake/otabake/internal/sign"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // signBundle signs the bundle at in with ca's signer and writes it to out.
@@ -31,9 +31,7 @@ func signBundle(t *testing.T, ca *vmkit.TestCA, in, out string) {
 // TestInstallVerification: the Rugix Ctrl 1.x rules, each case naming its upstream source in
 // verify.go. A refused bundle leaves the spare group untouched.
 func TestInstallVerification(t *testing.T) {
-	if _, err := exec.LookPath("debugfs"); err != nil {
-		t.Skip("debugfs not installed")
-	}
+	testkit.NeedTool(t, "debugfs", "e2fsprogs")
 	dir := t.TempDir()
 	trusted, err := vmkit.WriteTestCA(filepath.Join(dir, "pki"), "trusted")
 	if err != nil {
