@@ -40,18 +40,10 @@ const (
 )
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
-	if p.BaseDelay <= 0 {
-		p.BaseDelay = DefaultBaseDelay
-	}
-	if p.MaxDelay <= 0 {
-		p.MaxDelay = DefaultMaxDelay
-	}
-	if p.MaxRetryAfter <= 0 {
-		p.MaxRetryAfter = DefaultMaxRetryAfter
-	}
+	p.MaxAttempts = OrDefault(p.MaxAttempts, DefaultMaxAttempts)
+	p.BaseDelay = OrDefault(p.BaseDelay, DefaultBaseDelay)
+	p.MaxDelay = OrDefault(p.MaxDelay, DefaultMaxDelay)
+	p.MaxRetryAfter = OrDefault(p.MaxRetryAfter, DefaultMaxRetryAfter)
 	if p.Sleep == nil {
 		p.Sleep = SleepContext
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/otabake/otabake/internal/hub"
 )
 
 // Limits bound what one client can hold of the server. Timeouts are about progress, not about
@@ -43,24 +45,12 @@ const (
 
 // WithDefaults fills in zero fields.
 func (l Limits) WithDefaults() Limits {
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.IOTimeout <= 0 {
-		l.IOTimeout = DefaultIOTimeout
-	}
-	if l.MaxConns <= 0 {
-		l.MaxConns = DefaultMaxConns
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if l.MaxInputBytes <= 0 {
-		l.MaxInputBytes = DefaultMaxInputBytes
-	}
+	l.ReadHeaderTimeout = hub.OrDefault(l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	l.IdleTimeout = hub.OrDefault(l.IdleTimeout, DefaultIdleTimeout)
+	l.IOTimeout = hub.OrDefault(l.IOTimeout, DefaultIOTimeout)
+	l.MaxConns = hub.OrDefault(l.MaxConns, DefaultMaxConns)
+	l.MaxHeaderBytes = hub.OrDefault(l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	l.MaxInputBytes = hub.OrDefault(l.MaxInputBytes, DefaultMaxInputBytes)
 	return l
 }
 
@@ -81,10 +71,7 @@ func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 // LimitListener returns a listener that holds at most n accepted connections at once; the
 // next Accept waits (the client's connection waits in the kernel's backlog) until one closes.
 func LimitListener(ln net.Listener, n int) net.Listener {
-	if n <= 0 {
-		n = DefaultMaxConns
-	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, hub.OrDefault(n, DefaultMaxConns)), done: make(chan struct{})}
 }
 
 type limitListener struct {
