@@ -116,3 +116,21 @@ func TestExt4Image(t *testing.T) {
 		t.Errorf("budgeted copy: %q", out)
 	}
 }
+
+func TestRepoRootAndGoBuild(t *testing.T) {
+	root := RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "cmd", "otabake")); err != nil {
+		t.Fatalf("RepoRoot = %s: %v", root, err)
+	}
+	if testing.Short() {
+		return
+	}
+	NeedTool(t, "go", "golang-go")
+	out := filepath.Join(t.TempDir(), "tool")
+	if err := GoBuild(out, "./internal/tool"); err != nil {
+		t.Fatal(err)
+	}
+	if err := GoBuild(out, "./internal/no-such-package"); err == nil || !strings.Contains(err.Error(), "no-such-package") {
+		t.Errorf("GoBuild of a missing package: %v", err)
+	}
+}
