@@ -27,18 +27,14 @@ type assetRec struct {
 }
 
 func assetByID(tx *bolt.Tx, assetID string) (*assetRec, error) {
-	if err := checkID("asset ID", nexid.RepositoryAssetID, assetID); err != nil {
-		return nil, err
-	}
-	a, err := get[assetRec](tx, bAssets, assetID)
-	if err != nil {
-		return nil, err
-	}
-	if a == nil {
-		return nil, hub.Errorf(hub.KindInvalid, "asset %q not found", assetID)
-	}
-	return a, nil
+	return byID[assetRec](tx, bAssets, "asset ID", nexid.RepositoryAssetID, assetID, func() error {
+		return hub.Errorf(hub.KindInvalid, "asset %q not found", assetID)
+	})
 }
+
+// hasBytes reports whether the asset's bytes were received: it is Available, or its object
+// was uploaded.
+func (a *assetRec) hasBytes() bool { return a.Uploaded || a.Status == hub.AssetAvailable }
 
 func addRef(tx *bolt.Tx, assetID string, delta int) error {
 	a, err := assetByID(tx, assetID)
@@ -126,7 +122,7 @@ func (s *Store) AssetUploaded(ctx context.Context, assetID string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	return a.Uploaded || a.Status == hub.AssetAvailable, nil
+	return a.hasBytes(), nil
 }
 
 // IssueAssetUploadURL implements hub.Repositories. The in-process store has no URL to upload
@@ -175,11 +171,7 @@ func (s *Store) AddVersionAsset(ctx context.Context, versionID, assetID, filenam
 		return false, err
 	}
 	added := false
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err = s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		a, err := assetByID(tx, assetID)
 		if err != nil {
 			return err
@@ -208,11 +200,7 @@ func (s *Store) AddVersionAsset(ctx context.Context, versionID, assetID, filenam
 
 // RemoveVersionAsset implements hub.Repositories.
 func (s *Store) RemoveVersionAsset(ctx context.Context, versionID, filename string) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err := s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		for i, at := range v.Assets {
 			if at.Filename == filename {
 				v.Assets = append(v.Assets[:i], v.Assets[i+1:]...)
@@ -236,11 +224,7 @@ func (s *Store) SetVersionAssetMetadata(ctx context.Context, versionID, filename
 	if err != nil {
 		return err
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err = s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		for i := range v.Assets {
 			if v.Assets[i].Filename == filename {
 				v.Assets[i].Metadata = md

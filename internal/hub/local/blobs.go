@@ -61,6 +61,19 @@ func digestOf(want hub.Digest, h hash.Hash) hub.Digest {
 	return hub.Digest(fmt.Sprintf("%s_%x", want.Algorithm(), h.Sum(nil)))
 }
 
+// createBlob creates the temporary file that becomes the blob of d when committed.
+func (s *Store) createBlob(d hub.Digest) (*tempBlob, error) {
+	dst := s.blobPath(d)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, fmt.Errorf("blob store: %w", err)
+	}
+	f, err := createTempBlob(dst)
+	if err != nil {
+		return nil, fmt.Errorf("blob store: %w", err)
+	}
+	return f, nil
+}
+
 // WriteBlob receives the bytes of a Dangling asset: it streams them to a temporary file in the
 // blob store while hashing, checks size and digest, and only then moves them into place and
 // records the asset as uploaded. The asset stays Dangling until FinalizeAssetUpload, as with
@@ -71,7 +84,7 @@ func (s *Store) WriteBlob(ctx context.Context, assetID string, r io.Reader, size
 	if err != nil {
 		return err
 	}
-	if a.Uploaded || a.Status == hub.AssetAvailable {
+	if a.hasBytes() {
 		return fmt.Errorf("upload asset %s: %w", a.ID, ErrObjectExists)
 	}
 	if err := s.receive(ctx, a, r, size); err != nil {
@@ -103,13 +116,9 @@ func (s *Store) receive(ctx context.Context, a *assetRec, r io.Reader, size int6
 		}
 		return verify(a, n, h)
 	}
-	dst := s.blobPath(a.Digest)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("blob store: %w", err)
-	}
-	f, err := createTempBlob(dst)
+	f, err := s.createBlob(a.Digest)
 	if err != nil {
-		return fmt.Errorf("blob store: %w", err)
+		return err
 	}
 	defer f.Close()
 	n, err := io.CopyBuffer(io.MultiWriter(f, h), src, buf)
@@ -204,13 +213,9 @@ func (s *Store) cloneOrCopy(ctx context.Context, a *assetRec, src *os.File, path
 	if err != nil {
 		return err
 	}
-	dst := s.blobPath(a.Digest)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("blob store: %w", err)
-	}
-	f, err := createTempBlob(dst)
+	f, err := s.createBlob(a.Digest)
 	if err != nil {
-		return fmt.Errorf("blob store: %w", err)
+		return err
 	}
 	defer f.Close()
 	buf := make([]byte, copyBufSize)

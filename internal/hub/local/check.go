@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"sort"
-	"time"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -80,10 +80,7 @@ type MissingBlob struct {
 // panics or crashes on damage; the error is only for failures to check at all (ctx ended).
 func Check(ctx context.Context, dir string, opts Options) (*CheckReport, error) {
 	opts.ReadOnly = true
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 60 * time.Second
-	}
-	s := &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
+	s := newStore(dir, opts)
 	r := &CheckReport{Dir: dir, Database: DatabaseReport{Path: s.dbPath}, TempBlobs: []TempBlob{}, Problems: []string{}}
 	r.Blobs = BlobsReport{Bad: []BadBlob{}, Missing: []MissingBlob{}, Unreferenced: []string{}}
 	assets := s.checkDB(ctx, r)
@@ -198,6 +195,13 @@ func (s *Store) checkDB(ctx context.Context, r *CheckReport) map[string]*assetRe
 	return assets
 }
 
+// blobMissing reports whether the asset has its bytes (see hasBytes) but have, the blob store's
+// blobs by digest, lacks them or has them at another size.
+func (a *assetRec) blobMissing(have map[hub.Digest]blobFile) bool {
+	b, ok := have[a.Digest]
+	return a.hasBytes() && (!ok || b.Size != a.Size)
+}
+
 // isRecordBucket reports whether a bucket maps keys to JSON records (rather than to IDs).
 func isRecordBucket(name []byte) bool {
 	switch string(name) {
@@ -289,7 +293,7 @@ func (s *Store) checkBlobs(ctx context.Context, r *CheckReport, assets map[strin
 	if err != nil {
 		bad(filepath.Join(s.dir, "blobs"), err.Error())
 	}
-	have := map[hub.Digest]int64{}
+	have := map[hub.Digest]blobFile{}
 	buf := make([]byte, copyBufSize)
 	for _, b := range blobs {
 		r.Blobs.Count++
@@ -304,22 +308,14 @@ func (s *Store) checkBlobs(ctx context.Context, r *CheckReport, assets map[strin
 		case !ok:
 			bad(b.Path, "content does not match the digest it is named by")
 		default:
-			have[b.Digest] = b.Size
+			have[b.Digest] = b
 		}
 	}
 	referenced := map[hub.Digest]bool{}
-	ids := make([]string, 0, len(assets))
-	for id := range assets {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(assets)) {
 		a := assets[id]
 		referenced[a.Digest] = true
-		if !a.Uploaded && a.Status != hub.AssetAvailable {
-			continue
-		}
-		if size, ok := have[a.Digest]; !ok || size != a.Size {
+		if a.blobMissing(have) {
 			r.Blobs.Missing = append(r.Blobs.Missing, MissingBlob{AssetID: a.ID, Digest: a.Digest, Size: a.Size, Status: string(a.Status)})
 		}
 	}

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
-	"path/filepath"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -67,11 +67,9 @@ type kv struct {
 func Repair(ctx context.Context, dir string, opts Options, now time.Time) (*RepairReport, error) {
 	opts.ReadOnly = false
 	rep := &RepairReport{Dir: dir, Salvaged: map[string]int{}, Lost: []string{}, Unattached: []UnattachedBlob{}, ResetAssets: []string{}, RemovedTemps: []TempBlob{}}
-	probe := &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
-	probe.opts.ReadOnly = true
-	if probe.opts.LockTimeout <= 0 {
-		probe.opts.LockTimeout = 60 * time.Second
-	}
+	probeOpts := opts
+	probeOpts.ReadOnly = true
+	probe := newStore(dir, probeOpts)
 	cr := &CheckReport{Database: DatabaseReport{Path: probe.dbPath}}
 	probe.checkDB(ctx, cr)
 	if err := ctx.Err(); err != nil {
@@ -268,30 +266,8 @@ func restore(b *bolt.Bucket, items []kv) (int, error) {
 // without bytes become Dangling, the digest index is rebuilt, attachments of vanished assets
 // are dropped and reference counts recounted. It records what was lost.
 func (rep *RepairReport) reconcile(tx *bolt.Tx, have map[hub.Digest]blobFile, referenced map[hub.Digest]bool) error {
-	assets := map[string]*assetRec{}
-	if err := tx.Bucket(bAssets).ForEach(func(k, v []byte) error {
-		a := new(assetRec)
-		if err := json.Unmarshal(v, a); err != nil || a.ID != string(k) {
-			rep.Lost = append(rep.Lost, fmt.Sprintf("asset record %q (it does not decode)", k))
-			return nil
-		}
-		assets[a.ID] = a
-		return nil
-	}); err != nil {
-		return err
-	}
-	versions := map[string]*versionRec{}
-	if err := tx.Bucket(bVersions).ForEach(func(k, v []byte) error {
-		vr := new(versionRec)
-		if err := json.Unmarshal(v, vr); err != nil || vr.ID != string(k) {
-			rep.Lost = append(rep.Lost, fmt.Sprintf("version record %q (it does not decode)", k))
-			return nil
-		}
-		versions[vr.ID] = vr
-		return nil
-	}); err != nil {
-		return err
-	}
+	assets := decodeRecords(tx, bAssets, "asset", func(a *assetRec) string { return a.ID }, &rep.Lost)
+	versions := decodeRecords(tx, bVersions, "version", func(v *versionRec) string { return v.ID }, &rep.Lost)
 	// Undecodable records would fail every later read; drop them.
 	for _, pair := range []struct {
 		bucket []byte
@@ -314,12 +290,7 @@ func (rep *RepairReport) reconcile(tx *bolt.Tx, have map[hub.Digest]blobFile, re
 		}
 	}
 	refs := map[string]int{}
-	vids := make([]string, 0, len(versions))
-	for id := range versions {
-		vids = append(vids, id)
-	}
-	sort.Strings(vids)
-	for _, id := range vids {
+	for _, id := range slices.Sorted(maps.Keys(versions)) {
 		v := versions[id]
 		kept := v.Assets[:0]
 		for _, at := range v.Assets {
@@ -337,16 +308,11 @@ func (rep *RepairReport) reconcile(tx *bolt.Tx, have map[hub.Digest]blobFile, re
 			}
 		}
 	}
-	ids := make([]string, 0, len(assets))
-	for id := range assets {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(assets)) {
 		a := assets[id]
 		referenced[a.Digest] = true
 		changed := false
-		if b, ok := have[a.Digest]; (a.Uploaded || a.Status == hub.AssetAvailable) && (!ok || b.Size != a.Size) {
+		if a.blobMissing(have) {
 			a.Uploaded, a.Status, changed = false, hub.AssetDangling, true
 			rep.ResetAssets = append(rep.ResetAssets, a.ID)
 		}
@@ -363,4 +329,20 @@ func (rep *RepairReport) reconcile(tx *bolt.Tx, have map[hub.Digest]blobFile, re
 		}
 	}
 	return nil
+}
+
+// decodeRecords reads every record of bucket that decodes and is stored under its own ID (id
+// returns it); each other one is added to lost, as a what record.
+func decodeRecords[T any](tx *bolt.Tx, bucket []byte, what string, id func(*T) string, lost *[]string) map[string]*T {
+	out := map[string]*T{}
+	tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		r := new(T)
+		if err := json.Unmarshal(v, r); err != nil || id(r) != string(k) {
+			*lost = append(*lost, fmt.Sprintf("%s record %q (it does not decode)", what, k))
+			return nil
+		}
+		out[id(r)] = r
+		return nil
+	})
+	return out
 }

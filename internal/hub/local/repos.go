@@ -80,28 +80,12 @@ func normJSON(what string, raw json.RawMessage) (json.RawMessage, error) {
 
 // lookupRepo resolves a repository name or repo_ ID inside tx; nil means not found.
 func lookupRepo(tx *bolt.Tx, repository string) (*repoRec, error) {
-	id := repository
-	if !nexid.RepositoryID.Is(repository) {
-		v := tx.Bucket(bRepoNames).Get([]byte(repository))
-		if v == nil {
-			return nil, nil
-		}
-		id = string(v)
-	}
-	return get[repoRec](tx, bRepos, id)
+	return lookup[repoRec](tx, bRepos, nexid.RepositoryID, repository, bRepoNames, []byte(repository))
 }
 
 // lookupPackage resolves a package name or pkg_ ID within a repository; nil means not found.
 func lookupPackage(tx *bolt.Tx, repoID, pkg string) (*pkgRec, error) {
-	id := pkg
-	if !nexid.PackageID.Is(pkg) {
-		v := tx.Bucket(bPackageNames).Get(key(repoID, pkg))
-		if v == nil {
-			return nil, nil
-		}
-		id = string(v)
-	}
-	p, err := get[pkgRec](tx, bPackages, id)
+	p, err := lookup[pkgRec](tx, bPackages, nexid.PackageID, pkg, bPackageNames, key(repoID, pkg))
 	if err != nil || p == nil || p.RepositoryID != repoID {
 		return nil, err
 	}
@@ -110,53 +94,77 @@ func lookupPackage(tx *bolt.Tx, repoID, pkg string) (*pkgRec, error) {
 
 // lookupVersion resolves a tag or pkg_v_ ID within a package; nil means not found.
 func lookupVersion(tx *bolt.Tx, pkgID, tag string) (*versionRec, error) {
-	id := tag
-	if !nexid.PackageVersionID.Is(tag) {
-		v := tx.Bucket(bTags).Get(key(pkgID, tag))
-		if v == nil {
-			return nil, nil
-		}
-		id = string(v)
-	}
-	v, err := get[versionRec](tx, bVersions, id)
+	v, err := lookup[versionRec](tx, bVersions, nexid.PackageVersionID, tag, bTags, key(pkgID, tag))
 	if err != nil || v == nil || v.PackageID != pkgID {
 		return nil, err
 	}
 	return v, nil
 }
 
-// repoByID loads a repository by ID for actions that take one, with the error every command
-// shows when the local Hub has not been initialised for it.
-func (s *Store) repoByID(tx *bolt.Tx, repositoryID string) (*repoRec, error) {
-	if err := checkID("repository ID", nexid.RepositoryID, repositoryID); err != nil {
+// lookup resolves ref, an ID of kind k or else a name that the index bucket names maps
+// (under nameKey) to an ID, to its record in bucket; nil means not found.
+func lookup[T any](tx *bolt.Tx, bucket []byte, k nexid.Kind, ref string, names, nameKey []byte) (*T, error) {
+	id := ref
+	if !k.Is(ref) {
+		v := tx.Bucket(names).Get(nameKey)
+		if v == nil {
+			return nil, nil
+		}
+		id = string(v)
+	}
+	return get[T](tx, bucket, id)
+}
+
+// byID loads the record of bucket for id, which an action gave as the ID of kind k (what
+// names it in the error when it is not one); a missing record is notFound's error.
+func byID[T any](tx *bolt.Tx, bucket []byte, what string, k nexid.Kind, id string, notFound func() error) (*T, error) {
+	if err := checkID(what, k, id); err != nil {
 		return nil, err
 	}
-	r, err := get[repoRec](tx, bRepos, repositoryID)
+	r, err := get[T](tx, bucket, id)
 	if err != nil {
 		return nil, err
 	}
 	if r == nil {
-		return nil, s.unknownRepository(repositoryID)
+		return nil, notFound()
 	}
 	return r, nil
+}
+
+// repoByID loads a repository by ID for actions that take one, with the error every command
+// shows when the local Hub has not been initialised for it.
+func (s *Store) repoByID(tx *bolt.Tx, repositoryID string) (*repoRec, error) {
+	return byID[repoRec](tx, bRepos, "repository ID", nexid.RepositoryID, repositoryID, func() error {
+		return s.unknownRepository(repositoryID)
+	})
 }
 
 func (s *Store) unknownRepository(repository string) error {
 	return hub.Errorf(hub.KindInvalid, "repository %q does not exist in the local Hub at %s; create it with `otabake hub init --repository R --package P`", repository, s.dir)
 }
 
+func packageByID(tx *bolt.Tx, packageID string) (*pkgRec, error) {
+	return byID[pkgRec](tx, bPackages, "package ID", nexid.PackageID, packageID, func() error {
+		return hub.Errorf(hub.KindInvalid, "package %q not found", packageID)
+	})
+}
+
 func versionByID(tx *bolt.Tx, versionID string) (*versionRec, error) {
-	if err := checkID("version ID", nexid.PackageVersionID, versionID); err != nil {
-		return nil, err
-	}
-	v, err := get[versionRec](tx, bVersions, versionID)
-	if err != nil {
-		return nil, err
-	}
-	if v == nil {
-		return nil, hub.Errorf(hub.KindInvalid, "version %q not found", versionID)
-	}
-	return v, nil
+	return byID[versionRec](tx, bVersions, "version ID", nexid.PackageVersionID, versionID, func() error {
+		return hub.Errorf(hub.KindInvalid, "version %q not found", versionID)
+	})
+}
+
+// updateVersion runs fn on the version with versionID in a read-write transaction; fn stores
+// what it changes.
+func (s *Store) updateVersion(ctx context.Context, versionID string, fn func(tx *bolt.Tx, v *versionRec) error) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		v, err := versionByID(tx, versionID)
+		if err != nil {
+			return err
+		}
+		return fn(tx, v)
+	})
 }
 
 // Init creates the repository and the package in it unless they exist, and returns their IDs.
@@ -463,11 +471,7 @@ func (s *Store) TagVersion(ctx context.Context, versionID string, tags []hub.Tag
 	if err := validTags(tags); err != nil {
 		return err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err := s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		if err := applyTags(tx, v, tags); err != nil {
 			return err
 		}
@@ -483,11 +487,7 @@ func (s *Store) TagVersion(ctx context.Context, versionID string, tags []hub.Tag
 // that re-running a cleanup succeeds; a locked tag cannot be removed, because locked tags
 // always point to their version.
 func (s *Store) UntagVersion(ctx context.Context, versionID string, tags []string) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err := s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		for _, tag := range tags {
 			for i, t := range v.Tags {
 				if t.Tag != tag {
@@ -550,12 +550,9 @@ func (s *Store) QueryVersions(ctx context.Context, packageID string) ([]hub.Vers
 	}
 	var out []hub.VersionSummary
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		p, err := get[pkgRec](tx, bPackages, packageID)
+		p, err := packageByID(tx, packageID)
 		if err != nil {
 			return err
-		}
-		if p == nil {
-			return hub.Errorf(hub.KindInvalid, "package %q not found", packageID)
 		}
 		vs, err := packageVersions(tx, p.ID)
 		if err != nil {
@@ -594,11 +591,7 @@ func (s *Store) SetVersionMetadata(ctx context.Context, versionID string, metada
 	if err != nil {
 		return err
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err = s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		v.Metadata = md
 		return put(tx, bVersions, v.ID, v)
 	})
@@ -611,11 +604,7 @@ func (s *Store) SetVersionMetadata(ctx context.Context, versionID string, metada
 // DeleteVersion removes a version with its tags and attachments (repositories_DeleteVersion).
 // The assets stay in the repository.
 func (s *Store) DeleteVersion(ctx context.Context, versionID string) error {
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		v, err := versionByID(tx, versionID)
-		if err != nil {
-			return err
-		}
+	err := s.updateVersion(ctx, versionID, func(tx *bolt.Tx, v *versionRec) error {
 		for _, t := range v.Tags {
 			if err := tx.Bucket(bTags).Delete(key(v.PackageID, t.Tag)); err != nil {
 				return err

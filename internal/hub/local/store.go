@@ -68,13 +68,7 @@ const lockPoll = 25 * time.Millisecond
 // *DamagedError naming the file and the recovery commands. Opening read-write also removes the
 // temporary blobs that killed writers left behind (see RemoveStaleTemps).
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = 60 * time.Second
-	}
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = 10000
-	}
-	s := &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
+	s := newStore(dir, opts)
 	if opts.ReadOnly {
 		if _, err := os.Stat(s.dbPath); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -129,6 +123,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// newStore returns the Store for dir with the defaults of opts filled in, without touching
+// the directory.
+func newStore(dir string, opts Options) *Store {
+	opts.LockTimeout = hub.OrDefault(opts.LockTimeout, 60*time.Second)
+	opts.MaxEvents = hub.OrDefault(opts.MaxEvents, 10000)
+	return &Store{dir: dir, dbPath: filepath.Join(dir, "hub.db"), opts: opts}
+}
+
 // DamagedError reports a local Hub database that cannot be used safely. Its message names the
 // file and the commands that diagnose and recover it.
 type DamagedError struct {
@@ -172,43 +174,43 @@ func (s *Store) Close() error {
 var errClosed = errors.New("local Hub store is closed")
 
 // view runs fn in a read-only transaction under a shared lock.
-func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) (err error) {
-	// A fault on the mapped file (it shrank, or a page points outside it) panics instead of
-	// killing the process.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer s.guard(&err)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return errClosed
-	}
-	db, err := s.openDB(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(fn)
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.txn(ctx, false, fn)
 }
 
 // update runs fn in a read-write transaction under the exclusive lock; fn's changes are
 // committed atomically or not at all.
-func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) (err error) {
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	return s.txn(ctx, true, fn)
+}
+
+func (s *Store) txn(ctx context.Context, write bool, fn func(tx *bolt.Tx) error) (err error) {
+	// A fault on the mapped file (it shrank, or a page points outside it) panics instead of
+	// killing the process.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer s.guard(&err)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if write {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+	} else {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
 	if s.closed {
 		return errClosed
 	}
-	if s.opts.ReadOnly {
+	if write && s.opts.ReadOnly {
 		return fmt.Errorf("local Hub %s was opened read-only", s.dir)
 	}
-	db, err := s.openDB(ctx, false)
+	db, err := s.openDB(ctx, !write)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return db.Update(fn)
+	if write {
+		return db.Update(fn)
+	}
+	return db.View(fn)
 }
 
 // openDB opens hub.db, polling the file lock until it is free, ctx ends or LockTimeout passes.
