@@ -27,6 +27,7 @@ import (
 	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/nexid"
 	"github.com/otabake/otabake/internal/sign"
+	"github.com/otabake/otabake/internal/testkit"
 	"github.com/otabake/otabake/internal/vm"
 )
 
@@ -55,48 +56,15 @@ const (
 // all of them.
 func requireTools(t *testing.T) {
 	t.Helper()
-	var missing []string
-	for _, tl := range []struct{ file, pkg string }{
-		{"qemu-system-x86_64", "qemu-system-x86"},
-		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"},
-		{"grub-mkimage", "grub-common"},
-		{"/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin"},
-		{vmkit.DefaultBusybox, "busybox-static"},
-		{"mkfs.ext4", "e2fsprogs"},
-		{"dpkg-deb", "dpkg"},
-	} {
-		if strings.HasPrefix(tl.file, "/") {
-			if _, err := os.Stat(tl.file); err != nil {
-				missing = append(missing, tl.pkg)
-			}
-		} else if _, err := exec.LookPath(tl.file); err != nil {
-			missing = append(missing, tl.pkg)
-		}
-	}
-	if len(missing) > 0 {
-		t.Skipf("SKIP (boot proof not run): missing host tools; apt-get install %s", strings.Join(missing, " "))
-	}
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("go list -m: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// buildOtabake builds the otabake binary the tests drive, as a user would run it.
-func buildOtabake(ctx context.Context, t *testing.T, root, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "otabake")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/otabake")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build otabake: %v\n%s", err, out)
-	}
-	return bin
+	testkit.NeedTools(t, "the boot proof did not run",
+		testkit.Tool{Name: "qemu-system-x86_64", Package: "qemu-system-x86"},
+		testkit.Tool{Name: "/usr/share/OVMF/OVMF_CODE_4M.fd", Package: "ovmf"},
+		testkit.Tool{Name: "grub-mkimage", Package: "grub-common"},
+		testkit.Tool{Name: "/usr/lib/grub/x86_64-efi/linux.mod", Package: "grub-efi-amd64-bin"},
+		testkit.Tool{Name: vmkit.DefaultBusybox, Package: "busybox-static"},
+		testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"},
+		testkit.Tool{Name: "dpkg-deb", Package: "dpkg"},
+	)
 }
 
 func freePort(t *testing.T) int {
@@ -363,7 +331,7 @@ func TestBootAndOTACycle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
 	start := time.Now()
-	root := repoRoot(t)
+	root := testkit.RepoRoot(t)
 	logs := filepath.Join(root, "build", "e2e")
 	os.RemoveAll(logs)
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -380,7 +348,7 @@ func TestBootAndOTACycle(t *testing.T) {
 
 	// Host side: otabake, and the project with its guest (kernel, initramfs, busybox, agent,
 	// rugix-ctrl stand-in), whose agent reaches `hub serve` on the host as 10.0.2.2.
-	otabake := buildOtabake(ctx, t, root, work)
+	otabake := testkit.BuildOtabake(t, work)
 	port := freePort(t)
 	// An organization API token: `hub serve` and the build side take only user and
 	// organization tokens, as Nexigon Hub and nexigon-cli do.
@@ -723,9 +691,9 @@ func TestRunQuickstart(t *testing.T) {
 	requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root := repoRoot(t)
+	root := testkit.RepoRoot(t)
 	work := t.TempDir()
-	otabake := buildOtabake(ctx, t, root, work)
+	otabake := testkit.BuildOtabake(t, work)
 	p := &project{t: t, dir: filepath.Join(work, "quickstart"), otabake: otabake}
 	cp := exec.Command("cp", "-r", filepath.Join(root, "examples", "quickstart"), p.dir)
 	if out, err := cp.CombinedOutput(); err != nil {

@@ -150,11 +150,7 @@ func TestIntegrationRealKernel(t *testing.T) {
 // guestPackagesExist reports whether the guest programs another change adds are in the tree.
 func guestPackagesExist(t *testing.T) bool {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("go list -m: %v", err)
-	}
-	root := strings.TrimSpace(string(out))
+	root := testkit.RepoRoot(t)
 	for _, pkg := range []string{InitrdPackage, RugixCtrlPackage, AgentPackage} {
 		if m, _ := filepath.Glob(filepath.Join(root, pkg, "*.go")); len(m) == 0 {
 			return false
