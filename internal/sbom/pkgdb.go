@@ -53,54 +53,22 @@ func ParseOpkgStatus(r io.Reader) ([]Package, error) {
 
 // parseControl reads deb822-style stanzas separated by blank lines.
 func parseControl(r io.Reader, m Manager) ([]Package, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var pkgs []Package
-	var cur Package
-	var status string
-	start, line := 0, 0
-	inStanza := false
-	lastKey := ""
-	flush := func() error {
-		if !inStanza {
-			return nil
-		}
-		inStanza = false
-		if cur.Name == "" {
-			return fmt.Errorf("line %d: stanza without a Package field", start)
-		}
-		f := strings.Fields(status)
-		if len(f) == 3 && f[2] == "installed" {
-			pkgs = append(pkgs, cur)
-		}
-		cur, status = Package{Manager: m}, ""
-		return nil
-	}
-	cur.Manager = m
-	for sc.Scan() {
-		line++
-		text := strings.TrimRight(sc.Text(), "\r")
-		if strings.TrimSpace(text) == "" {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !inStanza {
-			inStanza, start, lastKey = true, line, ""
-		}
+	cur := Package{Manager: m}
+	var status, lastKey string
+	field := func(line int, text string) error {
 		if text[0] == ' ' || text[0] == '\t' {
 			if lastKey == "" {
-				return nil, fmt.Errorf("line %d: continuation line without a field", line)
+				return fmt.Errorf("line %d: continuation line without a field", line)
 			}
-			continue // only the first line of multi-line fields is used
+			return nil // only the first line of multi-line fields is used
 		}
 		if text[0] == '#' {
-			continue
+			return nil
 		}
 		key, val, ok := strings.Cut(text, ":")
 		if !ok || key == "" || strings.ContainsAny(key, " \t") {
-			return nil, fmt.Errorf("line %d: want \"Field: value\", got %q", line, truncate(text))
+			return fmt.Errorf("line %d: want \"Field: value\", got %q", line, truncate(text))
 		}
 		lastKey = key
 		val = strings.TrimSpace(val)
@@ -125,14 +93,21 @@ func parseControl(r io.Reader, m Manager) ([]Package, error) {
 		case "status":
 			status = val
 		}
+		return nil
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", line+1, maxLine)
+	end := func(start int) error {
+		if cur.Name == "" {
+			return fmt.Errorf("line %d: stanza without a Package field", start)
 		}
-		return nil, fmt.Errorf("line %d: %w", line, err)
+		f := strings.Fields(status)
+		if len(f) == 3 && f[2] == "installed" {
+			pkgs = append(pkgs, cur)
+		}
+		cur, status, lastKey = Package{Manager: m}, "", ""
+		return nil
 	}
-	if err := flush(); err != nil {
+	blank := func(text string) bool { return strings.TrimSpace(text) == "" }
+	if err := readStanzas(r, blank, field, end); err != nil {
 		return nil, err
 	}
 	return pkgs, nil
@@ -141,41 +116,11 @@ func parseControl(r io.Reader, m Manager) ([]Package, error) {
 // ParseAPKInstalled reads Alpine's lib/apk/db/installed: "X:value" lines, one blank-line
 // separated stanza per package. Per-file records (F, R, a, M, Z) are skipped.
 func ParseAPKInstalled(r io.Reader) ([]Package, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	var pkgs []Package
 	cur := Package{Manager: APK}
-	inStanza := false
-	start, line := 0, 0
-	flush := func() error {
-		if !inStanza {
-			return nil
-		}
-		inStanza = false
-		if cur.Name == "" {
-			return fmt.Errorf("line %d: package record without a P: line", start)
-		}
-		if cur.Source == cur.Name {
-			cur.Source = ""
-		}
-		pkgs = append(pkgs, cur)
-		cur = Package{Manager: APK}
-		return nil
-	}
-	for sc.Scan() {
-		line++
-		text := strings.TrimRight(sc.Text(), "\r")
-		if text == "" {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !inStanza {
-			inStanza, start = true, line
-		}
+	field := func(line int, text string) error {
 		if len(text) < 2 || text[1] != ':' {
-			return nil, fmt.Errorf("line %d: want \"X:value\", got %q", line, truncate(text))
+			return fmt.Errorf("line %d: want \"X:value\", got %q", line, truncate(text))
 		}
 		val := text[2:]
 		switch text[0] {
@@ -196,17 +141,62 @@ func ParseAPKInstalled(r io.Reader) ([]Package, error) {
 		case 'o':
 			cur.Source = val
 		}
+		return nil
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("line %d: longer than %d bytes", line+1, maxLine)
+	end := func(start int) error {
+		if cur.Name == "" {
+			return fmt.Errorf("line %d: package record without a P: line", start)
 		}
-		return nil, fmt.Errorf("line %d: %w", line, err)
+		if cur.Source == cur.Name {
+			cur.Source = ""
+		}
+		pkgs = append(pkgs, cur)
+		cur = Package{Manager: APK}
+		return nil
 	}
-	if err := flush(); err != nil {
+	blank := func(text string) bool { return text == "" }
+	if err := readStanzas(r, blank, field, end); err != nil {
 		return nil, err
 	}
 	return pkgs, nil
+}
+
+// readStanzas reads r's lines (without a trailing \r) as stanzas separated by the lines blank
+// reports: it calls field with each other line and its number, and end after each stanza with
+// the number of its first line. A line longer than maxLine is an error.
+func readStanzas(r io.Reader, blank func(text string) bool, field func(line int, text string) error, end func(start int) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	start, line := 0, 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimRight(sc.Text(), "\r")
+		if blank(text) {
+			if start > 0 {
+				if err := end(start); err != nil {
+					return err
+				}
+				start = 0
+			}
+			continue
+		}
+		if start == 0 {
+			start = line
+		}
+		if err := field(line, text); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return fmt.Errorf("line %d: longer than %d bytes", line+1, maxLine)
+		}
+		return fmt.Errorf("line %d: %w", line, err)
+	}
+	if start > 0 {
+		return end(start)
+	}
+	return nil
 }
 
 func truncate(s string) string {
