@@ -58,19 +58,68 @@ type Device struct {
 	RebootPending bool `json:"rebootPending"`
 }
 
-// Spare returns the group an update goes into.
-func (d *Device) Spare() string {
+// GroupNames returns the names of the boot groups in order.
+func (d *Device) GroupNames() []string {
 	names := make([]string, 0, len(d.Groups))
 	for g := range d.Groups {
 		names = append(names, g)
 	}
 	sort.Strings(names)
-	for _, g := range names {
+	return names
+}
+
+// Spare returns the group an update goes into.
+func (d *Device) Spare() string {
+	for _, g := range d.GroupNames() {
 		if g != d.Active {
 			return g
 		}
 	}
 	return ""
+}
+
+// Install puts the version registered for the bundle with hash into the spare group, and
+// returns that group.
+func (d *Device) Install(hash string) (string, error) {
+	version, ok := d.Bundles[hash]
+	if !ok {
+		return "", fmt.Errorf("no version registered for bundle %s", hash)
+	}
+	spare := d.Spare()
+	d.Groups[spare].Version = version
+	d.Groups[spare].UpdatedAt = time.Now()
+	d.Installs++
+	return spare, nil
+}
+
+// Main is a simulator's main function: it runs cmd on the device state in $OTABAKE_SIM_STATE,
+// locked against other simulator processes, and saves the state if cmd asks to, whether or
+// not it failed (a failed install still counts as an attempt). An error is printed to stderr
+// after prefix, and the process exits with status 1.
+func Main(prefix string, cmd func(d *Device) (save bool, err error)) {
+	if err := run(cmd); err != nil {
+		fmt.Fprintf(os.Stderr, "%s%v\n", prefix, err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd func(d *Device) (save bool, err error)) error {
+	statePath := os.Getenv(StateEnv)
+	if statePath == "" {
+		return fmt.Errorf("%s not set", StateEnv)
+	}
+	d, unlock, err := Load(statePath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	save, err := cmd(d)
+	if save {
+		if serr := Save(statePath, d); err == nil {
+			err = serr
+		}
+	}
+	return err
 }
 
 // Load reads the device state, locking out concurrent simulator processes until Save.

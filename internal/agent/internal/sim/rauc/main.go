@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,67 +17,48 @@ import (
 )
 
 func main() {
-	if err := run(filepath.Base(os.Args[0]), os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "rauc: %v\n", err)
-		os.Exit(1)
-	}
+	sim.Main("rauc: ", func(d *sim.Device) (bool, error) {
+		return run(d, filepath.Base(os.Args[0]), os.Args[1:])
+	})
 }
 
-func run(prog string, args []string) error {
-	statePath := os.Getenv(sim.StateEnv)
-	if statePath == "" {
-		return fmt.Errorf("%s not set", sim.StateEnv)
-	}
-	d, unlock, err := sim.Load(statePath)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+// run runs the command on d and reports whether d is to be saved.
+func run(d *sim.Device, prog string, args []string) (bool, error) {
 	if prog == "reboot" {
 		// The bootloader boots the primary slot (Default) next.
 		d.Reboots = append(d.Reboots, "reboot")
 		d.RebootPending = true
-		return sim.Save(statePath, d)
+		return true, nil
 	}
 	switch {
 	case len(args) >= 2 && args[0] == "status" && args[1] == "mark-good":
 		d.Groups[d.Active].Good = true
 		d.Commits++
 	case len(args) >= 1 && args[0] == "status":
-		return status(d)
+		return false, status(d)
 	case len(goptionArgs(args)) == 2 && args[0] == "install":
 		d.InstallAttempts++
 		hash, err := sim.FetchAndVerify(context.Background(), goptionArgs(args)[1], "")
 		if err != nil {
-			_ = sim.Save(statePath, d)
-			return fmt.Errorf("Failed to install bundle: %w", err)
+			return true, fmt.Errorf("Failed to install bundle: %w", err)
 		}
-		version, ok := d.Bundles[hash]
-		if !ok {
-			return fmt.Errorf("no version registered for bundle %s", hash)
+		spare, err := d.Install(hash)
+		if err != nil {
+			return false, err
 		}
-		spare := d.Spare()
-		d.Groups[spare].Version = version
-		d.Groups[spare].UpdatedAt = time.Now()
 		d.Groups[spare].Good = true
 		d.Default = spare // rauc marks the new slot primary
-		d.Installs++
 		d.InstallArgs = append(d.InstallArgs, args)
 	default:
-		return fmt.Errorf("unsupported command %q", strings.Join(args, " "))
+		return false, fmt.Errorf("unsupported command %q", strings.Join(args, " "))
 	}
-	return sim.Save(statePath, d)
+	return true, nil
 }
 
 func status(d *sim.Device) error {
-	names := make([]string, 0, len(d.Groups))
-	for g := range d.Groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
 	var slots []map[string]any
 	primary := ""
-	for i, g := range names {
+	for i, g := range d.GroupNames() {
 		name := fmt.Sprintf("rootfs.%d", i)
 		if g == d.Default {
 			primary = name

@@ -19,32 +19,23 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
-		os.Exit(1)
-	}
+	sim.Main("Error: ", func(d *sim.Device) (bool, error) {
+		return run(d, os.Getenv(sim.RootEnv), os.Args[1:])
+	})
 }
 
-func run(args []string) error {
-	statePath, root := os.Getenv(sim.StateEnv), os.Getenv(sim.RootEnv)
-	if statePath == "" {
-		return fmt.Errorf("%s not set", sim.StateEnv)
-	}
-	d, unlock, err := sim.Load(statePath)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+// run runs the command on d and reports whether d is to be saved.
+func run(d *sim.Device, root string, args []string) (bool, error) {
 	cmd := strings.Join(args[:min(2, len(args))], " ")
 	switch {
 	case len(args) == 1 && args[0] == "--version":
 		fmt.Printf("rugix-ctrl %s\n", d.ToolVersion)
-		return nil
+		return false, nil
 	case cmd == "system info":
-		return systemInfo(d)
+		return false, systemInfo(d)
 	case cmd == "system commit":
 		if err := commit(d, root); err != nil {
-			return err
+			return false, err
 		}
 	case cmd == "system reboot":
 		spare := len(args) > 2 && args[2] == "--spare"
@@ -58,13 +49,12 @@ func run(args []string) error {
 	case cmd == "update install":
 		d.InstallAttempts++
 		if err := install(d, args[2:]); err != nil {
-			_ = sim.Save(statePath, d)
-			return err
+			return true, err
 		}
 	default:
-		return fmt.Errorf("unsupported command %q", strings.Join(args, " "))
+		return false, fmt.Errorf("unsupported command %q", strings.Join(args, " "))
 	}
-	return sim.Save(statePath, d)
+	return true, nil
 }
 
 func systemInfo(d *sim.Device) error {
@@ -152,13 +142,8 @@ func install(d *sim.Device, args []string) error {
 	if err != nil {
 		return err
 	}
-	version, ok := d.Bundles[got]
-	if !ok {
-		return fmt.Errorf("simulator: no version registered for bundle %s", got)
+	if _, err := d.Install(got); err != nil {
+		return fmt.Errorf("simulator: %w", err)
 	}
-	spare := d.Spare()
-	d.Groups[spare].Version = version
-	d.Groups[spare].UpdatedAt = time.Now()
-	d.Installs++
 	return nil
 }
