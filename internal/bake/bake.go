@@ -150,10 +150,7 @@ func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) 
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("bake: rootfs %s is not a directory", rootfsDir)
 	}
-	id := opts.ReleaseID
-	if id == "" {
-		id = opts.System + "@" + opts.Version
-	}
+	id := ReleaseID(opts.System, opts.Version, opts.ReleaseID)
 	res := &Result{BuildInfo: BuildInfo{Name: opts.System, Release: ReleaseField{ID: id, Version: opts.Version}}}
 	res.BuildInfoJSON, err = MarshalBuildInfo(res.BuildInfo)
 	if err != nil {
@@ -295,4 +292,13 @@ func (b *baker) osRelease(ctx context.Context, name, version string) error {
 	return b.put(ctx, target, func(old []byte) ([]byte, error) {
 		return SetOSRelease(old, map[string]string{"IMAGE_ID": name, "IMAGE_VERSION": version}), nil
 	})
+}
+
+// ReleaseID is a release's id as Rugix Bakery writes it into system-build-info.json: id when
+// one is given, else <system>@<version>. The one place the default is made.
+func ReleaseID(system, version, id string) string {
+	if id != "" {
+		return id
+	}
+	return system + "@" + version
 }

@@ -41,12 +41,8 @@ func sbomCommand() *ucli.Command {
 				}
 				created = time.Unix(n, 0).UTC()
 			}
-			releaseID := c.String("release-id")
-			if releaseID == "" {
-				releaseID = c.String("system") + "@" + c.String("version")
-			}
 			doc, warnings, err := sbom.Generate(c.String("rootfs"), sbom.Options{
-				System: c.String("system"), Version: c.String("version"), ReleaseID: releaseID, Created: created,
+				System: c.String("system"), Version: c.String("version"), ReleaseID: c.String("release-id"), Created: created,
 			})
 			if err != nil {
 				return err

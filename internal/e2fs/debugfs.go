@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -16,7 +15,8 @@ import (
 )
 
 // Debugfs runs script (one debugfs command per line) in a single "debugfs -w -f" session
-// against img, with env as the program's environment (nil: inherit). debugfs exits 0 even
+// against img, with env changing the program's environment as tool.Cmd's Env does (nil:
+// inherit). debugfs exits 0 even
 // when commands fail and reports them on stderr only, so any stderr line beyond its version
 // banner is an error; the count and the first one are returned.
 func Debugfs(ctx context.Context, img string, script []byte, env []string) error {
@@ -36,15 +36,14 @@ func Debugfs(ctx context.Context, img string, script []byte, env []string) error
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write debugfs script: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, debugfs, "-w", "-f", f.Name(), img)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	// stdout echoes every command; stderr is where the failures are, one line each, the first
+	// of them kept.
+	stderr := &tool.Output{Max: 1 << 20}
+	if _, err := tool.Run(ctx, tool.Cmd{Path: debugfs, Args: []string{"-w", "-f", f.Name(), img}, Env: env, MaxStdout: 1 << 16, Stderr: stderr}); err != nil {
 		return fmt.Errorf("debugfs -w %s: %w: %s", img, err, strings.TrimSpace(stderr.String()))
 	}
 	var problems []string
-	sc := bufio.NewScanner(&stderr)
+	sc := bufio.NewScanner(bytes.NewReader(stderr.Bytes()))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "debugfs ") {

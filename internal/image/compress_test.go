@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/otabake/otabake/internal/testkit"
@@ -127,13 +128,21 @@ func TestBmapCopy(t *testing.T) {
 func TestCompressDispatch(t *testing.T) {
 	in := filepath.Join(t.TempDir(), "img")
 	os.WriteFile(in, []byte("data"), 0o644)
-	if out, err := Compress(context.Background(), CompressionNone, in, 1); err != nil || out != in {
+	if out, err := CompressionNone.Compress(context.Background(), in, 1); err != nil || out != in {
 		t.Errorf("none: %q, %v", out, err)
 	}
-	if out, err := Compress(context.Background(), CompressionZstd, in, 1); err != nil || out != in+".zst" {
+	if out, err := CompressionZstd.Compress(context.Background(), in, 1); err != nil || out != in+".zst" {
 		t.Errorf("zst: %q, %v", out, err)
 	}
-	if _, err := Compress(context.Background(), "lz4", in, 1); err == nil {
+	if _, err := Compression("lz4").Compress(context.Background(), in, 1); err == nil {
 		t.Error("unknown format accepted")
+	}
+	for in, want := range map[string]Compression{"": CompressionXZ, "xz": CompressionXZ, "zst": CompressionZstd, "none": CompressionNone} {
+		if got, err := ParseCompression(in); err != nil || got != want {
+			t.Errorf("ParseCompression(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseCompression("gz"); err == nil || !strings.Contains(err.Error(), "want xz, zst or none") {
+		t.Errorf("ParseCompression(gz) = %v", err)
 	}
 }

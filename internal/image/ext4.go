@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -90,8 +88,8 @@ func MakeExt4(ctx context.Context, dir, out string, size int64, opts Ext4Options
 	args := []string{"-F", "-q", "-t", "ext4", "-d", dir, "-O", features,
 		"-U", opts.UUID.String(), "-E", "hash_seed=" + opts.HashSeed.String() + ",root_owner=0:0",
 		f.Name()}
-	if stderr, err := runTool(ctx, mkfs, args, env); err != nil {
-		return fmt.Errorf("mkfs.ext4 -d %s (%d bytes): %w: %s", dir, size, err, tail(stderr))
+	if err := runTool(ctx, mkfs, args, env); err != nil {
+		return fmt.Errorf("mkfs.ext4 -d %s (%d bytes): %w", dir, size, err)
 	}
 	script, err := clampScript(dir, opts.Clamp)
 	if err != nil {
@@ -163,17 +161,10 @@ func clampScript(dir string, clamp time.Time) ([]byte, error) {
 }
 
 // toolEnv pins the locale and, with a clamp, the time e2fsprogs uses for "now" (1.47.1+ reads
-// SOURCE_DATE_EPOCH, older versions E2FSPROGS_FAKE_TIME).
+// SOURCE_DATE_EPOCH, older versions E2FSPROGS_FAKE_TIME), and drops the mke2fs settings of the
+// caller's environment, so that the image depends on nothing but its inputs (tool.Cmd's Env).
 func toolEnv(clamp time.Time, extra ...string) []string {
-	env := []string{"LC_ALL=C"}
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "LC_ALL", "SOURCE_DATE_EPOCH", "E2FSPROGS_FAKE_TIME", "MKE2FS_CONFIG", "MKE2FS_SYNC", "MKE2FS_DEVICE_SECTSIZE", "MKE2FS_DEVICE_PHYS_SECTSIZE":
-			continue
-		}
-		env = append(env, kv)
-	}
+	env := []string{"LC_ALL=C", "SOURCE_DATE_EPOCH", "E2FSPROGS_FAKE_TIME", "MKE2FS_CONFIG", "MKE2FS_SYNC", "MKE2FS_DEVICE_SECTSIZE", "MKE2FS_DEVICE_PHYS_SECTSIZE"}
 	if !clamp.IsZero() {
 		s := strconv.FormatInt(clamp.Unix(), 10)
 		env = append(env, "SOURCE_DATE_EPOCH="+s, "E2FSPROGS_FAKE_TIME="+s)
@@ -181,28 +172,9 @@ func toolEnv(clamp time.Time, extra ...string) []string {
 	return append(env, extra...)
 }
 
-func runTool(ctx context.Context, path string, args, env []string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = env
-	// debugfs echoes every script line on stdout, which is of no use and must not grow memory
-	// with the size of the rootfs.
-	stderr := &tool.Output{Max: 1 << 20}
-	cmd.Stderr = stderr
-	cmd.Stdout = &tool.Output{Max: 1 << 16}
-	err := cmd.Run()
-	if err != nil && ctx.Err() != nil {
-		return stderr.Bytes(), ctx.Err()
-	}
-	return stderr.Bytes(), err
-}
-
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = "…" + s[len(s)-2000:]
-	}
-	if s == "" {
-		return "(no output)"
-	}
-	return s
+// runTool runs a tool of e2fsprogs or GRUB with env (toolEnv); debugfs and mkfs echo a lot on
+// stdout, which is of no use, so only 64 KiB of it are kept.
+func runTool(ctx context.Context, path string, args, env []string) error {
+	_, err := tool.Run(ctx, tool.Cmd{Path: path, Args: args, Env: env, MaxStdout: 1 << 16, MaxStderr: 1 << 20})
+	return err
 }

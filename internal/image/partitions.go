@@ -400,8 +400,8 @@ func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp
 		return err
 	}
 	args := append([]string{"-d", modDir, "-O", format, "-p", "/rugpi", "-c", cfg, "-o", out}, grubModules...)
-	if stderr, err := runTool(ctx, grubMkimage, args, toolEnv(clamp)); err != nil {
-		return fmt.Errorf("grub-mkimage -O %s: %w: %s", format, err, tail(stderr))
+	if err := runTool(ctx, grubMkimage, args, toolEnv(clamp)); err != nil {
+		return fmt.Errorf("grub-mkimage -O %s: %w", format, err)
 	}
 	return nil
 }

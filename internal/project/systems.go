@@ -15,6 +15,12 @@ var (
 	hashes   = []string{"sha256", "sha512-256", "sha512"}
 )
 
+// Backends lists the build backends, in the order help texts name them.
+func Backends() []string { return append([]string(nil), backends...) }
+
+// ValidBackend reports whether name is a build backend.
+func ValidBackend(name string) bool { return oneOf(name, backends) }
+
 func oneOf(v string, allowed []string) bool {
 	for _, a := range allowed {
 		if v == a {

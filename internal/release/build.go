@@ -74,13 +74,11 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 		if opts.Backend != "" {
 			backend = opts.Backend
 		}
-		switch backend {
-		case "native", "bakery", "yocto":
-		default:
-			return nil, fmt.Errorf("system %s: unknown backend %q (want native, bakery or yocto)", name, backend)
+		if !project.ValidBackend(backend) {
+			return nil, fmt.Errorf("system %s: unknown backend %q (want %s)", name, backend, strings.Join(project.Backends(), ", "))
 		}
 		var trust *trustPlan
-		if backend == "native" {
+		if backend == project.BackendNative {
 			// Bakery and Yocto images are made by their own build; otabake cannot see what
 			// they trust, so only the images otabake makes are checked.
 			if trust, err = planTrust(cfg, sys); err != nil {
@@ -97,11 +95,11 @@ func Build(ctx context.Context, cfg *project.Config, id *Identity, systems []str
 			err error
 		)
 		switch j.backend {
-		case "native":
+		case project.BackendNative:
 			r, err = buildNative(ctx, cfg, id, j.sys, j.trust, bt, opts)
-		case "bakery":
+		case project.BackendBakery:
 			r, err = buildBakery(ctx, cfg, id, j.sys, bt, opts)
-		case "yocto":
+		case project.BackendYocto:
 			r, err = collectYocto(ctx, cfg, id, j.sys, opts)
 		}
 		if err != nil {
@@ -163,7 +161,7 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if _, err := os.Stat(runBakery); err != nil {
 		return nil, fmt.Errorf("%s not found: the bakery backend needs a Rugix Bakery project (see https://rugix.org/docs/getting-started)", runBakery)
 	}
-	r := &BuildResult{System: sys.Name, Backend: "bakery", Dir: BuildDir(cfg.Dir, sys.Name), BuildTime: &bt}
+	r := &BuildResult{System: sys.Name, Backend: project.BackendBakery, Dir: BuildDir(cfg.Dir, sys.Name), BuildTime: &bt}
 	t := &stageTimer{r: r, opts: opts}
 	if arch := sys.Bakery.Architecture; arch != "" && usesAgentRecipe(cfg.Dir) {
 		source, err := agentRecipeSource(cfg.Dir)
@@ -252,7 +250,7 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 	if st, err := os.Stat(deploy); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set deploy_dir in [systems.%s.yocto])", deploy, machine, sys.Name)
 	}
-	r := &BuildResult{System: sys.Name, Backend: "yocto", Dir: BuildDir(cfg.Dir, sys.Name)}
+	r := &BuildResult{System: sys.Name, Backend: project.BackendYocto, Dir: BuildDir(cfg.Dir, sys.Name)}
 	t := &stageTimer{r: r, opts: opts}
 	t.begin("collect")
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/ctxio"
 	"github.com/otabake/otabake/internal/project"
 )
 
@@ -143,7 +144,7 @@ func readEnvFile(dir string, names ...string) (*Identity, string, error) {
 	)
 	for _, name := range names {
 		p := filepath.Join(dir, name)
-		d, err := readLimited(p)
+		d, err := ctxio.ReadFile(p, maxEnvFileSize)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -187,24 +188,4 @@ func readEnvFile(dir string, names ...string) (*Identity, string, error) {
 		}
 	}
 	return id, path, nil
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxEnvFileSize {
-		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxEnvFileSize)
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return data, nil
 }

@@ -21,13 +21,6 @@ import (
 	"github.com/otabake/otabake/internal/sign"
 )
 
-// Image compressions build-release can write next to system.img.
-const (
-	ImageXZ   = "xz"
-	ImageZstd = "zst"
-	ImageNone = "none"
-)
-
 // buildNative makes build/<system>/ from a root filesystem without any other build system:
 // stage and bake the rootfs, generate the SBOM, build the partition images and the disk image,
 // encode the update bundle from the same boot and system partition images, hash and sign it,
@@ -49,16 +42,13 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err != nil {
 		return nil, fmt.Errorf("[systems.%s]: %w", sys.Name, err)
 	}
-	compression := opts.ImageCompression
-	if compression == "" {
-		compression = ImageXZ
-	}
-	if compression != ImageXZ && compression != ImageZstd && compression != ImageNone {
-		return nil, fmt.Errorf("image compression %q: want xz, zst or none", compression)
+	compression, err := image.ParseCompression(opts.ImageCompression)
+	if err != nil {
+		return nil, err
 	}
 	src := cfg.Path(sys.Rootfs)
 	sde := bt.Time
-	releaseID := sys.Name + "@" + id.Version
+	releaseID := bake.ReleaseID(sys.Name, id.Version, "")
 
 	dest := BuildDir(cfg.Dir, sys.Name)
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
@@ -80,7 +70,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return nil, err
 	}
-	r := &BuildResult{System: sys.Name, Backend: "native", Dir: dest, BuildTime: &bt, Warnings: append([]string(nil), trust.warnings...)}
+	r := &BuildResult{System: sys.Name, Backend: project.BackendNative, Dir: dest, BuildTime: &bt, Warnings: append([]string(nil), trust.warnings...)}
 	t := &stageTimer{r: r, opts: opts}
 	defer t.end()
 
@@ -197,13 +187,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err := image.WriteBmap(img, img+".bmap"); err != nil {
 		return nil, err
 	}
-	switch compression {
-	case ImageXZ:
-		err = image.CompressXZ(ctx, img, img+".xz", runtime.NumCPU())
-	case ImageZstd:
-		err = image.CompressZstd(ctx, img, img+".zst", runtime.NumCPU())
-	}
-	if err != nil {
+	if _, err := compression.Compress(ctx, img, runtime.NumCPU()); err != nil {
 		return nil, fmt.Errorf("compress %s: %w", img, err)
 	}
 	t.end()

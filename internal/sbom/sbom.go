@@ -22,6 +22,7 @@ import (
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"github.com/otabake/otabake/internal/bake"
 	"github.com/otabake/otabake/internal/rootfs"
 )
 
@@ -117,10 +118,7 @@ func Generate(rootfsDir string, opts Options) (doc []byte, warnings []string, er
 // Build assembles the SPDX document for pkgs. osID is the os-release ID of the rootfs, used as
 // the purl namespace of deb and apk packages ("debian" and "alpine" when empty).
 func Build(pkgs []Package, osID string, opts Options) *v2_3.Document {
-	releaseID := opts.ReleaseID
-	if releaseID == "" {
-		releaseID = opts.System + "@" + opts.Version
-	}
+	releaseID := bake.ReleaseID(opts.System, opts.Version, opts.ReleaseID)
 	tool := opts.Tool
 	if tool == "" {
 		tool = "otabake"

@@ -19,8 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -31,6 +29,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // Kinds of documents, as accepted by Validate and `otabake schema validate KIND`.
@@ -261,7 +261,7 @@ func ValidateTOML(kindName string, data []byte) error {
 // "#:schema" comment naming a different otabake schema is an error, since the file claims to
 // be something else.
 func ValidateFile(kindName, path string) error {
-	data, err := readBounded(path)
+	data, err := ctxio.ReadFile(path, MaxDocumentSize)
 	if err != nil {
 		return err
 	}
@@ -279,22 +279,6 @@ func ValidateFile(kindName, path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > MaxDocumentSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes; not a configuration or metadata file", path, MaxDocumentSize)
-	}
-	return data, nil
 }
 
 // Directive returns the schema URL of a "#:schema URL" comment among the leading comment

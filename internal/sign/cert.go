@@ -6,8 +6,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // maxCertFileSize bounds what we read from a certificate or key file: real
@@ -81,7 +81,7 @@ func LoadCertPool(paths ...string) (*x509.CertPool, error) {
 
 // loadCertificates reads and parses one certificate file.
 func loadCertificates(path string) ([]*x509.Certificate, error) {
-	data, err := readSmallFile(path)
+	data, err := ctxio.ReadFile(path, maxCertFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -90,22 +90,4 @@ func loadCertificates(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("certificate file %s: %w", path, err)
 	}
 	return certs, nil
-}
-
-// readSmallFile reads a key or certificate file, refusing files larger than
-// maxCertFileSize.
-func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCertFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(data) > maxCertFileSize {
-		return nil, fmt.Errorf("read %s: larger than the %d bytes a key or certificate file can be", path, maxCertFileSize)
-	}
-	return data, nil
 }

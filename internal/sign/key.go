@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/youmark/pkcs8"
+
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // Signer holds everything a CMS signature needs: the private key (a local key
@@ -102,7 +104,7 @@ func isKMSRef(ref string) bool { return uriScheme.MatchString(ref) }
 
 // loadPEMKey reads the first private key block of a PEM file.
 func loadPEMKey(path, passwordEnv string) (crypto.Signer, error) {
-	data, err := readSmallFile(path)
+	data, err := ctxio.ReadFile(path, maxCertFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("load signing key: %w", err)
 	}

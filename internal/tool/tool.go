@@ -1,5 +1,7 @@
-// Package tool finds the external programs otabake calls (mkfs.ext4, debugfs, xz,
-// grub-mkimage, …) and, when one is missing, names the Debian package that provides it.
+// Package tool finds and runs the external programs otabake and otabake-agent call (mkfs.ext4,
+// debugfs, xz, grub-mkimage, git, run-bakery, rugix-ctrl, rauc, nexigon-agent): when one is
+// missing the error names the Debian package that provides it, and what a program writes is
+// captured bounded (Output), so that no tool can grow memory without limit.
 package tool
 
 import (
