@@ -28,6 +28,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/otabake/otabake/internal/hub"
 )
 
 // Releases of the command line.
@@ -48,28 +50,19 @@ const (
 	CallsEnv = "OTABAKE_SIM_NEXIGON_CALLS"
 )
 
-// Event is the DeviceEvent the command publishes (crates/libs/nexigon-api/schemas/devices.sidex).
-type Event struct {
-	EventID    string                     `json:"eventId"`
-	Category   string                     `json:"category,omitempty"`
-	Severity   string                     `json:"severity"`
-	Body       json.RawMessage            `json:"body"`
-	Attributes map[string]json.RawMessage `json:"attributes"`
-	EmittedAt  time.Time                  `json:"emittedAt"`
-}
-
-// ReadEvents reads the events file.
-func ReadEvents(path string) ([]Event, error) {
+// ReadEvents reads the events file: the DeviceEvents the command published
+// (crates/libs/nexigon-api/schemas/devices.sidex).
+func ReadEvents(path string) ([]hub.Event, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []Event
+	var out []hub.Event
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		if line == "" {
 			continue
 		}
-		var ev Event
+		var ev hub.Event
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			return nil, fmt.Errorf("events file %s: %w", path, err)
 		}
@@ -164,11 +157,11 @@ func emit(args []string, release string, stdout, stderr io.Writer) int {
 	if len(body) > 1 {
 		return usage(stderr, "unexpected argument '%s' found", body[1])
 	}
-	sev := map[string]string{"trace": "Trace", "debug": "Debug", "info": "Info", "warning": "Warning", "error": "Error", "critical": "Critical"}[severity]
+	sev := map[string]hub.Severity{"trace": hub.SeverityTrace, "debug": hub.SeverityDebug, "info": hub.SeverityInfo, "warning": hub.SeverityWarning, "error": hub.SeverityError, "critical": hub.SeverityCritical}[severity]
 	if sev == "" {
 		return usage(stderr, "invalid value '%s' for '--severity <SEVERITY>': invalid event severity", severity)
 	}
-	ev := Event{EventID: newEventID(time.Now()), Category: category, Severity: sev, Attributes: map[string]json.RawMessage{}, EmittedAt: time.Now().UTC()}
+	ev := hub.Event{EventID: newEventID(time.Now()), Category: category, Severity: sev, Attributes: map[string]json.RawMessage{}, EmittedAt: time.Now().UTC()}
 	if emittedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, emittedAt)
 		if err != nil {
