@@ -15,11 +15,12 @@
 # Every variable below may be set in local.conf, the distro configuration or kas.
 
 # The system name ("name" in system-build-info.json, IMAGE_ID in os-release) and the release
-# version. Both are required; `otabake prepare-release` prints the version to pin.
-OTABAKE_SYSTEM ??= "${IMAGE_ID}"
-OTABAKE_VERSION ??= "${IMAGE_VERSION}"
-IMAGE_ID ??= ""
-IMAGE_VERSION ??= ""
+# version. As in meta-nexigon's examples, an image without IMAGE_ID or IMAGE_VERSION still
+# builds: the system name falls back to MACHINE (meta-nexigon's upload-release.sh does the
+# same) and the version to "dev". Release builds pin IMAGE_VERSION (`otabake prepare-release`
+# prints it), and `otabake upload-release` refuses an image whose baked version is not it.
+OTABAKE_SYSTEM ??= "${@d.getVar('IMAGE_ID') or d.getVar('MACHINE')}"
+OTABAKE_VERSION ??= "${@d.getVar('IMAGE_VERSION') or 'dev'}"
 # Release id; empty means <system>@<version>, as Rugix Bakery does.
 OTABAKE_RELEASE_ID ??= ""
 # efi-grub, rpi-tryboot or rpi-uboot: also write Rugix Ctrl's /etc/rugix/system.toml. Leave
@@ -37,14 +38,24 @@ OTABAKE_SBOM ??= "1"
 
 OTABAKE_STAGE = "${WORKDIR}/otabake-bake"
 
-do_rootfs[depends] += "otabake-native:do_populate_sysroot"
+# otabake comes from otabake-native where the series' Go builds it, else from the build host
+# (conf/layer.conf: OTABAKE_NATIVE_FROM_SOURCE, HOSTTOOLS_NONFATAL); see the anonymous python.
+do_rootfs[prefuncs] += "otabake_release_check"
 do_rootfs[vardeps] += "OTABAKE_SYSTEM OTABAKE_VERSION OTABAKE_RELEASE_ID OTABAKE_TARGET OTABAKE_SBOM"
 do_rootfs[cleandirs] += "${OTABAKE_STAGE}"
+
+# otabake_need fails naming how to get otabake when it is not on PATH: on series whose Go is
+# older than go.mod's, the class runs the build host's otabake.
+otabake_need() {
+	command -v otabake >/dev/null 2>&1 ||
+		bbfatal "otabake-release: otabake is not on PATH. On this series otabake-native is not built (its Go ${OTABAKE_SERIES_GO} is older than the Go ${OTABAKE_NATIVE_GO} otabake needs): install otabake on the build host (go install -tags kms github.com/otabake/otabake/cmd/otabake@<commit of meta-otabake> with Go ${OTABAKE_NATIVE_GO}) and run bitbake with it on PATH"
+}
 
 # otabake is a static Go binary, which pseudo cannot follow: files it wrote straight into
 # IMAGE_ROOTFS would be unknown to pseudo and end up owned by the build user. So it bakes a
 # staging copy of the files it owns, and the shell, which pseudo does follow, installs them.
 otabake_bake_rootfs() {
+	otabake_need
 	stage="${OTABAKE_STAGE}"
 	rm -rf "$stage"
 	mkdir -p "$stage"
@@ -71,6 +82,7 @@ otabake_bake_rootfs() {
 # Runs while the package database is still in the rootfs: images without the
 # package-management feature lose it before ROOTFS_POSTPROCESS_COMMAND.
 otabake_write_sbom() {
+	otabake_need
 	sbom='${OTABAKE_SBOM}'
 	case "$sbom" in
 	0 | no | false | off) return 0 ;;
@@ -99,6 +111,7 @@ otabake_deploy_release_info() {
 # Signs the bundle when a key is configured (signing leaves the bundle hash unchanged), then
 # writes the hash devices pin, without a newline, as rugix-bundler hash prints it.
 otabake_finish_bundle() {
+	otabake_need
 	bundle="${IMGDEPLOYDIR}/${IMAGE_NAME}.rugixb"
 	[ -f "$bundle" ] || bbfatal "otabake-release: $bundle was not built (is rugixb in IMAGE_FSTYPES?)"
 
@@ -150,14 +163,16 @@ IMAGE_POSTPROCESS_COMMAND += "otabake_deploy_release_info"
 # order holds however IMAGE_FSTYPES came to include rugixb. For images without the rugixb
 # type these flags name a task that does not exist and do nothing.
 do_image_rugixb[postfuncs] += "otabake_finish_bundle"
-do_image_rugixb[depends] += "otabake-native:do_populate_sysroot"
 do_image_rugixb[vardeps] += "OTABAKE_SIGNING_KEY OTABAKE_SIGNING_CERT OTABAKE_SIGNING_CHAIN OTABAKE_SIGNING_PASSWORD_FILE"
 
-python () {
+# Checked when the image task runs, not at parse time: `bitbake -p` and every other image of
+# the build parse whatever these variables hold.
+python otabake_release_check() {
     for name in ("OTABAKE_SYSTEM", "OTABAKE_VERSION"):
         if not (d.getVar(name) or "").strip():
-            source = {"OTABAKE_SYSTEM": "IMAGE_ID", "OTABAKE_VERSION": "IMAGE_VERSION"}[name]
-            bb.fatal("otabake-release: %s is empty: set %s (or %s) for %s" % (name, source, name, d.getVar("PN")))
+            bb.fatal("otabake-release: %s is empty for %s" % (name, d.getVar("PN")))
+    if not (d.getVar("IMAGE_VERSION") or "").strip() and d.getVar("OTABAKE_VERSION") == "dev":
+        bb.note("otabake-release: IMAGE_VERSION is not set, %s is baked as version dev (release builds set IMAGE_VERSION to the version otabake prepare-release pins)" % d.getVar("PN"))
     # The shell functions single-quote these values.
     for name in ("OTABAKE_SYSTEM", "OTABAKE_VERSION", "OTABAKE_RELEASE_ID", "OTABAKE_TARGET", "OTABAKE_SIGNING_KEY", "OTABAKE_SIGNING_CERT", "OTABAKE_SIGNING_PASSWORD_FILE"):
         value = d.getVar(name) or ""
@@ -165,4 +180,11 @@ python () {
             bb.fatal("otabake-release: %s must not contain quotes or newlines: %r" % (name, value))
     if d.getVar("OTABAKE_SIGNING_KEY") and not d.getVar("OTABAKE_SIGNING_CERT"):
         bb.fatal("otabake-release: OTABAKE_SIGNING_KEY is set but OTABAKE_SIGNING_CERT is not")
+}
+do_image_rugixb[prefuncs] += "otabake_release_check"
+
+python () {
+    if d.getVar("OTABAKE_NATIVE_FROM_SOURCE") == "1":
+        for task in ("do_rootfs", "do_image_rugixb"):
+            d.appendVarFlag(task, "depends", " otabake-native:do_populate_sysroot")
 }

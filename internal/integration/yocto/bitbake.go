@@ -50,6 +50,8 @@ type Function struct {
 	Body string
 	// Line is the 1-based line of the header.
 	Line int
+	// Params is the parameter list of a Def, without the parentheses.
+	Params string
 }
 
 // Assignment is one variable (or variable flag) assignment.
@@ -108,7 +110,7 @@ var (
 	assignRE   = regexp.MustCompile(`^(export\s+)?(` + varNameRE + `)(?:\[([A-Za-z0-9_\-+.][A-Za-z0-9_\-+.@/]*)\])?\s*(\?\?=|\?=|:=|\+=|=\+|\.=|=\.|=)\s*(.*)$`)
 	shellFnRE  = regexp.MustCompile(`^(?:fakeroot\s+)?(` + varNameRE + `)\s*\(\s*\)\s*\{\s*$`)
 	pythonFnRE = regexp.MustCompile(`^(?:fakeroot\s+)?python\s*(` + varNameRE + `)?\s*\(\s*\)\s*\{\s*$`)
-	defRE      = regexp.MustCompile(`^def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(.*\)\s*:\s*(#.*)?$`)
+	defRE      = regexp.MustCompile(`^def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*:\s*(#.*)?$`)
 	taskNameRE = regexp.MustCompile(`^[A-Za-z0-9_${}\-+.:]+$`)
 	plainVarRE = regexp.MustCompile(`^` + varNameRE + `$`)
 )
@@ -171,7 +173,7 @@ func (p *parser) run() {
 			continue
 		}
 		if m := defRE.FindStringSubmatch(raw); m != nil {
-			p.def(start, m[1])
+			p.def(start, m[1], m[2])
 			continue
 		}
 		if raw != strings.TrimLeft(raw, " \t") {
@@ -400,7 +402,7 @@ func (p *parser) bodyError(header int, what string, err error) {
 }
 
 // def reads a top-level Python def: the header and the indented (or blank) lines after it.
-func (p *parser) def(line int, name string) {
+func (p *parser) def(line int, name, params string) {
 	var body []string
 	for p.i < len(p.lines) {
 		l := p.lines[p.i]
@@ -413,7 +415,7 @@ func (p *parser) def(line int, name string) {
 	for len(body) > 0 && strings.TrimSpace(body[len(body)-1]) == "" {
 		body = body[:len(body)-1]
 	}
-	fn := Function{Name: name, Kind: Def, Body: strings.Join(body, "\n"), Line: line}
+	fn := Function{Name: name, Kind: Def, Body: strings.Join(body, "\n"), Line: line, Params: params}
 	if len(body) == 0 {
 		p.errorf(line, "def %s has no body", name)
 	} else {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -92,36 +94,141 @@ func TestPythonCompiles(t *testing.T) {
 	}
 }
 
+// declaredSeries are the series the layer declares and the real BitBake checks
+// (bitbake/meta-otabake/README.md, "Checked with the real BitBake"), with oe-core's Go on each
+// (meta/recipes-devtools/go/go-*.inc per branch of openembedded-core).
+var declaredSeries = map[string]string{"scarthgap": "1.22", "wrynose": "1.26"}
+
+// goDirective returns the "go" line of a module file of the repository.
+func goDirective(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go\s+(\S+)\s*$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("%s has no go directive", name)
+	}
+	return string(m[1])
+}
+
+// minorVersion cuts a Go version to its major.minor ("1.22.12" -> "1.22").
+func minorVersion(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
+}
+
 func TestLayerConf(t *testing.T) {
 	f := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
 	compat := f.Values("LAYERSERIES_COMPAT_otabake")
-	if len(compat) != 1 || !strings.Contains(" "+compat[0]+" ", " scarthgap ") {
-		t.Errorf("LAYERSERIES_COMPAT_otabake = %q, want it to include scarthgap", compat)
+	if len(compat) != 1 {
+		t.Fatalf("LAYERSERIES_COMPAT_otabake assigned %d times", len(compat))
+	}
+	got := strings.Fields(compat[0])
+	sort.Strings(got)
+	var want []string
+	for s := range declaredSeries {
+		want = append(want, s)
+	}
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("LAYERSERIES_COMPAT_otabake = %q, want exactly the series checked with the real BitBake: %q", got, want)
 	}
 	if v := f.Values("BBFILE_COLLECTIONS"); len(v) != 1 || strings.TrimSpace(v[0]) != "otabake" {
 		t.Errorf("BBFILE_COLLECTIONS = %q", v)
 	}
+	// otabake-native builds where the series' Go is at least go.mod's; the agent everywhere.
+	if v := f.Values("OTABAKE_NATIVE_GO"); len(v) != 1 || v[0] != minorVersion(goDirective(t, "go.mod")) {
+		t.Errorf("OTABAKE_NATIVE_GO = %q, want go.mod's go %s", v, goDirective(t, "go.mod"))
+	}
+	agentGo := minorVersion(goDirective(t, "go.agent.mod"))
+	for s, goVersion := range declaredSeries {
+		if versionLess(goVersion, agentGo) {
+			t.Errorf("go.agent.mod needs Go %s, but %s ships Go %s", agentGo, s, goVersion)
+		}
+	}
+	var hosttool bool
+	for _, a := range f.Assignments {
+		hosttool = hosttool || (a.Name == "HOSTTOOLS_NONFATAL" && a.Op == "+=" && strings.Contains(" "+a.Value+" ", " otabake "))
+	}
+	if !hosttool {
+		t.Error(`layer.conf lacks HOSTTOOLS_NONFATAL += "otabake": on series whose Go cannot build otabake-native, the class has no otabake`)
+	}
 }
 
-// TestLicenseChecksum keeps LIC_FILES_CHKSUM in step with the repository's LICENSE, which
-// BitBake would otherwise reject in do_populate_lic.
+// versionLess compares major.minor Go versions.
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		na, _ := strconv.Atoi(pa[i])
+		nb, _ := strconv.Atoi(pb[i])
+		if na != nb {
+			return na < nb
+		}
+	}
+	return len(pa) < len(pb)
+}
+
+// commonLicenseMD5 are the md5 sums of openembedded-core's meta/files/common-licenses, the
+// same on scarthgap and wrynose.
+var commonLicenseMD5 = map[string]string{
+	"MIT":          "0835ade698e0bcf8506ecda2f7b4f302",
+	"Apache-2.0":   "89aea4e17d99a7cacdbeed46a0096b10",
+	"BSD-2-Clause": "cb641bc04cda31daea161b1bc15da69f",
+	"BSD-3-Clause": "550794465ba0ec5312d6919e203a55f9",
+	"ISC":          "f3b90e78ea0cffb20bf5cca7947a896d",
+	"MPL-2.0":      "815ca599c9df247a0c7f619bab123dad",
+}
+
+// TestLicenseChecksum keeps LIC_FILES_CHKSUM in step with the repository's LICENSE and
+// openembedded-core's common licenses, which BitBake would otherwise reject in
+// do_populate_lic, and checks that every license LICENSE names has a file there.
 func TestLicenseChecksum(t *testing.T) {
-	f := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake.inc"))
-	v := f.Values("LIC_FILES_CHKSUM")
-	if len(v) != 1 {
-		t.Fatalf("LIC_FILES_CHKSUM assigned %d times", len(v))
-	}
-	m := regexp.MustCompile(`file://src/\$\{GO_IMPORT\}/(\S+);md5=([0-9a-f]{32})`).FindStringSubmatch(v[0])
-	if m == nil {
-		t.Fatalf("LIC_FILES_CHKSUM = %q: want file://src/${GO_IMPORT}/FILE;md5=…", v[0])
-	}
-	data, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := md5.Sum(data)
-	if got := hex.EncodeToString(sum[:]); got != m[2] {
-		t.Errorf("LIC_FILES_CHKSUM md5 = %s, %s has md5 %s", m[2], m[1], got)
+	for _, recipe := range []string{"otabake-agent_git.bb", "otabake-native_git.bb"} {
+		t.Run(recipe, func(t *testing.T) {
+			f := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", recipe))
+			v := f.Values("LIC_FILES_CHKSUM")
+			if len(v) != 1 {
+				t.Fatalf("LIC_FILES_CHKSUM assigned %d times", len(v))
+			}
+			have := map[string]bool{}
+			for _, entry := range strings.Fields(v[0]) {
+				if m := regexp.MustCompile(`^file://src/\$\{GO_IMPORT\}/(\S+);md5=([0-9a-f]{32})$`).FindStringSubmatch(entry); m != nil {
+					data, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					sum := md5.Sum(data)
+					if got := hex.EncodeToString(sum[:]); got != m[2] {
+						t.Errorf("LIC_FILES_CHKSUM md5 = %s, %s has md5 %s", m[2], m[1], got)
+					}
+					have["MIT"] = true // otabake's own LICENSE
+					continue
+				}
+				m := regexp.MustCompile(`^file://\$\{COMMON_LICENSE_DIR\}/(\S+);md5=([0-9a-f]{32})$`).FindStringSubmatch(entry)
+				if m == nil {
+					t.Errorf("LIC_FILES_CHKSUM entry %q: want file://src/${GO_IMPORT}/FILE or file://${COMMON_LICENSE_DIR}/NAME with an md5", entry)
+					continue
+				}
+				if commonLicenseMD5[m[1]] != m[2] {
+					t.Errorf("LIC_FILES_CHKSUM %s md5 = %s, openembedded-core's is %q", m[1], m[2], commonLicenseMD5[m[1]])
+				}
+				have[m[1]] = true
+			}
+			lic := f.Values("LICENSE")
+			if len(lic) != 1 {
+				t.Fatalf("LICENSE assigned %d times", len(lic))
+			}
+			for _, name := range strings.Fields(strings.ReplaceAll(lic[0], "&", " ")) {
+				if !have[name] {
+					t.Errorf("LICENSE names %s, which LIC_FILES_CHKSUM has no file for", name)
+				}
+			}
+		})
 	}
 }
 
@@ -156,6 +263,19 @@ func TestRecipesMatchRepository(t *testing.T) {
 	}
 	if v := inc.Values("CGO_ENABLED"); len(v) != 1 || v[0] != "0" {
 		t.Errorf("CGO_ENABLED = %q, want \"0\" (static binaries)", v)
+	}
+	// Every file the recipes take from the checked-out repository exists here.
+	refRE := regexp.MustCompile(`\$\{OTABAKE_SRC\}/([A-Za-z0-9_./-]+)`)
+	for _, name := range []string{"otabake.inc", "otabake-agent_git.bb", "otabake-native_git.bb"} {
+		src, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range refRE.FindAllStringSubmatch(string(src), -1) {
+			if _, err := os.Stat(filepath.Join(repoRoot, m[1])); err != nil {
+				t.Errorf("%s uses ${OTABAKE_SRC}/%s: %v", name, m[1], err)
+			}
+		}
 	}
 	var validate bool
 	for _, d := range agent.Directives {

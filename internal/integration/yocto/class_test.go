@@ -65,11 +65,15 @@ func newClassEnv(t *testing.T, local map[string]string) *classEnv {
 		"IMAGE_NAME":       testImageName,
 		"IMAGE_LINK_NAME":  testLinkName,
 		"PN":               "core-image-minimal",
+		"MACHINE":          "qemux86-64",
+		// conf/layer.conf's, which the class's messages name.
+		"OTABAKE_SERIES_GO": "1.22%",
+		"OTABAKE_NATIVE_GO": "1.26",
 	}
 	for k, v := range local {
 		defaults[k] = v
 	}
-	e.vars = datastore(defaults, []*File{e.class}, nil)
+	e.vars = expandAll(t, defaults, []*File{e.class}, nil)
 	return e
 }
 
@@ -452,22 +456,29 @@ func TestWriteSBOM(t *testing.T) {
 	})
 }
 
-func TestClassAnonymousPython(t *testing.T) {
+// TestReleaseCheck runs the class's do_rootfs prefunc: the checks that once ran at parse time
+// and failed every image of the build. An image without IMAGE_VERSION or IMAGE_ID builds, as
+// with meta-nexigon: version "dev", system MACHINE.
+func TestReleaseCheck(t *testing.T) {
 	class := parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass"))
-	fn, ok := class.Function("")
-	if !ok {
-		t.Fatal("the class has no anonymous python () function")
+	fn, ok := class.Function("otabake_release_check")
+	if !ok || fn.Kind != Python {
+		t.Fatal("the class has no python otabake_release_check")
 	}
-	base := map[string]string{"IMAGE_ID": "qemux86-64", "IMAGE_VERSION": testVersion, "PN": "core-image-minimal"}
+	base := map[string]string{"IMAGE_ID": "qemux86-64", "IMAGE_VERSION": testVersion, "PN": "core-image-minimal", "MACHINE": "qemuarm64"}
 	for _, tc := range []struct {
 		name      string
 		set       map[string]string
 		wantFatal string
+		wantNote  string
+		system    string
+		version   string
 	}{
-		{name: "valid"},
-		{name: "valid signing", set: map[string]string{"OTABAKE_SIGNING_KEY": "/k.pem", "OTABAKE_SIGNING_CERT": "/c.pem"}},
-		{name: "no version", set: map[string]string{"IMAGE_VERSION": ""}, wantFatal: "set IMAGE_VERSION"},
-		{name: "no system", set: map[string]string{"IMAGE_ID": ""}, wantFatal: "set IMAGE_ID"},
+		{name: "valid", system: "qemux86-64", version: testVersion},
+		{name: "valid signing", set: map[string]string{"OTABAKE_SIGNING_KEY": "/k.pem", "OTABAKE_SIGNING_CERT": "/c.pem"}, system: "qemux86-64", version: testVersion},
+		{name: "no version", set: map[string]string{"IMAGE_VERSION": ""}, wantNote: "baked as version dev", system: "qemux86-64", version: "dev"},
+		{name: "no system", set: map[string]string{"IMAGE_ID": ""}, system: "qemuarm64", version: testVersion},
+		{name: "explicit", set: map[string]string{"IMAGE_ID": "", "IMAGE_VERSION": "", "OTABAKE_SYSTEM": "gw", "OTABAKE_VERSION": "1.2"}, system: "gw", version: "1.2"},
 		{name: "quote in version", set: map[string]string{"IMAGE_VERSION": "v'1"}, wantFatal: "OTABAKE_VERSION must not contain quotes"},
 		{name: "key without cert", set: map[string]string{"OTABAKE_SIGNING_KEY": "/k.pem"}, wantFatal: "OTABAKE_SIGNING_CERT is not"},
 	} {
@@ -479,14 +490,50 @@ func TestClassAnonymousPython(t *testing.T) {
 			for k, v := range tc.set {
 				local[k] = v
 			}
-			res := runPython(t, fn, datastore(local, []*File{class}, nil))
+			vars := datastore(local, []*File{class}, nil)
+			res := runPython(t, fn, vars, defs(class)...)
 			switch {
 			case tc.wantFatal != "" && (res.Fatal == nil || !strings.Contains(*res.Fatal, tc.wantFatal)):
 				t.Fatalf("fatal = %v, want one containing %q", res.Fatal, tc.wantFatal)
 			case tc.wantFatal == "" && res.Fatal != nil:
 				t.Fatalf("unexpected fatal: %s", *res.Fatal)
 			}
+			if tc.wantNote != "" && (len(res.Notes) != 1 || !strings.Contains(res.Notes[0], tc.wantNote)) {
+				t.Errorf("notes %q, want one containing %q", res.Notes, tc.wantNote)
+			}
+			if tc.wantFatal == "" {
+				if got := pyExpand(t, "${OTABAKE_SYSTEM} ${OTABAKE_VERSION}", vars); got != tc.system+" "+tc.version {
+					t.Errorf("OTABAKE_SYSTEM OTABAKE_VERSION = %q, want %s %s", got, tc.system, tc.version)
+				}
+			}
 		})
+	}
+}
+
+// TestClassAnonymousPython checks that the class never fails at parse time and that the
+// image depends on otabake-native exactly where the series' Go builds it.
+func TestClassAnonymousPython(t *testing.T) {
+	class := parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass"))
+	fn, ok := class.Function("")
+	if !ok {
+		t.Fatal("the class has no anonymous python () function")
+	}
+	for _, tc := range []struct {
+		fromSource string
+		want       string
+	}{{"1", " otabake-native:do_populate_sysroot"}, {"0", ""}} {
+		res := runPython(t, fn, map[string]string{"OTABAKE_NATIVE_FROM_SOURCE": tc.fromSource, "IMAGE_VERSION": ""})
+		if res.Fatal != nil || res.Skip != nil {
+			t.Fatalf("OTABAKE_NATIVE_FROM_SOURCE=%s: fatal %v, skip %v: an image class must not fail at parse time", tc.fromSource, res.Fatal, res.Skip)
+		}
+		for _, task := range []string{"do_rootfs", "do_image_rugixb"} {
+			if got := res.Flags[task+"[depends]"]; got != tc.want {
+				t.Errorf("OTABAKE_NATIVE_FROM_SOURCE=%s: %s[depends] += %q, want %q", tc.fromSource, task, got, tc.want)
+			}
+		}
+	}
+	if strings.Contains(fn.Body, "bb.fatal") {
+		t.Error("the anonymous python calls bb.fatal: every image of the build would fail to parse")
 	}
 }
 
@@ -516,18 +563,27 @@ func TestClassHooks(t *testing.T) {
 	}
 	for hook, v := range hooks {
 		for _, name := range strings.Fields(strings.ReplaceAll(v, ";", " ")) {
-			if fn, ok := class.Function(name); !ok || fn.Kind != Shell {
+			fn, ok := class.Function(name)
+			if !ok || (fn.Kind != Shell && !strings.HasSuffix(hook, "prefuncs]")) {
 				t.Errorf("%s names %s, which is not a shell function of the class", hook, name)
 			}
 		}
 	}
-	var depends bool
-	for _, a := range class.Assignments {
-		if a.Name == "do_image_rugixb" && a.Flag == "depends" && strings.Contains(a.Value, "otabake-native:do_populate_sysroot") {
-			depends = true
+	for _, task := range []string{"do_rootfs", "do_image_rugixb"} {
+		var check bool
+		for _, a := range class.Assignments {
+			check = check || (a.Name == task && a.Flag == "prefuncs" && strings.Contains(a.Value, "otabake_release_check"))
+		}
+		if !check {
+			t.Errorf("%s[prefuncs] lacks otabake_release_check", task)
 		}
 	}
-	if !depends {
-		t.Error("do_image_rugixb does not depend on otabake-native:do_populate_sysroot: otabake would not be on PATH")
+	// Every function that runs otabake first checks that it is there (the host's on older
+	// series) and names how to install it.
+	for _, name := range []string{"otabake_bake_rootfs", "otabake_write_sbom", "otabake_finish_bundle"} {
+		fn, _ := class.Function(name)
+		if !strings.HasPrefix(strings.TrimSpace(fn.Body), "otabake_need") {
+			t.Errorf("%s does not start with otabake_need", name)
+		}
 	}
 }

@@ -216,49 +216,101 @@ func python3(t *testing.T) string {
 // pyResult is what runPython reports about one Python function call.
 type pyResult struct {
 	Fatal *string `json:"fatal"`
+	// Skip is the reason of a bb.parse.SkipRecipe, as BitBake reports a skipped recipe.
+	Skip  *string           `json:"skip"`
+	Notes []string          `json:"notes"`
+	Flags map[string]string `json:"flags"`
 }
 
-// pyHarness runs a BitBake Python function body with a datastore stub d (getVar returns the
-// already expanded values) and a bb stub whose fatal raises.
+// pyHarness runs a BitBake Python function body with a datastore stub d and a bb stub whose
+// fatal raises. d.getVar expands as BitBake's data_smart does: ${VAR} references first, then
+// inline ${@python} with the same pattern BitBake uses, repeated until nothing changes, with
+// the files' def functions in scope. Unset variables stay as literal ${VAR}, as in BitBake.
 const pyHarness = `
-import json, sys, types
-vars = json.loads(sys.argv[1])
+import json, os, re, sys, types
+req = json.load(sys.stdin)
+vars = req["vars"]
 class Fatal(Exception):
     pass
+class SkipRecipe(Exception):
+    pass
+notes = []
 def fatal(msg):
     raise Fatal(msg)
-bb = types.SimpleNamespace(fatal=fatal)
+def contains(variable, checkvalues, truevalue, falsevalue, d):
+    have = set((d.getVar(variable) or "").split())
+    want = set(checkvalues.split()) if isinstance(checkvalues, str) else set(checkvalues)
+    return truevalue if want.issubset(have) else falsevalue
+bb = types.SimpleNamespace(fatal=fatal, note=notes.append, warn=notes.append,
+    utils=types.SimpleNamespace(contains=contains), parse=types.SimpleNamespace(SkipRecipe=SkipRecipe))
+ns = {"bb": bb, "os": os, "VARS": vars}
+for src in req["defs"]:
+    exec(compile(src, "def", "exec"), ns)
+VAR = re.compile(r"\$\{[a-zA-Z0-9\-_+./~:]+?\}")
+PY = re.compile(r"\$\{@(?:\{.*?\}|.)+?\}")
+flags = {}
 class D:
+    def expand(self, s, depth=0):
+        if depth > 50:
+            raise RuntimeError("recursive expansion of %r" % s)
+        while True:
+            new = VAR.sub(lambda m: self.expand(vars[m.group(0)[2:-1]], depth + 1) if m.group(0)[2:-1] in vars else m.group(0), s)
+            new = PY.sub(lambda m: str(eval(m.group(0)[3:-1], ns, {"d": self})), new)
+            if new == s:
+                return s
+            s = new
     def getVar(self, name, expand=True):
-        return vars.get(name)
-ns = {"bb": bb}
-exec(compile("def f(d):\n" + sys.stdin.read() + "\n", "body", "exec"), ns)
-res = {"fatal": None}
+        v = vars.get(name)
+        return self.expand(v) if v is not None and expand else v
+    def appendVarFlag(self, var, flag, value):
+        key = var + "[" + flag + "]"
+        flags[key] = flags.get(key, "") + value
+exec(compile("def f(d):\n" + req["body"] + "\n", "body", "exec"), ns)
+res = {"fatal": None, "skip": None}
 try:
     ns["f"](D())
 except Fatal as e:
     res["fatal"] = str(e)
+except SkipRecipe as e:
+    res["skip"] = str(e)
+res["notes"] = notes
+res["flags"] = flags
 print(json.dumps(res))
 `
 
-// runPython calls a Python function body of the layer with vars (expanded first).
-func runPython(t *testing.T, fn Function, vars map[string]string) pyResult {
-	t.Helper()
-	py := python3(t)
-	expanded := map[string]string{}
-	for k, v := range vars {
-		if strings.Contains(v, "${@") {
-			continue
-		}
-		// Values that reach inline Python (S, OTABAKE_SRC, …) are BitBake's to compute; the
-		// functions under test do not read them.
-		if e, err := Expand(v, vars); err == nil {
-			expanded[k] = e
+// defs returns the def functions of files, which BitBake puts in scope of every Python
+// function and inline expression of the recipe.
+func defs(files ...*File) []Function {
+	var out []Function
+	for _, f := range files {
+		for _, fn := range f.Functions {
+			if fn.Kind == Def {
+				out = append(out, fn)
+			}
 		}
 	}
-	arg, _ := json.Marshal(expanded)
-	cmd := exec.Command(py, "-c", pyHarness, string(arg))
-	cmd.Stdin = strings.NewReader(fn.Body)
+	return out
+}
+
+// runPython calls a Python function body of the layer with vars, unexpanded (the harness
+// expands them as BitBake would), and the def functions given.
+func runPython(t *testing.T, fn Function, vars map[string]string, defFns ...Function) pyResult {
+	t.Helper()
+	py := python3(t)
+	req := struct {
+		Vars map[string]string `json:"vars"`
+		Body string            `json:"body"`
+		Defs []string          `json:"defs"`
+	}{Vars: vars, Body: fn.Body, Defs: []string{}}
+	for _, d := range defFns {
+		req.Defs = append(req.Defs, "def "+d.Name+"("+d.Params+"):\n"+d.Body+"\n")
+	}
+	in, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", pyHarness)
+	cmd.Stdin = bytes.NewReader(in)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr []byte
@@ -272,4 +324,44 @@ func runPython(t *testing.T, fn Function, vars map[string]string) pyResult {
 		t.Fatalf("python %s printed %q: %v", fn.Name, out, err)
 	}
 	return res
+}
+
+// pyExpand expands value as BitBake would (inline Python included) with vars and defFns.
+func pyExpand(t *testing.T, value string, vars map[string]string, defFns ...Function) string {
+	t.Helper()
+	all := map[string]string{"__PYEXPAND__": value}
+	for k, v := range vars {
+		all[k] = v
+	}
+	fn := Function{Name: "expand", Kind: Python, Body: "    bb.note(d.getVar('__PYEXPAND__'))"}
+	res := runPython(t, fn, all, defFns...)
+	if res.Fatal != nil || len(res.Notes) != 1 {
+		t.Fatalf("expanding %q: fatal %v, notes %q", value, res.Fatal, res.Notes)
+	}
+	return res.Notes[0]
+}
+
+// expandAll is datastore followed by BitBake's expansion of every value, inline Python
+// included, with the files' def functions in scope: what the tasks of a recipe see. Values
+// whose expansion fails (they need variables only BitBake has) stay unexpanded.
+func expandAll(t *testing.T, defaults map[string]string, files []*File, forced map[string]string) map[string]string {
+	t.Helper()
+	raw := datastore(defaults, files, forced)
+	body := `    import json
+    out = {}
+    for k in VARS:
+        try:
+            out[k] = d.getVar(k)
+        except Exception:
+            out[k] = VARS[k]
+    bb.note(json.dumps(out))`
+	res := runPython(t, Function{Name: "expandAll", Kind: Python, Body: body}, raw, defs(files...)...)
+	if res.Fatal != nil || len(res.Notes) != 1 {
+		t.Fatalf("expanding the datastore: fatal %v, notes %q", res.Fatal, res.Notes)
+	}
+	out := map[string]string{}
+	if err := json.Unmarshal([]byte(res.Notes[0]), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
