@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/otabake/otabake/internal/agent/engine"
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/logging"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Agent runs the device side of the Nexigon system update protocol.
@@ -503,11 +503,11 @@ func (c *cycle) deferReason() string {
 
 // inhibitorHeld reports whether a systemd inhibitor lock with that "who" is held.
 func inhibitorHeld(ctx context.Context, who string) (bool, error) {
-	out, err := exec.CommandContext(ctx, "systemd-inhibit", "--list", "--no-pager", "--no-legend").Output()
+	res, err := tool.Run(ctx, tool.Cmd{Path: "systemd-inhibit", Package: "systemd", Args: []string{"--list", "--no-pager", "--no-legend"}})
 	if err != nil {
-		return false, fmt.Errorf("systemd-inhibit --list: %w", err)
+		return false, fmt.Errorf("list inhibitor locks: %w", err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 0 && f[0] == who {
 			return true, nil

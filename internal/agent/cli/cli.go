@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"sort"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/otabake/otabake/internal/agent/engine"
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/hub/nexigon"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Version is set at link time with -ldflags "-X …/internal/agent/cli.Version=…".
@@ -341,10 +341,8 @@ func (e *env) commandCheck(inv *invocation) error {
 	if s := strings.TrimSpace(line); s != "" && !json.Valid([]byte(s)) {
 		return fmt.Errorf("command input is not JSON: %q", s)
 	}
-	cmd := exec.CommandContext(e.ctx, "systemctl", "start", "--no-block", ServiceUnit)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("systemctl start --no-block %s: %w: %s", ServiceUnit, err, strings.TrimSpace(string(out)))
+	if _, err := tool.Run(e.ctx, tool.Cmd{Path: "systemctl", Package: "systemd", Args: []string{"start", "--no-block", ServiceUnit}}); err != nil {
+		return fmt.Errorf("start %s: %w", ServiceUnit, err)
 	}
 	return json.NewEncoder(e.stdout).Encode(map[string]any{
 		"type": "Output",

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strings"
 	"sync"
@@ -64,28 +63,19 @@ func rejectsArgument(err error, flag string) bool {
 }
 
 func (t *CLITransport) run(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, t.exe, args...)
-	stdout := &tool.Output{Max: maxCLIOutput}
-	stderr := &tool.Output{Max: maxCLIOutput}
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2048 {
-			msg = msg[len(msg)-2048:]
-		}
+	res, err := tool.Run(ctx, tool.Cmd{Path: t.exe, Package: "nexigon-agent (from the Nexigon releases)", Args: args, MaxStdout: maxCLIOutput, MaxStderr: 2048})
+	var te *tool.Error
+	if errors.As(err, &te) {
 		name := t.exe + " " + strings.Join(args[:min(2, len(args))], " ")
-		code := -1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		return stdout.Bytes(), &CLIError{Command: name, ExitCode: code, Stderr: msg, Err: err}
+		return res.Stdout, &CLIError{Command: name, ExitCode: te.ExitCode, Stderr: te.Stderr, Err: te.Err}
 	}
-	if stdout.Overflowed() {
+	if err != nil {
+		return nil, err
+	}
+	if res.StdoutOverflowed {
 		return nil, fmt.Errorf("%s %s: output exceeds %d bytes", t.exe, strings.Join(args[:min(2, len(args))], " "), maxCLIOutput)
 	}
-	return stdout.Bytes(), nil
+	return res.Stdout, nil
 }
 
 // DeviceID implements Transport.

@@ -4,7 +4,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,24 +65,19 @@ type Runner func(ctx context.Context, name string, args ...string) (stdout []byt
 
 // Exec runs name with args, capturing stdout, and returns an error quoting stderr.
 func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
-	path, err := tool.Find(name, debianPackage(name))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	var stdout bytes.Buffer
-	stderr := &tool.Output{Max: 8 << 10, Tail: true}
-	cmd.Stdout = &stdout
-	cmd.Stderr = stderr
-	if err := cmd.Run(); err != nil {
+	res, err := tool.Run(ctx, tool.Cmd{Path: name, Package: debianPackage(name), Args: args, MaxStdout: 16 << 20, MaxStderr: 8 << 10})
+	var te *tool.Error
+	if errors.As(err, &te) {
 		line := name + " " + Redact(strings.Join(args, " "))
-		msg := Redact(strings.TrimSpace(plainText(stderr.String())))
+		msg := Redact(strings.TrimSpace(plainText(te.Stderr)))
 		if msg == "" {
-			return stdout.Bytes(), fmt.Errorf("%s: %w", line, err)
+			return res.Stdout, fmt.Errorf("%s: %w", line, te.Err)
 		}
-		return stdout.Bytes(), fmt.Errorf("%s: %w: %s", line, err, lastLines(msg, 5))
+		return res.Stdout, fmt.Errorf("%s: %w: %s", line, te.Err, lastLines(msg, 5))
 	}
-	return stdout.Bytes(), nil
+	// Beyond 16 MiB stdout is cut, never an error: an install that succeeded stays a success,
+	// and a cut JSON answer fails where it is parsed.
+	return res.Stdout, err
 }
 
 var urlQueryRE = regexp.MustCompile(`(https?://[^\s?"']+)\?[^\s"']*`)
