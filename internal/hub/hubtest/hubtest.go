@@ -333,6 +333,13 @@ func writeFile(t *testing.T, name string, n int, seed byte) (string, []byte) {
 	return p, data
 }
 
+// uploadFile uploads a test artifact (see writeFile) to pkg's repository.
+func uploadFile(t *testing.T, f Fixture, pkg hub.PackageRef, name string, n int, seed byte) hub.UploadResult {
+	t.Helper()
+	path, _ := writeFile(t, name, n, seed)
+	return must[hub.UploadResult](t, "upload")(hub.UploadFile(context.Background(), f.Hub, pkg.RepositoryID, path, f.Upload))
+}
+
 func testUploadOnce(t *testing.T, f Fixture) {
 	ctx := context.Background()
 	pkg := packageID(t, f)
@@ -567,8 +574,7 @@ func testVersionAssets(t *testing.T, f Fixture) {
 	ctx := context.Background()
 	pkg := packageID(t, f)
 	v, _ := prepare(t, f, pkg.PackageID, "build-7")
-	path, _ := writeFile(t, "system.rugixb", 2048, 7)
-	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	up := uploadFile(t, f, pkg, "system.rugixb", 2048, 7)
 	const name = "efi/system.rugixb"
 	if _, err := hub.AttachAsset(ctx, f.Hub, v, up.AssetID, up.Digest, name, json.RawMessage(`{"version":"build-7"}`)); err != nil {
 		t.Fatal(err)
@@ -626,8 +632,7 @@ func testHostileNames(t *testing.T, f Fixture) {
 	ctx := context.Background()
 	pkg := packageID(t, f)
 	v, _ := prepare(t, f, pkg.PackageID, "build-hostile")
-	path, _ := writeFile(t, "system.rugixb", 512, 9)
-	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	up := uploadFile(t, f, pkg, "system.rugixb", 512, 9)
 	for _, name := range hostileFilenames {
 		_, err := f.Hub.AddVersionAsset(ctx, v, up.AssetID, name, nil)
 		if !hub.IsKind(err, hub.KindInvalid) {

@@ -39,8 +39,7 @@ func testStrictIDKinds(t *testing.T, f Fixture) {
 	ctx := context.Background()
 	pkg := packageID(t, f)
 	v, _ := prepare(t, f, pkg.PackageID, "build-strict-ids")
-	path, _ := writeFile(t, "a.bin", 64, 3)
-	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	up := uploadFile(t, f, pkg, "a.bin", 64, 3)
 	short := func(id string) string { return id[:len(id)-1] }
 	long := func(id string) string { return id + "A" }
 
@@ -171,8 +170,7 @@ func testStrictNames(t *testing.T, f Fixture) {
 	}
 	_, err = f.Hub.CreateVersion(ctx, hub.CreateVersionRequest{PackageID: pkg.PackageID, Name: n129})
 	wantInvalid(t, "version name of 129 characters", err)
-	path, _ := writeFile(t, "a.bin", 64, 4)
-	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	up := uploadFile(t, f, pkg, "a.bin", 64, 4)
 	if _, err := f.Hub.AddVersionAsset(ctx, v, up.AssetID, strings.Repeat("f", 256), nil); err != nil {
 		t.Errorf("filename of 256 characters: %v", err)
 	}
@@ -231,8 +229,7 @@ func testStrictMetadata(t *testing.T, f Fixture) {
 		wantInvalid(t, "CreateVersion metadata "+md, err)
 	}
 	v, _ := prepare(t, f, pkg.PackageID, "build-strict-md")
-	path, _ := writeFile(t, "a.bin", 64, 5)
-	up := must[hub.UploadResult](t, "upload")(hub.UploadFile(ctx, f.Hub, pkg.RepositoryID, path, f.Upload))
+	up := uploadFile(t, f, pkg, "a.bin", 64, 5)
 	for _, md := range notObjects {
 		wantInvalid(t, "SetVersionMetadata "+md, f.Hub.SetVersionMetadata(ctx, v, json.RawMessage(md)))
 		_, err := f.Hub.AddVersionAsset(ctx, v, up.AssetID, "a.bin", json.RawMessage(md))
