@@ -64,7 +64,7 @@ func AddSignature(ctx context.Context, inPath, outPath string, der []byte) error
 	if err := stlv.Unmarshal(content, TagSignedMetadata, &md); err != nil {
 		return fmt.Errorf("signature: attached content is not Rugix signed metadata: %w", err)
 	}
-	if d, err := ParseDigest(md.HeaderHash); err != nil || string(d.Algorithm.Sum(b.headerBytes)) != string(d.Sum) {
+	if d, err := ParseDigest(md.HeaderHash); err != nil || !b.headerDigest(d.Algorithm).Equal(d) {
 		return fmt.Errorf("signature: signs bundle hash %q, this bundle is %s", md.HeaderHash, b.hash)
 	}
 	return b.writeWithSignature(ctx, outPath, der)

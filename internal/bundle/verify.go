@@ -63,12 +63,8 @@ var ErrVerification = errors.New("bundle verification failed")
 func (b *Bundle) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	rep := &VerifyReport{Hash: b.Hash(), Warnings: append([]string{}, b.Warnings()...)}
 	if opts.BundleHash != "" {
-		want, err := ParseDigest(opts.BundleHash)
-		if err != nil {
-			return rep, fmt.Errorf("expected bundle hash: %w", err)
-		}
-		if got := want.Algorithm.Sum(b.headerBytes); !bytes.Equal(got, want.Sum) {
-			return rep, fmt.Errorf("%w: invalid header hash: header is %s, expected %s", ErrVerification, Digest{want.Algorithm, got}, want)
+		if err := b.CheckHash(opts.BundleHash); err != nil {
+			return rep, err
 		}
 		rep.HashChecked = true
 	}
@@ -119,6 +115,30 @@ func (b *Bundle) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport,
 	return rep, nil
 }
 
+// CheckHash checks the bundle hash, the hash of the header's bytes, against want (any spelling
+// ParseDigest accepts; its algorithm is used, as rugix-ctrl does). An empty want checks nothing.
+// A mismatch wraps ErrVerification. Verify, ExtractFile and the signature checks all compare
+// the header this way.
+func (b *Bundle) CheckHash(want string) error {
+	if want == "" {
+		return nil
+	}
+	d, err := ParseDigest(want)
+	if err != nil {
+		return fmt.Errorf("expected bundle hash: %w", err)
+	}
+	if got := b.headerDigest(d.Algorithm); !got.Equal(d) {
+		return fmt.Errorf("%w: invalid header hash: header is %s, expected %s", ErrVerification, got, d)
+	}
+	return nil
+}
+
+// headerDigest is the hash of the header's bytes with alg: the bundle hash when alg is the
+// bundle's algorithm.
+func (b *Bundle) headerDigest(alg HashAlgorithm) Digest {
+	return Digest{alg, alg.Sum(b.headerBytes)}
+}
+
 func joinReasons(r []string) string {
 	var b bytes.Buffer
 	for i, s := range r {
@@ -144,8 +164,8 @@ func (b *Bundle) checkSignature(der []byte, roots *x509.CertPool, now time.Time)
 	if err != nil {
 		return fmt.Errorf("signed metadata: %w", err)
 	}
-	if got := d.Algorithm.Sum(b.headerBytes); !bytes.Equal(got, d.Sum) {
-		return fmt.Errorf("signature is for bundle %s, this header hashes to %s", d, Digest{d.Algorithm, got})
+	if got := b.headerDigest(d.Algorithm); !got.Equal(d) {
+		return fmt.Errorf("signature is for bundle %s, this header hashes to %s", d, got)
 	}
 	return nil
 }

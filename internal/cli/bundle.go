@@ -2,22 +2,15 @@ package cli
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/chunker"
 	"github.com/otabake/otabake/internal/project"
@@ -126,13 +119,10 @@ func bundleHashCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		h, err := bundle.HashFile(path)
-		if err != nil {
-			return err
-		}
 		g := globals(c)
 		if out := c.String("output"); out != "" {
-			if err := atomicfile.WriteFile(out, []byte(h), 0o644); err != nil {
+			h, err := bundle.WriteHashFile(path, out)
+			if err != nil {
 				return err
 			}
 			if g.JSON {
@@ -140,79 +130,16 @@ func bundleHashCommand() *ucli.Command {
 			}
 			return nil
 		}
+		h, err := bundle.HashFile(path)
+		if err != nil {
+			return err
+		}
 		if g.JSON {
 			return printJSON(g.Stdout, map[string]string{"hash": h})
 		}
 		_, err = fmt.Fprintln(g.Stdout, h)
 		return err
 	})
-}
-
-// inspectJSON is the --json shape of bundle inspect.
-type inspectJSON struct {
-	Hash          string            `json:"hash"`
-	HashAlgorithm string            `json:"hashAlgorithm"`
-	Size          int64             `json:"size"`
-	Incremental   bool              `json:"incremental"`
-	HeaderSize    int               `json:"headerSize"`
-	Manifest      *string           `json:"manifest,omitempty"`
-	Components    *inspectComps     `json:"components,omitempty"`
-	Payloads      []inspectPayload  `json:"payloads"`
-	Signatures    []inspectSigEntry `json:"signatures"`
-	// Warnings say what today's Rugix Ctrl refuses (payloads without a block index).
-	Warnings []string `json:"warnings"`
-}
-
-// inspectComps is the header's component metadata; the tags are reported because no
-// published source gives their values.
-type inspectComps struct {
-	Tags  map[string]string `json:"tags"`
-	Files []inspectCompFile `json:"files"`
-}
-
-type inspectCompFile struct {
-	Path   string `json:"path"`
-	Size   int    `json:"size"`
-	SHA256 string `json:"sha256"`
-	// Text is the file's content when it is UTF-8 text (component files are TOML or JSON).
-	Text *string `json:"text,omitempty"`
-}
-
-type inspectPayload struct {
-	Index         int           `json:"index"`
-	Delivery      string        `json:"delivery"` // slot, execute, app-file or app-archive
-	Slot          string        `json:"slot,omitempty"`
-	Handler       []string      `json:"handler,omitempty"`
-	App           string        `json:"app,omitempty"`
-	Path          string        `json:"path,omitempty"`
-	Mode          *uint32       `json:"mode,omitempty"`
-	FileHash      string        `json:"fileHash"`
-	HeaderHash    string        `json:"headerHash"`
-	DataOffset    int64         `json:"dataOffset"`
-	DataSize      int64         `json:"dataSize"`
-	BlockEncoding *inspectBlock `json:"blockEncoding,omitempty"`
-	DeltaEncoding any           `json:"deltaEncoding,omitempty"`
-}
-
-type inspectBlock struct {
-	Chunker       string  `json:"chunker"`
-	HashAlgorithm string  `json:"hashAlgorithm"`
-	Deduplicated  bool    `json:"deduplicated"`
-	Compression   string  `json:"compression,omitempty"`
-	Blocks        int64   `json:"blocks"`
-	StoredBlocks  int64   `json:"storedBlocks"`
-	UniqueBlocks  int64   `json:"uniqueBlocks"`
-	DedupRatio    float64 `json:"dedupRatio"`
-	// DecodedMin and DecodedMax bound the decoded size the block encoding declares.
-	DecodedMin int64  `json:"decodedMin"`
-	DecodedMax int64  `json:"decodedMax"`
-	Error      string `json:"error,omitempty"`
-}
-
-type inspectSigEntry struct {
-	Index   int      `json:"index"`
-	Size    int      `json:"size"`
-	Signers []string `json:"signers"`
 }
 
 func bundleInspectCommand() *ucli.Command {
@@ -225,70 +152,10 @@ func bundleInspectCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		b, err := bundle.Open(path)
+		out, err := bundle.InspectFile(c.Context, path)
 		if err != nil {
 			return err
 		}
-		defer b.Close()
-		h := b.Header()
-		out := inspectJSON{Hash: b.Hash(), HashAlgorithm: string(b.HashAlgorithm()), Size: b.Size(), Incremental: h.IsIncremental,
-			HeaderSize: len(b.HeaderBytes()), Manifest: h.Manifest, Payloads: []inspectPayload{}, Signatures: []inspectSigEntry{}}
-		alg := b.HashAlgorithm()
-		for _, p := range b.Payloads() {
-			ip := inspectPayload{Index: p.Index, Slot: p.Slot(), FileHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.FileHash}.String(),
-				HeaderHash: bundle.Digest{Algorithm: alg, Sum: p.Entry.HeaderHash}.String(), DataOffset: p.DataOffset, DataSize: p.DataSize}
-			switch e := p.Entry; {
-			case e.TypeSlot != nil:
-				ip.Delivery = "slot"
-			case e.TypeExecute != nil:
-				ip.Delivery, ip.Handler = "execute", e.TypeExecute.Handler
-			case e.TypeAppFile != nil:
-				ip.Delivery, ip.App, ip.Path, ip.Mode = "app-file", e.TypeAppFile.App, e.TypeAppFile.Path, e.TypeAppFile.Mode
-			case e.TypeAppArchive != nil:
-				ip.Delivery, ip.App = "app-archive", e.TypeAppArchive.App
-			}
-			if p.Entry.DeltaEncoding != nil {
-				ip.DeltaEncoding = p.Entry.DeltaEncoding
-			}
-			if be := p.Header.BlockEncoding; be != nil {
-				ib := &inspectBlock{Chunker: be.Chunker, HashAlgorithm: be.HashAlgorithm, Deduplicated: be.Deduplicated}
-				if be.Compression != nil {
-					ib.Compression = *be.Compression
-				}
-				if t, err := b.BlockTable(p.Index); err != nil {
-					ib.Error = err.Error()
-				} else if ib.UniqueBlocks, err = t.UniqueBlocks(c.Context); err != nil {
-					ib.Error = err.Error()
-				} else {
-					ib.Blocks, ib.StoredBlocks = t.Blocks, t.StoredBlocks
-					if ib.Blocks > 0 {
-						ib.DedupRatio = float64(ib.UniqueBlocks) / float64(ib.Blocks)
-					}
-					d, _ := b.DeclaredSize(p.Index)
-					ib.DecodedMin, ib.DecodedMax = d.Min, d.Max
-				}
-				ip.BlockEncoding = ib
-			}
-			out.Payloads = append(out.Payloads, ip)
-		}
-		for i, der := range b.Signatures() {
-			out.Signatures = append(out.Signatures, inspectSigEntry{Index: i, Size: len(der), Signers: bundle.CMSSigners(der)})
-		}
-		if cs := h.Components; cs != nil {
-			out.Components = &inspectComps{Files: []inspectCompFile{}, Tags: map[string]string{
-				"BUNDLE_HEADER_COMPONENTS": cs.Tag.String(), "BUNDLE_COMPONENTS_FILE": cs.FileTag.String(),
-				"BUNDLE_COMPONENT_FILE_PATH": cs.PathTag.String(), "BUNDLE_COMPONENT_FILE_DATA": cs.DataTag.String()}}
-			for _, f := range cs.Files {
-				sum := sha256.Sum256(f.Data)
-				cf := inspectCompFile{Path: f.Path, Size: len(f.Data), SHA256: hex.EncodeToString(sum[:])}
-				if utf8.Valid(f.Data) {
-					t := string(f.Data)
-					cf.Text = &t
-				}
-				out.Components.Files = append(out.Components.Files, cf)
-			}
-		}
-		out.Warnings = append([]string{}, b.Warnings()...)
 		g := globals(c)
 		if g.JSON {
 			for _, m := range out.Warnings {
@@ -312,8 +179,8 @@ func bundleInspectCommand() *ucli.Command {
 			}
 		}
 		fmt.Fprintf(w, "Payloads:\n")
-		for i, p := range out.Payloads {
-			fmt.Fprintf(w, "  %d: %s file=%s\n", p.Index, b.Payloads()[i].Delivery(), p.FileHash)
+		for _, p := range out.Payloads {
+			fmt.Fprintf(w, "  %d: %s file=%s\n", p.Index, p.Describe, p.FileHash)
 			fmt.Fprintf(w, "     data: %d bytes at offset %d\n", p.DataSize, p.DataOffset)
 			if be := p.BlockEncoding; be != nil {
 				comp := "none"
@@ -363,25 +230,16 @@ func bundleVerifyCommand() *ucli.Command {
 		if opts.MaxPayloadSize, err = maxPayloadSize(c); err != nil {
 			return err
 		}
-		if f, ok := strings.CutPrefix(opts.BundleHash, "@"); ok {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				return fmt.Errorf("--bundle-hash: %w", err)
-			}
-			opts.BundleHash = strings.TrimSpace(string(data))
+		if opts.BundleHash, err = bundle.ReadExpectedHash(opts.BundleHash); err != nil {
+			return fmt.Errorf("--bundle-hash: %w", err)
 		}
 		if roots := c.StringSlice("root-cert"); len(roots) > 0 {
 			if opts.Roots, err = sign.LoadCertPool(roots...); err != nil {
 				return err
 			}
 		}
-		b, err := bundle.Open(path)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
 		start := time.Now()
-		rep, err := b.Verify(c.Context, opts)
+		rep, err := bundle.VerifyFile(c.Context, path, opts)
 		if err != nil {
 			return err
 		}
@@ -392,12 +250,7 @@ func bundleVerifyCommand() *ucli.Command {
 			}
 			return printJSON(g.Stdout, rep)
 		}
-		var blocks int
-		var bytes int64
-		for _, p := range rep.Payloads {
-			blocks += p.Blocks
-			bytes += p.FileSize
-		}
+		blocks, bytes := rep.Totals()
 		fmt.Fprintf(g.Stdout, "OK %s: %d payloads, %d blocks, %d bytes decoded in %s\n", rep.Hash, len(rep.Payloads), blocks, bytes, time.Since(start).Round(time.Millisecond))
 		if rep.HashChecked {
 			fmt.Fprintln(g.Stdout, "bundle hash matches")
@@ -419,29 +272,6 @@ func bundleVerifyCommand() *ucli.Command {
 	})
 }
 
-// payloadIndex resolves --payload: a number, or a slot name.
-func payloadIndex(b *bundle.Bundle, sel string) (int, error) {
-	if n, err := strconv.Atoi(sel); err == nil {
-		if n < 0 || n >= len(b.Payloads()) {
-			return 0, fmt.Errorf("--payload %d: the bundle has %d payloads", n, len(b.Payloads()))
-		}
-		return n, nil
-	}
-	found := -1
-	for _, p := range b.Payloads() {
-		if p.Slot() == sel {
-			if found >= 0 {
-				return 0, fmt.Errorf("--payload %q: several payloads go to this slot; give an index", sel)
-			}
-			found = p.Index
-		}
-	}
-	if found < 0 {
-		return 0, fmt.Errorf("--payload %q: no payload goes to this slot", sel)
-	}
-	return found, nil
-}
-
 func bundleExtractCommand() *ucli.Command {
 	return withArgs(&ucli.Command{
 		Name:      "extract",
@@ -458,44 +288,13 @@ func bundleExtractCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		b, err := bundle.Open(path)
-		if err != nil {
-			return err
-		}
-		defer b.Close()
-		if want := c.String("bundle-hash"); want != "" {
-			d, err := bundle.ParseDigest(want)
-			if err != nil {
-				return fmt.Errorf("--bundle-hash: %w", err)
-			}
-			if got := d.Algorithm.Sum(b.HeaderBytes()); string(got) != string(d.Sum) {
-				return fmt.Errorf("invalid header hash: bundle is %s, expected %s", bundle.Digest{Algorithm: d.Algorithm, Sum: got}, d)
-			}
-		}
-		i, err := payloadIndex(b, c.String("payload"))
-		if err != nil {
-			return err
-		}
 		limit, err := maxPayloadSize(c)
 		if err != nil {
 			return err
 		}
-		if free, err := bundle.FreeSpace(filepath.Dir(c.String("output"))); err == nil && (limit == 0 || free < limit) {
-			limit = max(free, 1) // zero would mean the default
-		}
-		if _, err := b.CheckPayloadSize(c.Context, i, limit); err != nil {
-			return err
-		}
-		out, err := atomicfile.Create(c.String("output"), 0o644)
+		i, st, err := bundle.ExtractFile(c.Context, path, c.String("output"),
+			bundle.ExtractFileOptions{Payload: c.String("payload"), BundleHash: c.String("bundle-hash"), MaxSize: limit})
 		if err != nil {
-			return err
-		}
-		defer out.Close()
-		st, err := b.Extract(c.Context, i, out.File, bundle.ExtractOptions{MaxSize: limit})
-		if err != nil {
-			return err
-		}
-		if err := out.Commit(); err != nil {
 			return err
 		}
 		g := globals(c)
@@ -567,15 +366,10 @@ func bundleBlocksCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
 		g := globals(c)
 		w := bufio.NewWriterSize(g.Stdout, 64<<10)
 		line := make([]byte, 0, 256)
-		err = bundle.HashBlocks(c.Context, spec, f, alg, c.Int("workers"), func(b chunker.BlockSum) error {
+		err = bundle.HashFileBlocks(c.Context, spec, path, alg, c.Int("workers"), func(b chunker.BlockSum) error {
 			line = strconv.AppendInt(line[:0], b.Offset, 10)
 			line = append(line, ' ')
 			line = strconv.AppendInt(line, b.Size, 10)
@@ -586,7 +380,7 @@ func bundleBlocksCommand() *ucli.Command {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err
 		}
 		return w.Flush()
 	})
@@ -608,20 +402,8 @@ func bundleIndexCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(path)
+		x, err := bundle.WriteBlockIndexFile(c.Context, path, c.String("output"), spec, alg, c.Int("workers"))
 		if err != nil {
-			return err
-		}
-		defer f.Close()
-		x, err := bundle.ComputeBlockIndex(c.Context, f, spec, alg, c.Int("workers"))
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		data, err := x.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(c.String("output"), data, 0o644); err != nil {
 			return err
 		}
 		g := globals(c)
@@ -646,50 +428,22 @@ func bundleDeltaCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		var indices []*bundle.BlockIndex
-		for _, p := range c.StringSlice("index") {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			x, err := bundle.ReadBlockIndex(f)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			indices = append(indices, x)
-		}
-		b, err := bundle.Open(path)
+		r, err := bundle.DeltaFile(path, c.StringSlice("index"))
 		if err != nil {
 			return err
 		}
-		defer b.Close()
-		ds, err := b.Delta(indices)
-		if err != nil {
-			return err
-		}
-		var total int64
-		for _, d := range ds {
-			total += d.DownloadBytes
-		}
-		overhead := b.Size()
-		for _, p := range b.Payloads() {
-			overhead -= p.DataSize
-		}
-		total += overhead
-		ratio := float64(total) / float64(b.Size())
 		g := globals(c)
 		if g.JSON {
-			return printJSON(g.Stdout, map[string]any{"payloads": ds, "downloadBytes": total, "bundleSize": b.Size(), "ratio": ratio})
+			return printJSON(g.Stdout, r)
 		}
-		for _, d := range ds {
+		for _, d := range r.Payloads {
 			note := ""
 			if !d.Reusable {
 				note = " (no matching index: full download)"
 			}
 			fmt.Fprintf(g.Stdout, "payload %d: download %d of %d blocks, %d of %d bytes%s\n", d.Index, d.DownloadBlocks, d.Blocks, d.DownloadBytes, d.Bytes, note)
 		}
-		fmt.Fprintf(g.Stdout, "total: %d of %d bytes (ratio %.4f, headers included)\n", total, b.Size(), ratio)
+		fmt.Fprintf(g.Stdout, "total: %d of %d bytes (ratio %.4f, headers included)\n", r.DownloadBytes, r.BundleSize, r.Ratio)
 		return nil
 	})
 }
@@ -719,25 +473,22 @@ func bundleSignCommand() *ucli.Command {
 		if out == "" {
 			out = path
 		}
-		if err := bundle.Sign(c.Context, path, out, s); err != nil {
+		res, err := bundle.SignFile(c.Context, path, out, s)
+		if err != nil {
 			return err
 		}
-		return reportSigned(c, out)
+		return reportSigned(c, res)
 	})
 }
 
-func reportSigned(c *ucli.Context, out string) error {
-	b, err := bundle.Open(out)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
+// reportSigned prints what sign and add-signature wrote.
+func reportSigned(c *ucli.Context, r *bundle.SignedFile) error {
 	g := globals(c)
 	if g.JSON {
-		return printJSON(g.Stdout, map[string]any{"output": out, "hash": b.Hash(), "signatures": len(b.Signatures())})
+		return printJSON(g.Stdout, r)
 	}
-	fmt.Fprintf(g.Stdout, "%s: %s, %d signature(s)\n", out, b.Hash(), len(b.Signatures()))
-	return nil
+	_, err := fmt.Fprintf(g.Stdout, "%s: %s, %d signature(s)\n", r.Output, r.Hash, r.Signatures)
+	return err
 }
 
 func bundleAddSignatureCommand() *ucli.Command {
@@ -752,36 +503,16 @@ func bundleAddSignatureCommand() *ucli.Command {
 		if len(args) != 2 {
 			return usageError(c, "want the bundle file and the signature file")
 		}
-		path := args[0]
-		der, err := readLimited(args[1], bundle.SignaturesSizeLimit)
+		out := c.String("output")
+		if out == "" {
+			out = args[0]
+		}
+		res, err := bundle.AddSignatureFile(c.Context, args[0], args[1], out)
 		if err != nil {
 			return err
 		}
-		out := c.String("output")
-		if out == "" {
-			out = path
-		}
-		if err := bundle.AddSignature(c.Context, path, out, der); err != nil {
-			return err
-		}
-		return reportSigned(c, out)
+		return reportSigned(c, res)
 	})
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 func bundleSignedMetadataCommand() *ucli.Command {
@@ -797,14 +528,6 @@ func bundleSignedMetadataCommand() *ucli.Command {
 		if err != nil {
 			return err
 		}
-		h, err := bundle.HashFile(path)
-		if err != nil {
-			return err
-		}
-		d, err := bundle.ParseDigest(h)
-		if err != nil {
-			return errors.New("internal: bundle hash does not parse")
-		}
-		return atomicfile.WriteFile(c.String("output"), bundle.SignedMetadataFor(d), 0o644)
+		return bundle.WriteSignedMetadata(path, c.String("output"))
 	})
 }

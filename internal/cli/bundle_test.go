@@ -101,7 +101,7 @@ func TestBundleCLI(t *testing.T) {
 				t.Fatalf("hash file holds %q, want %q without newline", got, hash)
 			}
 
-			var insp inspectJSON
+			var insp bundle.Inspection
 			if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "inspect", out)), &insp); err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +336,7 @@ func TestBundleCreateAddsBlockIndex(t *testing.T) {
 			if !strings.Contains(stderr, tc.wantStderr) {
 				t.Fatalf("create stderr %q, want %q", stderr, tc.wantStderr)
 			}
-			var insp inspectJSON
+			var insp bundle.Inspection
 			if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "inspect", out)), &insp); err != nil {
 				t.Fatal(err)
 			}
@@ -373,7 +373,7 @@ func TestBundleCreateAddsBlockIndex(t *testing.T) {
 // metadata (internal/bundle/apps_test.go builds it).
 func TestInspectAppBundle(t *testing.T) {
 	const fixture = "../bundle/testdata/app-components.rugixb"
-	var insp inspectJSON
+	var insp bundle.Inspection
 	if err := json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "inspect", fixture)), &insp); err != nil {
 		t.Fatal(err)
 	}
