@@ -16,12 +16,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/otabake/otabake/internal/atomicfile"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // ModFile is the module file the agent is built with (see its header): go 1.22, only the
@@ -152,13 +152,9 @@ func Build(ctx context.Context, opts Options, a Arch, path string) (Result, erro
 	if goCmd == "" {
 		goCmd = "go"
 	}
-	cmd := exec.CommandContext(ctx, goCmd, BuildArgs(opts.Version, tmp.Name())...)
-	cmd.Dir = opts.Source
-	cmd.Env = append(append(os.Environ(), BuildEnv(a)...), opts.Env...)
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Run(); err != nil {
-		return Result{}, fmt.Errorf("build otabake-agent for %s in %s: %w: %s", a.Name, opts.Source, err, tail(stderr.String(), 4096))
+	if _, err := tool.Run(ctx, tool.Cmd{Path: goCmd, Package: "golang", Args: BuildArgs(opts.Version, tmp.Name()), Dir: opts.Source,
+		Env: append(BuildEnv(a), opts.Env...), MaxStderr: 4096}); err != nil {
+		return Result{}, fmt.Errorf("build otabake-agent for %s in %s: %w", a.Name, opts.Source, err)
 	}
 	if err := Check(tmp.Name(), a); err != nil {
 		return Result{}, err
@@ -267,13 +263,4 @@ func fileSHA256(path string) (string, int64, error) {
 		return "", 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// tail returns at most the last n bytes of the go command's output, where its errors are.
-func tail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }

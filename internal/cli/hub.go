@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/hub/server"
+	"github.com/otabake/otabake/internal/release"
 )
 
 func init() {
@@ -47,7 +47,7 @@ func localHubDir(c *ucli.Context) string {
 	if dir := c.String("hub-dir"); dir != "" {
 		return dir
 	}
-	return filepath.Join(globals(c).ProjectDir, ".otabake", "hub")
+	return release.LocalHubDir(globals(c).ProjectDir)
 }
 
 // localHubOptions tell the user (once) when the command waits for another process's lock.

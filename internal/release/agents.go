@@ -1,11 +1,9 @@
 package release
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/otabake/otabake/internal/agentbuild"
 	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // AgentDir is where a local otabake-agent build goes for the otabake-agent Bakery recipe
@@ -26,14 +25,12 @@ func SourceDir(ctx context.Context, projectDir string) (string, error) {
 	if d := os.Getenv("OTABAKE_SOURCE_DIR"); d != "" {
 		return d, nil
 	}
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/otabake/otabake")
-	cmd.Dir = projectDir
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) == "" {
+	res, err := tool.Run(ctx, tool.Cmd{Path: "go", Package: "golang", Args: []string{"list", "-m", "-f", "{{.Dir}}", "github.com/otabake/otabake"}, Dir: projectDir})
+	dir := strings.TrimSpace(string(res.Stdout))
+	if err != nil || dir == "" {
 		return "", fmt.Errorf("cannot find the otabake sources to build otabake-agent: set OTABAKE_SOURCE_DIR to an otabake checkout, or let the otabake-agent recipe download the released binary (remove source = \"local\" from its parameters)")
 	}
-	return strings.TrimSpace(out.String()), nil
+	return dir, nil
 }
 
 // BuildAgents cross-compiles otabake-agent for the given Rugix architectures into

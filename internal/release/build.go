@@ -7,10 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // BuildOptions tune Build.
@@ -412,25 +411,15 @@ func listFiles(r *BuildResult) error {
 // runTool runs a build tool in dir with its output on w and env (KEY=VALUE, replacing the
 // process environment's values) added to its environment, and names it in errors.
 func runTool(ctx context.Context, dir string, w io.Writer, env []string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	if len(env) > 0 {
-		cmd.Env = os.Environ()
-		for _, kv := range env {
-			k, _, _ := strings.Cut(kv, "=")
-			cmd.Env = slices.DeleteFunc(cmd.Env, func(e string) bool { return strings.HasPrefix(e, k+"=") })
-		}
-		cmd.Env = append(cmd.Env, env...)
-	}
 	if w == nil {
 		w = io.Discard
 	}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("%s %s failed with exit code %d", name, strings.Join(args, " "), ee.ExitCode())
-		}
+	_, err := tool.Run(ctx, tool.Cmd{Path: name, Args: args, Dir: dir, Env: env, Stdout: w, Stderr: w})
+	var te *tool.Error
+	if errors.As(err, &te) && te.ExitCode >= 0 {
+		return fmt.Errorf("%s %s failed with exit code %d", name, strings.Join(args, " "), te.ExitCode)
+	}
+	if err != nil {
 		return fmt.Errorf("run %s: %w", name, err)
 	}
 	return nil

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // errNotGitRepo reports that the project is not inside a git work tree.
@@ -35,8 +35,8 @@ const maxUntrackedListed = 10
 
 // readGit inspects the git work tree containing dir.
 func readGit(ctx context.Context, dir string) (*gitState, error) {
-	if _, err := exec.LookPath("git"); err != nil {
-		return nil, fmt.Errorf("git not found in PATH (Debian package git): %w", err)
+	if _, err := tool.Find("git", "git"); err != nil {
+		return nil, err
 	}
 	if _, err := runGit(ctx, dir, "rev-parse", "--is-inside-work-tree"); err != nil {
 		if strings.Contains(err.Error(), "not a git repository") {
@@ -122,20 +122,20 @@ func runGit(ctx context.Context, dir string, args ...string) (string, error) {
 }
 
 func runGitRaw(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
 	// C locale for parseable messages; no optional index lock, so a concurrent git is undisturbed.
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_OPTIONAL_LOCKS=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+	res, err := tool.Run(ctx, tool.Cmd{Path: "git", Package: "git", Args: args, Dir: dir, Env: []string{"LC_ALL=C", "GIT_OPTIONAL_LOCKS=0"}, MaxStdout: 64 << 20})
+	var te *tool.Error
+	if errors.As(err, &te) {
+		msg := te.Stderr
 		if msg == "" {
-			msg = err.Error()
+			msg = te.Err.Error()
 		}
 		return nil, fmt.Errorf("git %s: %s", strings.Join(args, " "), firstLine(msg))
 	}
-	return stdout.Bytes(), nil
+	if err != nil {
+		return nil, err
+	}
+	return res.Stdout, nil
 }
 
 func firstLine(s string) string {
