@@ -62,6 +62,9 @@ func TestReferencesDefinedOnEverySeries(t *testing.T) {
 			if a.Name == "GOBUILDMODE" {
 				t.Errorf("%s sets GOBUILDMODE, which go.bbclass never reads", p)
 			}
+			if strings.Contains(a.Value, "${AUTOREV}") {
+				t.Errorf("%s: %s = %q: AUTOREV needs git ls-remote while parsing, which fails without network", p, a.Name, a.Value)
+			}
 			if a.Name == "S" {
 				t.Errorf("%s sets S: its default is where every series unpacks ${BP} (WORKDIR on scarthgap, UNPACKDIR on wrynose)", p)
 			}
@@ -302,5 +305,49 @@ func TestLicenseNamesLinkedModules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNativeFromSource checks conf/layer.conf's choice between building otabake-native and
+// using the build host's otabake, and the recipes' skip messages.
+func TestNativeFromSource(t *testing.T) {
+	conf := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
+	dir := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	inc := parseFile(t, filepath.Join(dir, "otabake.inc"))
+	native := parseFile(t, filepath.Join(dir, "otabake-native_git.bb"))
+	for _, tc := range []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"scarthgap", map[string]string{"GOVERSION": "1.22%", "LAYERSERIES_CORENAMES": "scarthgap"}, "0"},
+		{"scarthgap without GOVERSION", map[string]string{"LAYERSERIES_CORENAMES": "scarthgap"}, "0"},
+		{"scarthgap with a newer Go", map[string]string{"GOVERSION": "1.26%", "LAYERSERIES_CORENAMES": "scarthgap"}, "1"},
+		{"whinlatter", map[string]string{"LAYERSERIES_CORENAMES": "whinlatter"}, "0"},
+		{"wrynose", map[string]string{"LAYERSERIES_CORENAMES": "wrynose"}, "1"},
+		{"newer", map[string]string{"LAYERSERIES_CORENAMES": "xyz"}, "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := datastore(tc.set, []*File{conf}, nil)
+			if got := pyExpand(t, "${OTABAKE_NATIVE_FROM_SOURCE}", vars); got != tc.want {
+				t.Fatalf("OTABAKE_NATIVE_FROM_SOURCE = %q, want %q", got, tc.want)
+			}
+			anon, _ := native.Function("")
+			res := runPython(t, anon, vars)
+			if (res.Skip != nil) != (tc.want == "0") {
+				t.Errorf("otabake-native skipped: %v, want skipped only where the Go is too old", res.Skip)
+			}
+			if res.Skip != nil && (!strings.Contains(*res.Skip, "needs Go 1.26") || !strings.Contains(*res.Skip, "go install -tags kms github.com/otabake/otabake/cmd/otabake@")) {
+				t.Errorf("skip reason %q: want the Go version and how to install otabake on the host", *res.Skip)
+			}
+		})
+	}
+	anon, _ := inc.Function("")
+	if res := runPython(t, anon, map[string]string{"OTABAKE_SRCREV": "0123456789abcdef0123456789abcdef01234567"}); res.Skip != nil || res.Fatal != nil {
+		t.Errorf("with a commit: skip %v, fatal %v", res.Skip, res.Fatal)
+	}
+	res := runPython(t, anon, map[string]string{"OTABAKE_SRCREV": "", "OTABAKE_TOPDIR": "/layers/otabake", "OTABAKE_GIT_URI": "git://x"})
+	if res.Skip == nil || !strings.Contains(*res.Skip, "set OTABAKE_SRCREV") {
+		t.Errorf("without a commit: skip %v, want a skip asking for OTABAKE_SRCREV (never a parse error)", res.Skip)
 	}
 }

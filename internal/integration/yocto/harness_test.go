@@ -241,8 +241,13 @@ def contains(variable, checkvalues, truevalue, falsevalue, d):
     have = set((d.getVar(variable) or "").split())
     want = set(checkvalues.split()) if isinstance(checkvalues, str) else set(checkvalues)
     return truevalue if want.issubset(have) else falsevalue
+def vercmp_string_op(a, b, op):
+    # bb.utils.vercmp_string_op for dotted numeric versions.
+    ta, tb = [tuple(int(x) for x in v.split(".")) for v in (a, b)]
+    return {"<": ta < tb, "<=": ta <= tb, ">": ta > tb, ">=": ta >= tb, "=": ta == tb, "==": ta == tb, "!=": ta != tb}[op]
 bb = types.SimpleNamespace(fatal=fatal, note=notes.append, warn=notes.append,
-    utils=types.SimpleNamespace(contains=contains), parse=types.SimpleNamespace(SkipRecipe=SkipRecipe))
+    utils=types.SimpleNamespace(contains=contains, vercmp_string_op=vercmp_string_op),
+    parse=types.SimpleNamespace(SkipRecipe=SkipRecipe))
 ns = {"bb": bb, "os": os, "VARS": vars}
 for src in req["defs"]:
     exec(compile(src, "def", "exec"), ns)
