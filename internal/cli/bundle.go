@@ -47,28 +47,50 @@ func withArgs(cmd *ucli.Command, run func(c *ucli.Context, args []string) error)
 	return cmd
 }
 
-func bundleCreateCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "create",
-		Usage:     "build a bundle from a rugix-bundler directory (rugix-bundle.toml and payloads/)",
-		ArgsUsage: "DIR",
-		Description: "Reads DIR/rugix-bundle.toml and DIR/payloads/ exactly like `rugix-bundler bundle DIR OUT`\n" +
-			"and prints the bundle hash. Compression runs on all cores; the output does not depend on\n" +
-			"the number of workers.\n\n" +
-			"A slot payload without [payloads.block-encoding] gets chunker = \"casync-64\" (in the embedded\n" +
-			"manifest too), with a warning: Rugix Ctrl >= 1.2 refuses bundles without a block index unless\n" +
-			"installed with --insecure-allow-missing-block-index. --no-block-index writes the manifest as is.",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle file to write"},
-			&ucli.BoolFlag{Name: "without-compression", Usage: "store blocks uncompressed (drops compression from every payload and the manifest)"},
-			&ucli.BoolFlag{Name: "no-block-index", Usage: "do not add casync-64 block encoding to slot payloads that have none; Rugix Ctrl >= 1.2 refuses such bundles unless installed with --insecure-allow-missing-block-index"},
-			&ucli.IntFlag{Name: "workers", Usage: "goroutines hashing and compressing blocks (default: all cores)"},
-		},
-	}, func(c *ucli.Context, args []string) error {
-		dir, err := oneArg(c, args, "the bundle directory")
+// command declares a subcommand: its name, what its arguments are, what it does and its flags.
+func command(name, argsUsage, usage string, flags ...ucli.Flag) *ucli.Command {
+	return &ucli.Command{Name: name, ArgsUsage: argsUsage, Usage: usage, Flags: flags}
+}
+
+// withOneArg makes run cmd's action for a command that takes exactly one argument, what: run
+// gets it (flags may come before or after it, see withArgs).
+func withOneArg(cmd *ucli.Command, what string, run func(c *ucli.Context, arg string) error) *ucli.Command {
+	return withArgs(cmd, func(c *ucli.Context, args []string) error {
+		arg, err := oneArg(c, args, what)
 		if err != nil {
 			return err
 		}
+		return run(c, arg)
+	})
+}
+
+// outputFlag is --output/-o, the file a command writes.
+func outputFlag(required bool, usage string) ucli.Flag {
+	return &ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: required, Usage: usage}
+}
+
+// printJSONReport prints v as the command's JSON document and logs its warnings (on stderr,
+// so that stdout stays one document).
+func printJSONReport(g *Globals, v any, warnings []string) error {
+	for _, m := range warnings {
+		g.Log.Warn(m)
+	}
+	return printJSON(g.Stdout, v)
+}
+
+func bundleCreateCommand() *ucli.Command {
+	cmd := command("create", "DIR", "build a bundle from a rugix-bundler directory (rugix-bundle.toml and payloads/)",
+		outputFlag(true, "bundle file to write"),
+		&ucli.BoolFlag{Name: "without-compression", Usage: "store blocks uncompressed (drops compression from every payload and the manifest)"},
+		&ucli.BoolFlag{Name: "no-block-index", Usage: "do not add casync-64 block encoding to slot payloads that have none; Rugix Ctrl >= 1.2 refuses such bundles unless installed with --insecure-allow-missing-block-index"},
+		&ucli.IntFlag{Name: "workers", Usage: "goroutines hashing and compressing blocks (default: all cores)"})
+	cmd.Description = "Reads DIR/rugix-bundle.toml and DIR/payloads/ exactly like `rugix-bundler bundle DIR OUT`\n" +
+		"and prints the bundle hash. Compression runs on all cores; the output does not depend on\n" +
+		"the number of workers.\n\n" +
+		"A slot payload without [payloads.block-encoding] gets chunker = \"casync-64\" (in the embedded\n" +
+		"manifest too), with a warning: Rugix Ctrl >= 1.2 refuses bundles without a block index unless\n" +
+		"installed with --insecure-allow-missing-block-index. --no-block-index writes the manifest as is."
+	return withOneArg(cmd, "the bundle directory", func(c *ucli.Context, dir string) error {
 		g := globals(c)
 		opts := bundle.CreateOptions{Workers: c.Int("workers")}
 		var bar *progressbar.ProgressBar
@@ -107,18 +129,9 @@ func bundleCreateCommand() *ucli.Command {
 }
 
 func bundleHashCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "hash",
-		Usage:     "print the bundle hash (reads only the header)",
-		ArgsUsage: "FILE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the hash to this file without a newline, as Rugix Bakery writes system.rugixb-hash"},
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
+	cmd := command("hash", "FILE", "print the bundle hash (reads only the header)",
+		outputFlag(false, "write the hash to this file without a newline, as Rugix Bakery writes system.rugixb-hash"))
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		g := globals(c)
 		if out := c.String("output"); out != "" {
 			h, err := bundle.WriteHashFile(path, out)
@@ -143,25 +156,15 @@ func bundleHashCommand() *ucli.Command {
 }
 
 func bundleInspectCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "inspect",
-		Usage:     "show a bundle's header, manifest, payloads, block encodings and signatures",
-		ArgsUsage: "FILE",
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
+	cmd := command("inspect", "FILE", "show a bundle's header, manifest, payloads, block encodings and signatures")
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		out, err := bundle.InspectFile(c.Context, path)
 		if err != nil {
 			return err
 		}
 		g := globals(c)
 		if g.JSON {
-			for _, m := range out.Warnings {
-				g.Log.Warn(m)
-			}
-			return printJSON(g.Stdout, out)
+			return printJSONReport(g, out, out.Warnings)
 		}
 		w := bufio.NewWriter(g.Stdout)
 		kind := "full"
@@ -212,25 +215,17 @@ func bundleInspectCommand() *ucli.Command {
 }
 
 func bundleVerifyCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "verify",
-		Usage:     "check the header hash, signatures, payload header hashes, every block hash and every payload hash",
-		ArgsUsage: "FILE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash (sha512-256:<hex>); a file holding it may be given as @FILE"},
-			&ucli.StringSliceFlag{Name: "root-cert", Usage: "trusted root certificate (PEM); requires a valid signature (repeatable)"},
-			maxPayloadSizeFlag("64GiB"),
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
-		opts := bundle.VerifyOptions{BundleHash: c.String("bundle-hash")}
+	cmd := command("verify", "FILE", "check the header hash, signatures, payload header hashes, every block hash and every payload hash",
+		&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash (sha512-256:<hex>); a file holding it may be given as @FILE"},
+		&ucli.StringSliceFlag{Name: "root-cert", Usage: "trusted root certificate (PEM); requires a valid signature (repeatable)"},
+		maxPayloadSizeFlag("64GiB"))
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
+		var opts bundle.VerifyOptions
+		var err error
 		if opts.MaxPayloadSize, err = maxPayloadSize(c); err != nil {
 			return err
 		}
-		if opts.BundleHash, err = bundle.ReadExpectedHash(opts.BundleHash); err != nil {
+		if opts.BundleHash, err = bundle.ReadExpectedHash(c.String("bundle-hash")); err != nil {
 			return fmt.Errorf("--bundle-hash: %w", err)
 		}
 		if roots := c.StringSlice("root-cert"); len(roots) > 0 {
@@ -245,10 +240,7 @@ func bundleVerifyCommand() *ucli.Command {
 		}
 		g := globals(c)
 		if g.JSON {
-			for _, m := range rep.Warnings {
-				g.Log.Warn(m)
-			}
-			return printJSON(g.Stdout, rep)
+			return printJSONReport(g, rep, rep.Warnings)
 		}
 		blocks, bytes := rep.Totals()
 		fmt.Fprintf(g.Stdout, "OK %s: %d payloads, %d blocks, %d bytes decoded in %s\n", rep.Hash, len(rep.Payloads), blocks, bytes, time.Since(start).Round(time.Millisecond))
@@ -273,21 +265,12 @@ func bundleVerifyCommand() *ucli.Command {
 }
 
 func bundleExtractCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "extract",
-		Usage:     "decode one payload into a file, checking every block hash",
-		ArgsUsage: "FILE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "payload", Aliases: []string{"p"}, Required: true, Usage: "payload index or slot name"},
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"},
-			&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash"},
-			maxPayloadSizeFlag("the free space of the output's file system"),
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
+	cmd := command("extract", "FILE", "decode one payload into a file, checking every block hash",
+		&ucli.StringFlag{Name: "payload", Aliases: []string{"p"}, Required: true, Usage: "payload index or slot name"},
+		outputFlag(true, "file to write"),
+		&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash"},
+		maxPayloadSizeFlag("the free space of the output's file system"))
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		limit, err := maxPayloadSize(c)
 		if err != nil {
 			return err
@@ -350,18 +333,10 @@ func parseChunkerFlags(c *ucli.Context) (chunker.Spec, bundle.HashAlgorithm, err
 }
 
 func bundleBlocksCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "blocks",
-		Usage:     "chunk a file and print one line per block: <offset> <size> <hash>",
-		ArgsUsage: "FILE",
-		Description: "Uses the same chunkers as bundles and device block indices; the boundaries and hashes\n" +
-			"equal casync's chunk ids for the same sizes and digest.",
-		Flags: chunkerFlags(),
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the file to chunk")
-		if err != nil {
-			return err
-		}
+	cmd := command("blocks", "FILE", "chunk a file and print one line per block: <offset> <size> <hash>", chunkerFlags()...)
+	cmd.Description = "Uses the same chunkers as bundles and device block indices; the boundaries and hashes\n" +
+		"equal casync's chunk ids for the same sizes and digest."
+	return withOneArg(cmd, "the file to chunk", func(c *ucli.Context, path string) error {
 		spec, alg, err := parseChunkerFlags(c)
 		if err != nil {
 			return err
@@ -387,17 +362,9 @@ func bundleBlocksCommand() *ucli.Command {
 }
 
 func bundleIndexCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "index",
-		Usage:     "write the on-device block index of a slot image or device (rugix-ctrl slots create-index)",
-		ArgsUsage: "FILE|DEVICE",
-		Flags: append(chunkerFlags(),
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "index file to write (rugix-ctrl names it <chunker>_<hash>.rugix-block-index)"}),
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the slot image or device")
-		if err != nil {
-			return err
-		}
+	cmd := command("index", "FILE|DEVICE", "write the on-device block index of a slot image or device (rugix-ctrl slots create-index)",
+		append(chunkerFlags(), outputFlag(true, "index file to write (rugix-ctrl names it <chunker>_<hash>.rugix-block-index)"))...)
+	return withOneArg(cmd, "the slot image or device", func(c *ucli.Context, path string) error {
 		spec, alg, err := parseChunkerFlags(c)
 		if err != nil {
 			return err
@@ -416,18 +383,9 @@ func bundleIndexCommand() *ucli.Command {
 }
 
 func bundleDeltaCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "delta",
-		Usage:     "estimate what a device holding the indexed data downloads of a bundle",
-		ArgsUsage: "NEW.rugixb",
-		Flags: []ucli.Flag{
-			&ucli.StringSliceFlag{Name: "index", Required: true, Usage: "block index file of data the device holds (repeatable)"},
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the new bundle")
-		if err != nil {
-			return err
-		}
+	cmd := command("delta", "NEW.rugixb", "estimate what a device holding the indexed data downloads of a bundle",
+		&ucli.StringSliceFlag{Name: "index", Required: true, Usage: "block index file of data the device holds (repeatable)"})
+	return withOneArg(cmd, "the new bundle", func(c *ucli.Context, path string) error {
 		r, err := bundle.DeltaFile(path, c.StringSlice("index"))
 		if err != nil {
 			return err
@@ -449,36 +407,36 @@ func bundleDeltaCommand() *ucli.Command {
 }
 
 func bundleSignCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "sign",
-		Usage:     "add a CMS signature (the bundle hash does not change; signing again appends)",
-		ArgsUsage: "FILE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "key", Required: true, Usage: "signing key: PEM file or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)"},
-			&ucli.StringFlag{Name: "cert", Required: true, Usage: "signer certificate (PEM); embedded in the signature"},
-			&ucli.StringSliceFlag{Name: "chain", Usage: "intermediate certificates to embed (PEM, repeatable)"},
-			&ucli.StringFlag{Name: "password-env", Value: "OTABAKE_KEY_PASSWORD", Usage: "environment variable holding the key's password"},
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "signed bundle to write (default: replace FILE)"},
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
+	cmd := command("sign", "FILE", "add a CMS signature (the bundle hash does not change; signing again appends)",
+		&ucli.StringFlag{Name: "key", Required: true, Usage: "signing key: PEM file or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)"},
+		&ucli.StringFlag{Name: "cert", Required: true, Usage: "signer certificate (PEM); embedded in the signature"},
+		&ucli.StringSliceFlag{Name: "chain", Usage: "intermediate certificates to embed (PEM, repeatable)"},
+		&ucli.StringFlag{Name: "password-env", Value: "OTABAKE_KEY_PASSWORD", Usage: "environment variable holding the key's password"},
+		signedOutputFlag())
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		s, err := sign.LoadSigner(c.Context, c.String("key"), c.String("cert"), c.StringSlice("chain"), c.String("password-env"))
 		if err != nil {
 			return err
 		}
-		out := c.String("output")
-		if out == "" {
-			out = path
-		}
-		res, err := bundle.SignFile(c.Context, path, out, s)
+		res, err := bundle.SignFile(c.Context, path, signedOutput(c, path), s)
 		if err != nil {
 			return err
 		}
 		return reportSigned(c, res)
 	})
+}
+
+// signedOutputFlag is the --output of sign and add-signature; signedOutput reads it.
+func signedOutputFlag() ucli.Flag {
+	return outputFlag(false, "signed bundle to write (default: replace FILE)")
+}
+
+// signedOutput is where sign and add-signature write the signed bundle: --output, or in place.
+func signedOutput(c *ucli.Context, path string) string {
+	if out := c.String("output"); out != "" {
+		return out
+	}
+	return path
 }
 
 // reportSigned prints what sign and add-signature wrote.
@@ -492,22 +450,13 @@ func reportSigned(c *ucli.Context, r *bundle.SignedFile) error {
 }
 
 func bundleAddSignatureCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "add-signature",
-		Usage:     "add an externally made DER CMS signature of the signed metadata (see signed-metadata)",
-		ArgsUsage: "FILE SIGNATURE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "signed bundle to write (default: replace FILE)"},
-		},
-	}, func(c *ucli.Context, args []string) error {
+	cmd := command("add-signature", "FILE SIGNATURE", "add an externally made DER CMS signature of the signed metadata (see signed-metadata)",
+		signedOutputFlag())
+	return withArgs(cmd, func(c *ucli.Context, args []string) error {
 		if len(args) != 2 {
 			return usageError(c, "want the bundle file and the signature file")
 		}
-		out := c.String("output")
-		if out == "" {
-			out = args[0]
-		}
-		res, err := bundle.AddSignatureFile(c.Context, args[0], args[1], out)
+		res, err := bundle.AddSignatureFile(c.Context, args[0], args[1], signedOutput(c, args[0]))
 		if err != nil {
 			return err
 		}
@@ -516,18 +465,9 @@ func bundleAddSignatureCommand() *ucli.Command {
 }
 
 func bundleSignedMetadataCommand() *ucli.Command {
-	return withArgs(&ucli.Command{
-		Name:      "signed-metadata",
-		Usage:     "write the bytes a signature must sign (like rugix-bundler signatures prepare)",
-		ArgsUsage: "FILE",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write"},
-		},
-	}, func(c *ucli.Context, args []string) error {
-		path, err := oneArg(c, args, "the bundle file")
-		if err != nil {
-			return err
-		}
+	cmd := command("signed-metadata", "FILE", "write the bytes a signature must sign (like rugix-bundler signatures prepare)",
+		outputFlag(true, "file to write"))
+	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		return bundle.WriteSignedMetadata(path, c.String("output"))
 	})
 }
