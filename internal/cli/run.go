@@ -3,10 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -58,87 +55,62 @@ func runCommand() *ucli.Command {
 		if t, err := image.TargetByName(sys.Target, sys.Arch); err != nil || t.Name != image.TargetEFIGrub {
 			return fmt.Errorf("[systems.%s] target %q: otabake run boots efi-grub images only (Raspberry Pi firmware is not emulated)", sys.Name, sys.Target)
 		}
-		accel := vm.Accel(c.String("accel"))
-		switch accel {
-		case "auto":
-			accel = vm.AccelAuto
-		case vm.AccelKVM, vm.AccelTCG:
-		default:
-			return usageError(c, "--accel %q: want auto, kvm or tcg", c.String("accel"))
+		accel, err := vm.ParseAccel(c.String("accel"))
+		if err != nil {
+			return usageError(c, "--accel %v", err)
 		}
-		if accel == vm.AccelKVM && !vm.KVMUsable() {
-			return errors.New("--accel kvm: /dev/kvm is missing or not writable (load kvm_intel/kvm_amd, or add yourself to the kvm group)")
+		o := vm.SessionOptions{
+			Image: filepath.Join(release.BuildDir(cfg.Dir, sys.Name), "system.img"), Arch: sys.Arch,
+			MemoryMiB: c.Int("memory"), CPUs: c.Int("cpus"), SSHPort: c.Int("ssh-port"), Accel: accel,
+			Interactive: isTerminal(g.Stdin), Snapshot: c.Bool("snapshot"), Spare: c.Bool("spare"),
 		}
-		img := filepath.Join(release.BuildDir(cfg.Dir, sys.Name), "system.img")
 		if c.String("image") != "" {
-			img = c.String("image")
-		}
-		if _, err := os.Stat(img); err != nil {
-			return fmt.Errorf("%s: %w (build it first: otabake build-release %s)", img, errors.Unwrap(err), sys.Name)
-		}
-		mc := vm.Config{
-			Disk: img, Arch: sys.Arch, MemoryMiB: c.Int("memory"), CPUs: c.Int("cpus"),
-			SSHPort: c.Int("ssh-port"), Accel: accel, VarsFile: filepath.Join(vm.RunDir(img), "OVMF_VARS.fd"),
-			Interactive: isTerminal(g.Stdin),
+			o.Image = c.String("image")
 		}
 		if c.Bool("print-command") {
-			args, qemu, err := mc.Args()
+			cl, err := o.CommandLine()
 			if err != nil {
-				return err
+				return runError(err, sys.Name)
 			}
 			if g.JSON {
-				return printJSON(g.Stdout, map[string]any{"qemu": qemu, "args": args, "kvm": vm.KVMUsable() && accel != vm.AccelTCG})
+				return printJSON(g.Stdout, cl)
 			}
-			fmt.Fprintln(g.Stdout, qemu+" "+strings.Join(args, " "))
-			return nil
+			_, err = fmt.Fprintln(g.Stdout, cl)
+			return err
 		}
-		if c.Bool("snapshot") {
-			if err := os.MkdirAll(vm.RunDir(img), 0o755); err != nil {
-				return err
-			}
-			tmp, err := os.MkdirTemp(vm.RunDir(img), "snapshot-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			mc.Disk = filepath.Join(tmp, "system.img")
-			mc.VarsFile = filepath.Join(tmp, "OVMF_VARS.fd")
-			if err := vm.CopySparse(img, mc.Disk); err != nil {
-				return fmt.Errorf("snapshot copy: %w", err)
-			}
+		s, err := vm.NewSession(o)
+		if err != nil {
+			return runError(err, sys.Name)
 		}
-		if c.Bool("spare") {
-			if err := vm.ArmSpareBoot(mc.Disk); err != nil {
-				return err
-			}
-		}
+		defer s.Close()
 		how := "software emulation (slow; no usable /dev/kvm)"
-		if accel == vm.AccelKVM || (accel == vm.AccelAuto && vm.KVMUsable()) {
+		if s.KVM() {
 			how = "KVM"
 		}
-		fmt.Fprintf(g.Stderr, "otabake: booting %s with %s\n", img, how)
-		if mc.SSHPort > 0 {
-			fmt.Fprintf(g.Stderr, "otabake: guest SSH on 127.0.0.1:%d (ssh -p %d root@127.0.0.1)\n", mc.SSHPort, mc.SSHPort)
+		fmt.Fprintf(g.Stderr, "otabake: booting %s with %s\n", o.Image, how)
+		if o.SSHPort > 0 {
+			fmt.Fprintf(g.Stderr, "otabake: guest SSH on 127.0.0.1:%d (ssh -p %d root@127.0.0.1)\n", o.SSHPort, o.SSHPort)
 		}
-		if mc.Interactive {
+		if o.Interactive {
 			fmt.Fprintln(g.Stderr, "otabake: serial console follows; Ctrl-A X quits QEMU")
 		}
-		p, err := mc.Start(c.Context, vm.StartOptions{
+		return s.Run(c.Context, vm.StartOptions{
 			Stdio: vm.Stdio{Stdin: g.Stdin, Stdout: g.Stdout, Stderr: g.Stderr},
 			OnFallback: func(reason string) {
 				fmt.Fprintf(g.Stderr, "otabake: KVM is not usable on this host (%s); booting with software emulation instead (slow)\n", reason)
 			},
 		})
-		if err != nil {
-			return err
-		}
-		if err := p.Wait(); err != nil {
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				return fmt.Errorf("QEMU exited with status %d", exit.ExitCode())
-			}
-			return fmt.Errorf("QEMU: %w", err)
-		}
-		return nil
 	})
+}
+
+// runError says which flag or step a session error concerns.
+func runError(err error, system string) error {
+	var disk *vm.DiskError
+	switch {
+	case errors.Is(err, vm.ErrNoKVM):
+		return fmt.Errorf("--accel kvm: %w", err)
+	case errors.As(err, &disk):
+		return fmt.Errorf("%w (build it first: otabake build-release %s)", err, system)
+	}
+	return err
 }
