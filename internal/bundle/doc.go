@@ -16,6 +16,12 @@
 // ComputeBlockIndex and the BlockIndex type produce the on-device index files used for delta
 // updates, and Delta estimates what a device holding such indices would download.
 //
+// The otabake bundle commands each call one function of this package that works on files by
+// path and returns the command's result (files.go, inspect.go): InspectFile, VerifyFile,
+// ExtractFile, DeltaFile, HashFileBlocks, WriteBlockIndexFile, WriteHashFile,
+// WriteSignedMetadata, SignFile and AddSignatureFile. Bundle.CheckHash is the one check of a
+// header against an expected bundle hash, used by Verify and ExtractFile alike.
+//
 // Compression is xz per stored block. With cgo the blocks are made by liblzma's easy encoder
 // with a CRC64 check, the encoder rugix-bundler uses through Rust's xz2, so compressed blocks
 // are byte-identical to Rugix's too; building needs liblzma-dev. Without cgo a pure-Go encoder

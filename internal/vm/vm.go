@@ -2,6 +2,8 @@
 // arm64), the image on a virtio disk, the serial console on a pipe or the terminal and SSH
 // forwarded to a local port, the way `rugix-bakery run` does. KVM is used when /dev/kvm can be
 // opened; otherwise QEMU emulates in software (TCG), which is slower but needs nothing.
+// NewSession prepares the interactive boot of `otabake run` (a snapshot copy, the spare boot
+// armed) and Session.Run boots it.
 package vm
 
 import (
