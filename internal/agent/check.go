@@ -296,11 +296,7 @@ func (c *cycle) update() error {
 	if !found {
 		return c.fail(fmt.Sprintf("unable to resolve version at %s", pathStr), map[string]string{"path": pathStr})
 	}
-	var meta struct {
-		ImageVersion any `json:"imageVersion"`
-	}
-	_ = json.Unmarshal(details.Metadata, &meta)
-	target, _ := meta.ImageVersion.(string)
+	target := hub.ParseVersionMetadata(details.Metadata).ImageVersion
 	if target == "" {
 		return c.fail(fmt.Sprintf("version at %s has no imageVersion metadata", pathStr), map[string]string{"path": pathStr})
 	}
@@ -325,19 +321,13 @@ func (c *cycle) update() error {
 	if !ok {
 		return c.fail(fmt.Sprintf("bundle asset %s not found in version %s", filename, pathStr), map[string]string{"targetVersion": target})
 	}
-	var am struct {
-		Version any `json:"version"`
-		Rugix   struct {
-			BundleHash any `json:"bundleHash"`
-		} `json:"rugix"`
-	}
-	_ = json.Unmarshal(asset.Metadata, &am)
-	if v, ok := am.Version.(string); ok && v != "" && v != target {
+	am := hub.ParseBundleAssetMetadata(asset.Metadata)
+	if v := am.Version; v != "" && v != target {
 		return c.fail(fmt.Sprintf("bundle asset %s is version %s but the version's imageVersion is %s; refusing to install", filename, v, target), map[string]string{"targetVersion": target})
 	}
 	var opts engine.InstallOptions
 	if c.useHash {
-		h, _ := am.Rugix.BundleHash.(string)
+		h := am.BundleHash()
 		if h == "" {
 			return c.fail(fmt.Sprintf("rugix.useBundleHash is set but bundle asset %s has no rugix.bundleHash metadata", filename), map[string]string{"targetVersion": target})
 		}
