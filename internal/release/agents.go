@@ -16,7 +16,7 @@ import (
 
 // AgentDir is where a local otabake-agent build goes for the otabake-agent Bakery recipe
 // (its parameter source = "local"): build/otabake/otabake-agent-<arch> in the Bakery project.
-func AgentDir(projectDir string) string { return filepath.Join(projectDir, "build", "otabake") }
+func AgentDir(projectDir string) string { return filepath.Join(BuildRoot(projectDir), "otabake") }
 
 // SourceDir finds an otabake source tree to build otabake-agent from: OTABAKE_SOURCE_DIR, or
 // the github.com/otabake/otabake module as `go list -m` sees it from the project directory (a

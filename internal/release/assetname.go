@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/otabake/otabake/internal/hub"
@@ -39,12 +38,12 @@ func assetNameFor(cfg *project.Config, system, dir string) (AssetName, error) {
 	if err != nil || sys.Backend != project.BackendYocto {
 		return AssetName{Name: system, Source: "system name"}, nil
 	}
-	osr := filepath.Join(dir, "os-release")
-	imageID, _, err := osReleaseValue(osr, "IMAGE_ID")
+	d := SystemDir{Dir: dir}
+	imageID, _, err := osReleaseValue(d.OSRelease(), "IMAGE_ID")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return AssetName{}, err
 	}
-	infoName, err := buildInfoName(filepath.Join(dir, "system-build-info.json"))
+	infoName, err := buildInfoName(d.BuildInfo())
 	if err != nil {
 		return AssetName{}, err
 	}
@@ -52,11 +51,11 @@ func assetNameFor(cfg *project.Config, system, dir string) (AssetName, error) {
 	switch {
 	case infoName != "":
 		if imageID != "" && imageID != infoName {
-			return AssetName{}, fmt.Errorf("%s: system-build-info.json names the system %q but os-release has IMAGE_ID=%s: devices report the first, meta-nexigon's scripts publish under the second; make them equal in the image", dir, infoName, imageID)
+			return AssetName{}, fmt.Errorf("%s: %s names the system %q but %s has IMAGE_ID=%s: devices report the first, meta-nexigon's scripts publish under the second; make them equal in the image", dir, buildInfoFile, infoName, osReleaseFile, imageID)
 		}
-		n = AssetName{Name: infoName, Source: "system-build-info.json"}
+		n = AssetName{Name: infoName, Source: buildInfoFile}
 	case imageID != "":
-		n = AssetName{Name: imageID, Source: "os-release IMAGE_ID"}
+		n = AssetName{Name: imageID, Source: osReleaseFile + " IMAGE_ID"}
 	default:
 		n = AssetName{Name: sys.Yocto.Machine, Source: "machine (no IMAGE_ID)"}
 	}

@@ -43,6 +43,11 @@ type BuildResult struct {
 	Dir     string   `json:"dir"`
 	Files   []string `json:"files"`
 	Stages  []Stage  `json:"stages"`
+	// Sizes are the sizes of Files in bytes, by name, and BundleHash the content of the
+	// bundle hash file when the directory holds one: what the build summary shows. Neither is
+	// in the JSON report, which lists the file names.
+	Sizes      map[string]int64 `json:"-"`
+	BundleHash string           `json:"-"`
 	// BuildTime is the time written into every artifact and where it came from (BuildTimeOf);
 	// nil for the yocto backend, which only collects what BitBake built.
 	BuildTime *BuildTime `json:"buildTime,omitempty"`
@@ -160,7 +165,8 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if _, err := os.Stat(runBakery); err != nil {
 		return nil, fmt.Errorf("%s not found: the bakery backend needs a Rugix Bakery project (see https://rugix.org/docs/getting-started)", runBakery)
 	}
-	r := &BuildResult{System: sys.Name, Backend: project.BackendBakery, Dir: BuildDir(cfg.Dir, sys.Name), BuildTime: &bt}
+	d := SystemDirOf(cfg.Dir, sys.Name)
+	r := &BuildResult{System: sys.Name, Backend: project.BackendBakery, Dir: d.Dir, BuildTime: &bt}
 	t := &stageTimer{r: r, opts: opts}
 	if arch := sys.Bakery.Architecture; arch != "" && usesAgentRecipe(cfg.Dir) {
 		source, err := agentRecipeSource(cfg.Dir)
@@ -182,19 +188,19 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		}
 	}
 	t.begin("compress image")
-	img := filepath.Join(r.Dir, "system.img")
+	img := d.Image()
 	if _, err := os.Stat(img); err == nil {
-		if err := image.CompressXZ(ctx, img, img+".xz", runtime.NumCPU()); err != nil {
+		if err := image.CompressXZ(ctx, img, d.CompressedImage(".xz"), runtime.NumCPU()); err != nil {
 			return nil, fmt.Errorf("compress %s: %w", img, err)
 		}
 		if err := os.Remove(img); err != nil {
 			return nil, err
 		}
-	} else if _, xerr := os.Stat(img + ".xz"); xerr != nil {
+	} else if _, xerr := os.Stat(d.CompressedImage(".xz")); xerr != nil {
 		return nil, fmt.Errorf("Rugix Bakery left no %s", img)
 	}
 	t.begin("bundle hash")
-	if err := writeBundleHash(filepath.Join(r.Dir, "system.rugixb")); err != nil {
+	if err := writeBundleHash(d.Bundle()); err != nil {
 		return nil, err
 	}
 	t.end()
@@ -229,7 +235,7 @@ func writeBundleHash(bundlePath string) error {
 	if err != nil {
 		return fmt.Errorf("bundle hash of %s: %w", bundlePath, err)
 	}
-	return atomicfile.WriteFile(bundlePath+"-hash", []byte(h), 0o644)
+	return atomicfile.WriteFile(BundleHashPath(bundlePath), []byte(h), 0o644)
 }
 
 // collectYocto copies a BitBake deploy directory's image, bundles and os-release into
@@ -249,7 +255,8 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 	if st, err := os.Stat(deploy); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("deploy directory %s not found: run the BitBake build for MACHINE=%s first (or set deploy_dir in [systems.%s.yocto])", deploy, machine, sys.Name)
 	}
-	r := &BuildResult{System: sys.Name, Backend: project.BackendYocto, Dir: BuildDir(cfg.Dir, sys.Name)}
+	d := SystemDirOf(cfg.Dir, sys.Name)
+	r := &BuildResult{System: sys.Name, Backend: project.BackendYocto, Dir: d.Dir}
 	t := &stageTimer{r: r, opts: opts}
 	t.begin("collect")
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
@@ -273,16 +280,16 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 		found = true
 		if ext == ".wic" {
 			t.begin("compress image")
-			if err := image.CompressXZ(ctx, src, filepath.Join(r.Dir, "system.img.xz"), runtime.NumCPU()); err != nil {
+			if err := image.CompressXZ(ctx, src, d.CompressedImage(".xz"), runtime.NumCPU()); err != nil {
 				return nil, fmt.Errorf("compress %s: %w", src, err)
 			}
 			t.begin("collect")
-		} else if err := copyFile(src, filepath.Join(r.Dir, "system.img"+strings.TrimPrefix(ext, ".wic"))); err != nil {
+		} else if err := copyFile(src, d.CompressedImage(strings.TrimPrefix(ext, ".wic"))); err != nil {
 			return nil, err
 		}
 		break
 	}
-	for _, b := range []struct{ suffix, dest string }{{".rootfs.rugixb", "system.rugixb"}, {".raucb", "system.raucb"}} {
+	for _, b := range []struct{ suffix, dest string }{{".rootfs.rugixb", d.Bundle()}, {".raucb", d.RaucBundle()}} {
 		src, err := pick(b.suffix)
 		if err != nil {
 			return nil, err
@@ -291,11 +298,11 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 			continue
 		}
 		found = true
-		if err := copyFile(src, filepath.Join(r.Dir, b.dest)); err != nil {
+		if err := copyFile(src, b.dest); err != nil {
 			return nil, err
 		}
-		if b.dest == "system.rugixb" {
-			if err := writeBundleHash(filepath.Join(r.Dir, b.dest)); err != nil {
+		if b.dest == d.Bundle() {
+			if err := writeBundleHash(b.dest); err != nil {
 				return nil, err
 			}
 		}
@@ -311,14 +318,16 @@ func collectYocto(ctx context.Context, cfg *project.Config, id *Identity, sys *p
 	if src, err := pick(".rootfs.sbom.spdx.json"); err != nil {
 		return nil, err
 	} else if src != "" {
-		if err := copyFile(src, filepath.Join(r.Dir, "sbom.spdx.json")); err != nil {
+		if err := copyFile(src, d.SBOM()); err != nil {
 			return nil, err
 		}
 	}
-	for _, name := range []string{"os-release", "system-build-info.json"} {
-		src := filepath.Join(deploy, name)
+	// The image's os-release and build info lie in the deploy directory under the names they
+	// have in build/<system>/.
+	for _, file := range []func(SystemDir) string{SystemDir.OSRelease, SystemDir.BuildInfo} {
+		src := file(SystemDir{Dir: deploy})
 		if _, err := os.Stat(src); err == nil {
-			if err := copyFile(src, filepath.Join(r.Dir, name)); err != nil {
+			if err := copyFile(src, file(d)); err != nil {
 				return nil, err
 			}
 		}
@@ -395,15 +404,24 @@ func copyFile(src, dest string) error {
 	return err
 }
 
+// listFiles fills in the files of the finished build directory, their sizes and the bundle
+// hash its hash file holds.
 func listFiles(r *BuildResult) error {
 	ents, err := os.ReadDir(r.Dir)
 	if err != nil {
 		return err
 	}
+	r.Sizes = map[string]int64{}
 	for _, e := range ents {
 		if e.Type().IsRegular() {
 			r.Files = append(r.Files, e.Name())
+			if info, err := e.Info(); err == nil {
+				r.Sizes[e.Name()] = info.Size()
+			}
 		}
+	}
+	if h, err := os.ReadFile(SystemDir{Dir: r.Dir}.BundleHash()); err == nil {
+		r.BundleHash = strings.TrimSpace(string(h))
 	}
 	return nil
 }

@@ -66,8 +66,9 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 			err = rerr
 		}
 	}()
-	out := filepath.Join(work, "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
+	// The build is written to out with build/<system>/'s names, then moved into place.
+	out := SystemDir{Dir: filepath.Join(work, "out")}
+	if err := os.Mkdir(out.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	r := &BuildResult{System: sys.Name, Backend: project.BackendNative, Dir: dest, BuildTime: &bt, Warnings: append([]string(nil), trust.warnings...)}
@@ -102,7 +103,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(out, "system-build-info.json"), baked.BuildInfoJSON, 0o644); err != nil {
+	if err := atomicfile.WriteFile(out.BuildInfo(), baked.BuildInfoJSON, 0o644); err != nil {
 		return nil, err
 	}
 
@@ -112,7 +113,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		return nil, fmt.Errorf("SBOM of %s: %w", src, err)
 	}
 	r.Warnings = append(r.Warnings, warnings...)
-	if err := atomicfile.WriteFile(filepath.Join(out, "sbom.spdx.json"), doc, 0o644); err != nil {
+	if err := atomicfile.WriteFile(out.SBOM(), doc, 0o644); err != nil {
 		return nil, err
 	}
 
@@ -146,13 +147,13 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 
 	t.begin("disk image")
-	img := filepath.Join(out, "system.img")
+	img := out.Image()
 	if err := image.Assemble(ctx, layout, parts, img, ids); err != nil {
 		return nil, err
 	}
 
 	t.begin("bundle")
-	bundlePath := filepath.Join(out, "system.rugixb")
+	bundlePath := out.Bundle()
 	spec, err := bundleSpec(sys, layout, parts)
 	if err != nil {
 		return nil, err
@@ -184,7 +185,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 
 	t.begin("compress image")
-	if err := image.WriteBmap(img, img+".bmap"); err != nil {
+	if err := image.WriteBmap(img, out.Bmap()); err != nil {
 		return nil, err
 	}
 	if _, err := compression.Compress(ctx, img, runtime.NumCPU()); err != nil {
@@ -192,7 +193,7 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	t.end()
 
-	if err := replaceDir(out, dest); err != nil {
+	if err := replaceDir(out.Dir, dest); err != nil {
 		return nil, err
 	}
 	return r, listFiles(r)

@@ -61,7 +61,7 @@ func Prepare(ctx context.Context, h hub.Hub, cfg *project.Config, id *Identity) 
 			return nil, fmt.Errorf("package %s/%s not found in the Hub (or the token may not see it): create it first%s",
 				cfg.Hub.Repository, cfg.Hub.Package, initHint(cfg))
 		}
-		meta, _ := json.Marshal(map[string]string{"imageVersion": id.Version})
+		meta, _ := json.Marshal(hub.VersionMetadata{ImageVersion: id.Version})
 		req := hub.CreateVersionRequest{
 			PackageID: pkg.PackageID,
 			Tags: []hub.TagItem{
@@ -113,13 +113,7 @@ func checkImageVersion(ctx context.Context, h hub.Hub, versionID, want string) e
 
 // imageVersion returns the version metadata's imageVersion, or "".
 func imageVersion(d *hub.VersionDetails) string {
-	var m struct {
-		ImageVersion string `json:"imageVersion"`
-	}
-	if len(d.Metadata) > 0 {
-		_ = json.Unmarshal(d.Metadata, &m)
-	}
-	return m.ImageVersion
+	return hub.ParseVersionMetadata(d.Metadata).ImageVersion
 }
 
 func initHint(cfg *project.Config) string {

@@ -13,37 +13,15 @@ import (
 	"github.com/otabake/otabake/internal/hub"
 )
 
-// Version metadata otabake keeps next to imageVersion, so that promote-release can tell a
-// complete version from a half-uploaded one from any checkout:
-//
-//	{"imageVersion": "build-…", "otabake": {"systems": ["efi", "pi"],
-//	  "assets": {"efi": ["efi.spdx.json", "efi.img.xz", "efi.rugixb", …], "pi": […]}}}
-//
-// upload-release writes the system and its file list before it sends the first byte, so a
-// version whose upload is in flight (or died) lists files that are not attached yet.
-const (
-	// MetaOtabake is the version metadata key of otabake's own record.
-	MetaOtabake = "otabake"
-	// metaSystems and metaAssets are the fields of that record.
-	metaSystems = "systems"
-	metaAssets  = "assets"
-)
-
-// versionRecord is the otabake record of a version's metadata.
-type versionRecord struct {
-	Systems []string            `json:"systems,omitempty"`
-	Assets  map[string][]string `json:"assets,omitempty"`
-}
-
-// readRecord returns the otabake record of version metadata; malformed or absent gives zero.
-func readRecord(meta json.RawMessage) versionRecord {
-	var m struct {
-		Otabake versionRecord `json:"otabake"`
+// readRecord returns the otabake record of version metadata (hub.VersionRecord); malformed or
+// absent gives zero. upload-release writes the system and its file list before it sends the
+// first byte, so that promote-release can tell a complete version from a half-uploaded one from
+// any checkout.
+func readRecord(meta json.RawMessage) hub.VersionRecord {
+	if rec := hub.ParseVersionMetadata(meta).Otabake; rec != nil {
+		return *rec
 	}
-	if len(meta) > 0 {
-		_ = json.Unmarshal(meta, &m)
-	}
-	return m.Otabake
+	return hub.VersionRecord{}
 }
 
 // mergeRecord returns meta with the systems of assets (system → filenames) added to the
@@ -58,21 +36,21 @@ func mergeRecord(meta json.RawMessage, assets map[string][]string) (out json.Raw
 		}
 	}
 	rec := map[string]json.RawMessage{}
-	if raw, ok := top[MetaOtabake]; ok {
+	if raw, ok := top[hub.MetaOtabake]; ok {
 		if err := json.Unmarshal(raw, &rec); err != nil {
-			return nil, false, fmt.Errorf("version metadata %q is not a JSON object: %w", MetaOtabake, err)
+			return nil, false, fmt.Errorf("version metadata %q is not a JSON object: %w", hub.MetaOtabake, err)
 		}
 	}
 	var systems []string
-	if raw, ok := rec[metaSystems]; ok {
+	if raw, ok := rec[hub.MetaSystems]; ok {
 		if err := json.Unmarshal(raw, &systems); err != nil {
-			return nil, false, fmt.Errorf("version metadata %s.%s is not a list of names: %w", MetaOtabake, metaSystems, err)
+			return nil, false, fmt.Errorf("version metadata %s.%s is not a list of names: %w", hub.MetaOtabake, hub.MetaSystems, err)
 		}
 	}
 	files := map[string][]string{}
-	if raw, ok := rec[metaAssets]; ok {
+	if raw, ok := rec[hub.MetaAssets]; ok {
 		if err := json.Unmarshal(raw, &files); err != nil {
-			return nil, false, fmt.Errorf("version metadata %s.%s is not a map of file lists: %w", MetaOtabake, metaAssets, err)
+			return nil, false, fmt.Errorf("version metadata %s.%s is not a map of file lists: %w", hub.MetaOtabake, hub.MetaAssets, err)
 		}
 	}
 	for s, names := range assets {
@@ -91,13 +69,13 @@ func mergeRecord(meta json.RawMessage, assets map[string][]string) (out json.Raw
 		return meta, false, nil
 	}
 	sort.Strings(systems)
-	if rec[metaSystems], err = json.Marshal(systems); err != nil {
+	if rec[hub.MetaSystems], err = json.Marshal(systems); err != nil {
 		return nil, false, err
 	}
-	if rec[metaAssets], err = json.Marshal(files); err != nil {
+	if rec[hub.MetaAssets], err = json.Marshal(files); err != nil {
 		return nil, false, err
 	}
-	if top[MetaOtabake], err = json.Marshal(rec); err != nil {
+	if top[hub.MetaOtabake], err = json.Marshal(rec); err != nil {
 		return nil, false, err
 	}
 	out, err = json.Marshal(top)
@@ -132,7 +110,13 @@ func recordSystems(ctx context.Context, h hub.Hub, versionID string, arts []*Art
 // systemSuffixes are the file name endings upload-release gives a system's assets; an attached
 // file with one of them names a system of the version even without an otabake record (a
 // version uploaded by an older otabake or by hand).
-var systemSuffixes = []string{".rugixb-hash", ".rugixb", ".raucb", ".build-info.json", ".spdx.json", ".img.xz", ".img.zst", ".img.bz2", ".img.gz", ".img"}
+var systemSuffixes = func() []string {
+	s := []string{assetBundleHash, assetRugix, assetRauc, assetBuildInfo, assetSBOM}
+	for _, ext := range ImageExts {
+		s = append(s, assetImage+ext)
+	}
+	return s
+}()
 
 // assetSystem returns the system a file name belongs to by its suffix, or "".
 func assetSystem(filename string) string {
@@ -207,20 +191,20 @@ func CheckComplete(d *hub.VersionDetails, projectSystems, only []string) *Comple
 		// under the name its devices report (<IMAGE_ID>.rugixb).
 		base := s
 		for _, f := range rec.Assets[s] {
-			if b, ok := strings.CutSuffix(f, ".rugixb"); ok {
+			if b, ok := strings.CutSuffix(f, assetRugix); ok {
 				base = b
-			} else if b, ok := strings.CutSuffix(f, ".raucb"); ok {
+			} else if b, ok := strings.CutSuffix(f, assetRauc); ok {
 				base = b
 			}
 		}
-		rugix, hasRugix := d.Asset(base + ".rugixb")
-		_, hasRauc := d.Asset(base + ".raucb")
+		rugix, hasRugix := d.Asset(base + assetRugix)
+		_, hasRauc := d.Asset(base + assetRauc)
 		switch {
 		case !hasRugix && !hasRauc:
-			probs = append(probs, fmt.Sprintf("no bundle (%s.rugixb or %s.raucb)", base, base))
+			probs = append(probs, fmt.Sprintf("no bundle (%s or %s)", base+assetRugix, base+assetRauc))
 		case hasRugix:
 			if err := checkBundleHashMeta(rugix.Metadata); err != nil {
-				probs = append(probs, fmt.Sprintf("%s.rugixb %v", base, err))
+				probs = append(probs, fmt.Sprintf("%s %v", base+assetRugix, err))
 			}
 		}
 		for _, f := range rec.Assets[s] {
@@ -256,7 +240,7 @@ func CheckComplete(d *hub.VersionDetails, projectSystems, only []string) *Comple
 // otherFiles is the Completeness key of attached files that belong to no system.
 const otherFiles = "other files"
 
-func recorded(rec versionRecord, filename string) bool {
+func recorded(rec hub.VersionRecord, filename string) bool {
 	for _, fs := range rec.Assets {
 		if slices.Contains(fs, filename) {
 			return true
@@ -275,15 +259,7 @@ func statusName(s hub.AssetStatus) string {
 // checkBundleHashMeta checks the rugix.bundleHash of a bundle's asset metadata: the hash
 // devices with useBundleHash verify, "<algorithm>:<hex>" of the algorithm's length.
 func checkBundleHashMeta(meta json.RawMessage) error {
-	var m struct {
-		Rugix struct {
-			BundleHash any `json:"bundleHash"`
-		} `json:"rugix"`
-	}
-	if len(meta) > 0 {
-		_ = json.Unmarshal(meta, &m)
-	}
-	h, _ := m.Rugix.BundleHash.(string)
+	h := hub.ParseBundleAssetMetadata(meta).BundleHash()
 	if h == "" {
 		return fmt.Errorf("has no rugix.bundleHash metadata")
 	}

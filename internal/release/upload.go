@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -16,9 +15,6 @@ import (
 	"github.com/otabake/otabake/internal/hub"
 	"github.com/otabake/otabake/internal/project"
 )
-
-// BuildDir is where build-release leaves the artifacts of a system.
-func BuildDir(projectDir, system string) string { return filepath.Join(projectDir, "build", system) }
 
 // Artifact is one file of build/<system>/ as it is published.
 type Artifact struct {
@@ -54,9 +50,6 @@ type UploadReport struct {
 	Names map[string]AssetName `json:"names,omitempty"`
 }
 
-// imageExts are the disk image forms uploaded as <system>.img<ext>, in order of preference.
-var imageExts = []string{".xz", ".zst", ".bz2", ".gz", ""}
-
 // CollectArtifacts lists what upload-release publishes for one system, each file named
 // <name>.<kind> (see AssetName), and checks that the baked version equals version. It reads
 // only small files (build info, os-release, hash).
@@ -64,83 +57,73 @@ func CollectArtifacts(dir, system, name, version string) ([]*Artifact, error) {
 	if err := checkBakedVersion(dir, version); err != nil {
 		return nil, err
 	}
-	exists := func(name string) bool {
-		st, err := os.Stat(filepath.Join(dir, name))
+	d := SystemDir{Dir: dir}
+	exists := func(path string) bool {
+		st, err := os.Stat(path)
 		return err == nil && st.Mode().IsRegular()
 	}
 	var arts []*Artifact
-	add := func(file, filename string, meta any) {
-		a := &Artifact{System: system, Path: filepath.Join(dir, file), Filename: filename}
+	add := func(path, filename string, meta any) {
+		a := &Artifact{System: system, Path: path, Filename: filename}
 		if meta != nil {
 			a.Metadata, _ = json.Marshal(meta)
 		}
 		arts = append(arts, a)
 	}
-	sbomName := name + ".spdx.json"
-	type relations struct {
-		SBOM []string `json:"sbom"`
+	sbomName := name + assetSBOM
+	var rel *hub.AssetRelations
+	if exists(d.SBOM()) {
+		rel = &hub.AssetRelations{SBOM: []string{sbomName}}
+		add(d.SBOM(), sbomName, nil)
 	}
-	var rel *relations
-	if exists("sbom.spdx.json") {
-		rel = &relations{SBOM: []string{sbomName}}
-		add("sbom.spdx.json", sbomName, nil)
-	}
-	if exists("system-build-info.json") {
-		add("system-build-info.json", name+".build-info.json", nil)
+	if exists(d.BuildInfo()) {
+		add(d.BuildInfo(), name+assetBuildInfo, nil)
 	}
 	// The disk image: compressed as build-release leaves it, or raw when built with
-	// --image-compression none.
+	// --image-compression none. It has metadata only when there is an SBOM to relate it to.
 	var imageMeta any
 	if rel != nil {
-		imageMeta = struct {
-			Relations *relations `json:"relations"`
-		}{rel}
+		imageMeta = hub.ImageAssetMetadata{Relations: rel}
 	}
-	for _, ext := range imageExts {
-		if exists("system.img" + ext) {
-			add("system.img"+ext, name+".img"+ext, imageMeta)
+	for _, ext := range ImageExts {
+		if exists(d.CompressedImage(ext)) {
+			add(d.CompressedImage(ext), name+assetImage+ext, imageMeta)
 			break
 		}
 	}
-	if exists("system.rugixb") {
-		bundleHash, err := bundleHashFor(dir)
+	if exists(d.Bundle()) {
+		bundleHash, err := bundleHashFor(d)
 		if err != nil {
 			return nil, err
 		}
-		meta := struct {
-			Rugix struct {
-				BundleHash string `json:"bundleHash"`
-			} `json:"rugix"`
-			Relations *relations `json:"relations,omitempty"`
-			Version   string     `json:"version"`
-		}{Relations: rel, Version: version}
-		meta.Rugix.BundleHash = bundleHash
-		add("system.rugixb", name+".rugixb", meta)
-		if exists("system.rugixb-hash") {
-			add("system.rugixb-hash", name+".rugixb-hash", nil)
+		add(d.Bundle(), name+assetRugix, hub.BundleAssetMetadata{
+			Rugix:     &hub.RugixBundleMetadata{BundleHash: bundleHash},
+			Relations: rel,
+			Version:   version,
+		})
+		if exists(d.BundleHash()) {
+			add(d.BundleHash(), name+assetBundleHash, nil)
 		}
 	}
-	if exists("system.raucb") {
-		add("system.raucb", name+".raucb", struct {
-			Version string `json:"version"`
-		}{version})
+	if exists(d.RaucBundle()) {
+		add(d.RaucBundle(), name+assetRauc, hub.BundleAssetMetadata{Version: version})
 	}
 	if len(arts) == 0 {
-		return nil, fmt.Errorf("%s: nothing to upload (no system.img.xz, system.rugixb or system.raucb): run 'otabake build-release %s'", dir, system)
+		return nil, fmt.Errorf("%s: nothing to upload (no %s, %s or %s): run 'otabake build-release %s'", dir, imageFile+".xz", rugixFile, raucFile, system)
 	}
 	return arts, nil
 }
 
-// bundleHashFor returns the bundle hash of dir/system.rugixb, read from its header, and checks
-// it against system.rugixb-hash when that file exists: a stale hash file would make devices
+// bundleHashFor returns the bundle hash of the build's Rugix bundle, read from its header, and
+// checks it against the bundle hash file when that exists: a stale hash file would make devices
 // with useBundleHash refuse the update.
-func bundleHashFor(dir string) (string, error) {
-	bpath := filepath.Join(dir, "system.rugixb")
+func bundleHashFor(d SystemDir) (string, error) {
+	bpath := d.Bundle()
 	h, err := bundle.HashFile(bpath)
 	if err != nil {
 		return "", fmt.Errorf("read bundle hash of %s: %w", bpath, err)
 	}
-	hpath := filepath.Join(dir, "system.rugixb-hash")
+	hpath := d.BundleHash()
 	data, err := os.ReadFile(hpath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -157,7 +140,8 @@ func bundleHashFor(dir string) (string, error) {
 // checkBakedVersion refuses a build directory whose baked version is not version: uploading it
 // would make devices install an image that reports another version and loop forever.
 func checkBakedVersion(dir, version string) error {
-	infoPath := filepath.Join(dir, "system-build-info.json")
+	d := SystemDir{Dir: dir}
+	infoPath := d.BuildInfo()
 	data, err := os.ReadFile(infoPath)
 	if err == nil {
 		var info struct {
@@ -176,11 +160,11 @@ func checkBakedVersion(dir, version string) error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	osr := filepath.Join(dir, "os-release")
+	osr := d.OSRelease()
 	v, ok, err := osReleaseValue(osr, "IMAGE_VERSION")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: neither system-build-info.json nor os-release says which version was built: run 'otabake build-release'", dir)
+			return fmt.Errorf("%s: neither %s nor %s says which version was built: run 'otabake build-release'", dir, buildInfoFile, osReleaseFile)
 		}
 		return err
 	}
@@ -215,7 +199,7 @@ func osReleaseValue(path, key string) (string, bool, error) {
 // removed from otabake.toml is no longer released.
 func Systems(cfg *project.Config) ([]string, error) {
 	projectDir := cfg.Dir
-	ents, err := os.ReadDir(filepath.Join(projectDir, "build"))
+	ents, err := os.ReadDir(BuildRoot(projectDir))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no build/ directory in %s: run 'otabake build-release SYSTEM' first", projectDir)
