@@ -67,7 +67,7 @@ func newClassEnv(t *testing.T, local map[string]string) *classEnv {
 		"PN":               "core-image-minimal",
 		"MACHINE":          "qemux86-64",
 		// conf/layer.conf's, which the class's messages name.
-		"OTABAKE_SERIES_GO": "1.22%",
+		"OTABAKE_SERIES_GO": "1.22",
 		"OTABAKE_NATIVE_GO": "1.26",
 	}
 	for k, v := range local {

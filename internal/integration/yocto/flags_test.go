@@ -329,6 +329,9 @@ func TestNativeFromSource(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := datastore(tc.set, []*File{conf}, nil)
+			if got := pyExpand(t, "${OTABAKE_SERIES_GO}", vars); strings.Contains(got, "%") {
+				t.Errorf("OTABAKE_SERIES_GO = %q: messages name it, want a plain version", got)
+			}
 			if got := pyExpand(t, "${OTABAKE_NATIVE_FROM_SOURCE}", vars); got != tc.want {
 				t.Fatalf("OTABAKE_NATIVE_FROM_SOURCE = %q, want %q", got, tc.want)
 			}

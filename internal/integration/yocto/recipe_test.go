@@ -292,7 +292,7 @@ func TestShellcheck(t *testing.T) {
 		"bindir": "/usr/bin", "sysconfdir": "/etc", "systemd_system_unitdir": "/usr/lib/systemd/system",
 		"NEXIGON_OTA_REPOSITORY": "fleet", "NEXIGON_OTA_PACKAGE": "gateway",
 		"OTABAKE_SIGNING_CHAIN": "/keys/a.pem /keys/b.pem", "MACHINE": "qemux86-64", "BP": "otabake-agent-0.1+git",
-		"OTABAKE_SERIES_GO": "1.22%", "OTABAKE_NATIVE_GO": "1.26",
+		"OTABAKE_SERIES_GO": "1.22", "OTABAKE_NATIVE_GO": "1.26",
 	}
 	n := 0
 	for _, p := range layerFiles(t) {
