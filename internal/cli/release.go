@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +13,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/otabake/otabake/internal/hub"
-	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/project"
 	"github.com/otabake/otabake/internal/release"
 )
@@ -51,11 +48,15 @@ func warnUntracked(c *ucli.Context, paths []string) {
 
 // openHub opens the project's Hub, telling the user when it waits for another process.
 func openHub(c *ucli.Context, cfg *project.Config) (hub.Hub, io.Closer, string, error) {
-	g := globals(c)
+	return release.OpenHub(c.Context, cfg, hubOptions(globals(c)))
+}
+
+// hubOptions tell the user, once, when the local Hub waits for another process.
+func hubOptions(g *Globals) release.HubOptions {
 	var once sync.Once
-	return release.OpenHub(c.Context, cfg, release.HubOptions{OnLockWait: func() {
+	return release.HubOptions{OnLockWait: func() {
 		once.Do(func() { g.Log.Warn("waiting for the local Hub lock held by another otabake process") })
-	}})
+	}}
 }
 
 func prepareReleaseCommand() *ucli.Command {
@@ -449,65 +450,36 @@ func releaseCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			if err := release.RequirePackage(cfg); err != nil {
-				return err
-			}
-			systems := c.Args().Slice()
-			if len(systems) == 0 {
-				for _, s := range cfg.Systems {
-					systems = append(systems, s.Name)
-				}
-			}
-			id, err := release.NewIdentity(c.Context, cfg.Dir, cfg, release.IdentityOptions{AllowDirty: c.Bool("allow-dirty")})
-			if err != nil {
-				return err
-			}
-			h, closer, desc, err := openHub(c, cfg)
-			if err != nil {
-				return err
-			}
-			defer closer.Close()
-			if s, ok := h.(*local.Store); ok {
-				if _, _, err := s.Init(c.Context, cfg.Hub.Repository, cfg.Hub.Package); err != nil {
-					return err
-				}
-			}
-			prep, err := release.Prepare(c.Context, h, cfg, id)
-			if err != nil {
-				return err
-			}
-			warnUntracked(c, prep.Untracked)
-			g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
 			opts, stop := buildOptions(g)
-			built, err := release.Build(c.Context, cfg, id, systems, opts)
+			bars := newBars(g)
+			res, err := release.Run(c.Context, cfg, release.RunOptions{
+				Systems:    c.Args().Slice(),
+				AllowDirty: c.Bool("allow-dirty"),
+				Promote:    c.String("promote"),
+				Hub:        hubOptions(g),
+				Build:      opts,
+				Upload:     release.UploadOptions{Progress: bars.update},
+				Prepared: func(prep *release.PrepareResult, desc string) {
+					warnUntracked(c, prep.Untracked)
+					g.Log.Info(fmt.Sprintf("prepared %s (%s) in %s", prep.VersionPath, prep.VersionID, desc))
+				},
+				Built: func([]*release.BuildResult) { stop() },
+			})
 			stop()
+			bars.finish()
 			if err != nil {
 				return err
-			}
-			rep, err := upload(c, h, cfg, id, systems)
-			if err != nil {
-				return err
-			}
-			var prom *release.PromoteResult
-			if tag := c.String("promote"); tag != "" {
-				if prom, err = release.Promote(c.Context, h, cfg, tag, id.BuildTag, release.PromoteOptions{}); err != nil {
-					return err
-				}
 			}
 			if g.JSON {
-				return printJSON(g.Stdout, map[string]any{"prepare": prep, "build": built, "upload": rep, "promote": prom})
+				return printJSON(g.Stdout, map[string]any{"prepare": res.Prepare, "build": res.Build, "upload": res.Upload, "promote": res.Promote})
 			}
-			fmt.Fprintf(g.Stdout, "released %s (%s): %d artifacts of %s\n", id.Version, prep.VersionID, len(rep.Artifacts), strings.Join(systems, ", "))
-			if prom != nil {
-				fmt.Fprintf(g.Stdout, "%s now points at %s\n", prom.Tag, id.Version)
+			fmt.Fprintf(g.Stdout, "released %s (%s): %d artifacts of %s\n", res.Identity.Version, res.Prepare.VersionID, len(res.Upload.Artifacts), strings.Join(res.Systems, ", "))
+			if res.Promote != nil {
+				fmt.Fprintf(g.Stdout, "%s now points at %s\n", res.Promote.Tag, res.Identity.Version)
 			}
-			if s, ok := h.(*local.Store); ok {
-				tree, err := s.Tree(c.Context, cfg.Hub.Repository+"/"+cfg.Hub.Package)
-				if err != nil {
-					return err
-				}
+			if res.LocalHub != nil {
 				fmt.Fprintln(g.Stdout)
-				return printTree(g.Stdout, s.Dir(), tree)
+				return printTree(g.Stdout, res.LocalHub.Dir, res.LocalHub.Tree)
 			}
 			return nil
 		},
@@ -520,13 +492,13 @@ func printBuildSummary(w io.Writer, r *release.BuildResult) {
 	fmt.Fprintf(w, "%s (%s backend) -> %s\n", r.System, r.Backend, r.Dir)
 	for _, f := range r.Files {
 		size := ""
-		if st, err := os.Stat(filepath.Join(r.Dir, f)); err == nil {
-			size = humanBytes(st.Size())
+		if n, ok := r.Sizes[f]; ok {
+			size = humanBytes(n)
 		}
 		fmt.Fprintf(w, "  %-24s %10s\n", f, size)
 	}
-	if h, err := os.ReadFile(filepath.Join(r.Dir, "system.rugixb-hash")); err == nil {
-		fmt.Fprintf(w, "  bundle hash  %s\n", strings.TrimSpace(string(h)))
+	if r.BundleHash != "" {
+		fmt.Fprintf(w, "  bundle hash  %s\n", r.BundleHash)
 	}
 	if r.BuildTime != nil {
 		fmt.Fprintf(w, "  build time   %s\n", r.BuildTime)
