@@ -55,6 +55,10 @@ func TestMetadataMatchesSchemas(t *testing.T) {
 			hub.ImageAssetMetadata{Relations: rel},
 			hub.ImageAssetMetadata{},
 		}},
+		{schema.KindVersionMetadata, reflect.TypeOf(hub.VersionMetadata{}), []any{
+			hub.VersionMetadata{ImageVersion: "build-1"},
+			hub.VersionMetadata{ImageVersion: "build-1", Otabake: &hub.VersionRecord{Systems: []string{"efi"}, Assets: map[string][]string{"efi": {"efi.img.xz", "efi.rugixb"}}}},
+		}},
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			for _, d := range tc.docs {
@@ -74,6 +78,9 @@ func TestMetadataMatchesSchemas(t *testing.T) {
 	bad, _ := json.Marshal(hub.BundleAssetMetadata{Rugix: &hub.RugixBundleMetadata{BundleHash: "sha512-256:abc"}})
 	if err := schema.ValidateJSON(schema.KindBundleAssetMetadata, bad); err == nil {
 		t.Errorf("%s validates", bad)
+	}
+	if bad, _ := json.Marshal(hub.VersionMetadata{}); schema.ValidateJSON(schema.KindVersionMetadata, bad) == nil {
+		t.Errorf("%s validates: a version without imageVersion", bad)
 	}
 }
 
@@ -120,6 +127,18 @@ func compareObject(t *testing.T, where string, root, node map[string]any, typ re
 	root, node = resolve(t, root, node)
 	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
 		typ = typ.Elem()
+	}
+	if typ.Kind() == reflect.Map {
+		// An object of arbitrary keys: its additionalProperties schema describes the values.
+		if _, ok := node["properties"]; ok {
+			t.Errorf("%s: the schema names properties, %s is a map", where, typ)
+		}
+		if v, ok := node["additionalProperties"].(map[string]any); !ok {
+			t.Errorf("%s: %s is a map, the schema has no additionalProperties schema", where, typ)
+		} else if _, vn := resolve(t, root, v); vn["type"] == "object" {
+			compareObject(t, where+"/*", root, v, typ.Elem())
+		}
+		return
 	}
 	fields := map[string]reflect.Type{}
 	for i := 0; i < typ.NumField(); i++ {

@@ -42,6 +42,7 @@ const (
 	KindOTAStatus           = "dev.nexigon.ota.status" // device property
 	KindBundleAssetMetadata = "bundle-asset-metadata"  // Hub metadata of <system>.rugixb/.raucb
 	KindImageAssetMetadata  = "image-asset-metadata"   // Hub metadata of <system>.img.xz
+	KindVersionMetadata     = "version-metadata"       // Hub metadata of a version
 	KindSystemBuildInfo     = "system-build-info"      // /etc/rugix/system-build-info.json
 	KindRugixBundle         = "rugix-bundle"           // rugix-bundle.toml
 )

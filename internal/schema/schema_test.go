@@ -24,7 +24,7 @@ func TestEverySchemaCompiles(t *testing.T) {
 	want := []string{
 		schema.KindAgent, schema.KindBundleAssetMetadata, schema.KindOTAConfig, schema.KindOTAStatus,
 		schema.KindImageAssetMetadata, schema.KindOTADefaults, schema.KindOtabake, schema.KindRugixBundle,
-		schema.KindSystemBuildInfo,
+		schema.KindSystemBuildInfo, schema.KindVersionMetadata,
 	}
 	if len(infos) != len(want) {
 		t.Fatalf("List() has %d schemas, want %d", len(infos), len(want))
