@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
@@ -72,16 +70,6 @@ func schemaShowCommand() *ucli.Command {
 	}
 }
 
-// readHead reads at most n bytes of a file: enough for its leading #:schema comment.
-func readHead(path string, n int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, n))
-}
-
 // validateResult is the --json output of schema validate.
 type validateResult struct {
 	File       string             `json:"file"`
@@ -109,11 +97,10 @@ func schemaValidateCommand() *ucli.Command {
 		switch len(args) {
 		case 1:
 			file = args[0]
-			head, err := readHead(file, 64<<10)
+			k, ok, err := schema.KindOfFile(file)
 			if err != nil {
 				return err
 			}
-			k, ok := schema.KindForFile(file, head)
 			if !ok {
 				return usageError(c, "%s has no #:schema comment and no well-known name; give the KIND", file)
 			}

@@ -19,6 +19,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -323,6 +325,23 @@ func KindOfID(ref string) (string, bool) {
 	}
 	_, known := r.byKind[k]
 	return k, known
+}
+
+// KindOfFile reads the head of the file at path (64 KiB, enough for a leading #:schema
+// comment) and guesses its kind with KindForFile; ok is false when neither comment nor name
+// tells.
+func KindOfFile(path string) (kind string, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	head, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	kind, ok = KindForFile(path, head)
+	return kind, ok, nil
 }
 
 // KindForFile guesses the kind of a file from its #:schema comment or its well-known name
