@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/tool"
 )
 
 // Toolchains the agent must compile with, and for which architectures. Go 1.22.12 is the Go of
@@ -24,20 +27,23 @@ var toolchains = []struct {
 	{"go1.27.3", []Arch{yoctoArches[0], yoctoArches[2]}},
 }
 
-// yoctoArches are the targets meta-otabake claims (bitbake/meta-otabake/README.md), as
-// goarch.bbclass maps them: TARGET_GOARM 5 for armv5 tunes, 7 for armv7.
+// yoctoArches are the targets meta-otabake claims (bitbake/meta-otabake/recipes-otabake/
+// otabake/otabake.inc), as openembedded-core's goarch.bbclass maps them: TARGET_GOARM is 5, 6
+// or 7 from the arm tune (qemuarmv5, Raspberry Pi 1/Zero, ARMv7 boards).
 var yoctoArches = []Arch{
 	{Name: "x86-64", GOARCH: "amd64"},
 	{Name: "aarch64", GOARCH: "arm64"},
 	{Name: "armv5", GOARCH: "arm", GOARM: "5"},
+	{Name: "armv6", GOARCH: "arm", GOARM: "6"},
 	{Name: "armv7", GOARCH: "arm", GOARM: "7"},
 	{Name: "x86", GOARCH: "386"},
 	{Name: "riscv64", GOARCH: "riscv64"},
 }
 
-// TestAgentCompilesWithEachToolchain compiles ./cmd/otabake-agent with go.agent.mod under
-// each toolchain for each architecture, with the flags of the release build, and checks that
-// every result is a static, non-PIE executable for its machine.
+// TestAgentCompilesWithEachToolchain compiles ./cmd/otabake-agent under each toolchain for
+// each architecture with the flags meta-otabake gives the go command (read from the layer's
+// recipes, see layerArgs), and checks that every result is a static, non-PIE executable for
+// its machine.
 func TestAgentCompilesWithEachToolchain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads Go toolchains and cross-compiles otabake-agent")
@@ -53,13 +59,62 @@ func TestAgentCompilesWithEachToolchain(t *testing.T) {
 		}
 		for _, a := range tcs.arches {
 			t.Run(tc+"/"+a.Name, func(t *testing.T) {
-				_, err := Build(context.Background(), Options{Source: src, Version: "test", Env: []string{"GOTOOLCHAIN=" + tc}}, a, filepath.Join(dir, tc+"-"+a.Name))
-				if err != nil {
+				out := filepath.Join(dir, tc+"-"+a.Name)
+				args := append([]string{"build"}, layerArgs(t, src)...)
+				args = append(args, "-o", out, "./cmd/otabake-agent")
+				if _, err := tool.Run(context.Background(), tool.Cmd{Path: "go", Args: args, Dir: src,
+					Env: append(BuildEnv(a), "GOTOOLCHAIN="+tc)}); err != nil {
+					t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+				}
+				if err := Check(out, a); err != nil {
 					t.Fatal(err)
 				}
 			})
 		}
 	}
+}
+
+// bbAssign matches `NAME = "value"` and `NAME:append = " value"` lines of a BitBake file.
+var bbAssign = regexp.MustCompile(`(?m)^([A-Z_]+)(:append)? = "([^"]*)"$`)
+
+// layerArgs are the go command's arguments as meta-otabake sets them for otabake-agent:
+// OTABAKE_GOFLAGS of otabake.inc with the agent recipe's append (-modfile=…go.agent.mod), and
+// -ldflags from the recipe's OTABAKE_LDFLAGS (GO_LDFLAGS, which replaces go.bbclass's). The
+// layer's own tests (internal/integration/yocto) and the real BitBake check that BitBake
+// expands them into this command line.
+func layerArgs(t *testing.T, src string) []string {
+	t.Helper()
+	vars := map[string]string{"GO_IMPORT": "github.com/otabake/otabake", "PV": "0.1+git", "OTABAKE_SRC": src}
+	for _, name := range []string{"otabake.inc", "otabake-agent_git.bb"} {
+		data, err := os.ReadFile(filepath.Join(src, "bitbake", "meta-otabake", "recipes-otabake", "otabake", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range bbAssign.FindAllStringSubmatch(string(data), -1) {
+			if m[1] != "OTABAKE_GOFLAGS" && m[1] != "OTABAKE_LDFLAGS" {
+				continue
+			}
+			if m[2] != "" {
+				vars[m[1]] += m[3]
+			} else {
+				vars[m[1]] = m[3]
+			}
+		}
+	}
+	expand := func(s string) string {
+		return os.Expand(s, func(k string) string {
+			v, ok := vars[k]
+			if !ok {
+				t.Fatalf("layer flags use ${%s}, which this test does not know", k)
+			}
+			return v
+		})
+	}
+	flags := strings.Fields(expand(vars["OTABAKE_GOFLAGS"]))
+	if !strings.Contains(vars["OTABAKE_GOFLAGS"], "-modfile=") || !strings.Contains(vars["OTABAKE_GOFLAGS"], "-buildmode=exe") {
+		t.Fatalf("layer flags %q: want -buildmode=exe and -modfile=…/go.agent.mod", vars["OTABAKE_GOFLAGS"])
+	}
+	return append(flags, "-ldflags="+expand(vars["OTABAKE_LDFLAGS"]))
 }
 
 func goVersion(dir, toolchain string) (string, error) {
