@@ -1,7 +1,7 @@
 # otabake developer tasks. `just --list` shows them all.
 
 version := `git describe --always --dirty 2>/dev/null || echo dev`
-ldflags := "-s -w -X github.com/otabake/otabake/internal/cli.Version=" + version + " -X github.com/otabake/otabake/internal/agent/cli.Version=" + version
+ldflags := "-s -w -X github.com/otabake/otabake/internal/cli.Version=" + version + " -X github.com/otabake/otabake/internal/agent/agentcli.Version=" + version
 
 # Build otabake (with the cloud KMS signers: -tags kms, as released) and otabake-agent for
 # this machine into bin/.

@@ -4,9 +4,9 @@ package main
 import (
 	"os"
 
-	"github.com/otabake/otabake/internal/agent/cli"
+	"github.com/otabake/otabake/internal/agent/agentcli"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(agentcli.Main(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

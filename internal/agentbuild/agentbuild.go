@@ -35,7 +35,7 @@ const Package = "./cmd/otabake-agent"
 const ChecksumsFile = "SHA256SUMS"
 
 // VersionVar is the linker variable that holds the agent's version (otabake-agent --version).
-const VersionVar = "github.com/otabake/otabake/internal/agent/cli.Version"
+const VersionVar = "github.com/otabake/otabake/internal/agent/agentcli.Version"
 
 // Arch is a device architecture as Rugix Bakery names it (RUGIX_ARCH) and the Go target that
 // runs there.

@@ -13,7 +13,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/otabake/otabake/internal/agent"
-	agentcli "github.com/otabake/otabake/internal/agent/cli"
+	"github.com/otabake/otabake/internal/agent/agentcli"
 )
 
 var binDir string

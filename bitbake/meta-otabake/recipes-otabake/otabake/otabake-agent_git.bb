@@ -15,7 +15,7 @@ GO_INSTALL = "${GO_IMPORT}/cmd/otabake-agent"
 # go.agent.mod (go 1.22, only the agent's modules) lets every declared series' Go build the
 # agent; go.mod needs Go 1.26 for the build-side tool. go.agent.sum is read beside it.
 OTABAKE_GOFLAGS:append = " -modfile=${OTABAKE_SRC}/go.agent.mod"
-OTABAKE_LDFLAGS = "-s -w -buildid= -X ${GO_IMPORT}/internal/agent/cli.Version=${PV}"
+OTABAKE_LDFLAGS = "-s -w -buildid= -X ${GO_IMPORT}/internal/agent/agentcli.Version=${PV}"
 
 inherit systemd
 

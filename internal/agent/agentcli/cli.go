@@ -1,7 +1,7 @@
-// Package cli is otabake-agent's command line: check, watchdog, status and the Nexigon device
+// Package agentcli is otabake-agent's command line: check, watchdog, status and the Nexigon device
 // command handler. Commands parse flags, build an agent.Agent and print; the work is in
 // internal/agent.
-package cli
+package agentcli
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ import (
 	"github.com/otabake/otabake/internal/tool"
 )
 
-// Version is set at link time with -ldflags "-X …/internal/agent/cli.Version=…".
+// Version is set at link time with -ldflags "-X …/internal/agent/agentcli.Version=…".
 var Version = "dev"
 
 // ServiceUnit is the systemd unit the device command starts.
