@@ -3,7 +3,6 @@ package bundle
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/chunker"
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // This file holds the operations on bundle, image and index files by path that the otabake
@@ -256,7 +256,7 @@ func SignFile(ctx context.Context, path, out string, s CMSSigner) (*SignedFile, 
 // AddSignatureFile adds the DER CMS signature in the file sigPath to the bundle at path, writes
 // it to out (which may be path) and describes the result; see AddSignature.
 func AddSignatureFile(ctx context.Context, path, sigPath, out string) (*SignedFile, error) {
-	der, err := readBounded(sigPath, SignaturesSizeLimit)
+	der, err := ctxio.ReadFile(sigPath, SignaturesSizeLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -273,21 +273,4 @@ func describeSigned(path string) (*SignedFile, error) {
 	}
 	defer b.Close()
 	return &SignedFile{Hash: b.Hash(), Output: path, Signatures: len(b.signatures)}, nil
-}
-
-// readBounded reads the file at path, refusing one larger than limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }

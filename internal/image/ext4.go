@@ -88,7 +88,7 @@ func MakeExt4(ctx context.Context, dir, out string, size int64, opts Ext4Options
 	args := []string{"-F", "-q", "-t", "ext4", "-d", dir, "-O", features,
 		"-U", opts.UUID.String(), "-E", "hash_seed=" + opts.HashSeed.String() + ",root_owner=0:0",
 		f.Name()}
-	if err := runTool(ctx, mkfs, args, env); err != nil {
+	if err := runImageTool(ctx, mkfs, args, env); err != nil {
 		return fmt.Errorf("mkfs.ext4 -d %s (%d bytes): %w", dir, size, err)
 	}
 	script, err := clampScript(dir, opts.Clamp)
@@ -172,9 +172,9 @@ func toolEnv(clamp time.Time, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// runTool runs a tool of e2fsprogs or GRUB with env (toolEnv); debugfs and mkfs echo a lot on
+// runImageTool runs a tool of e2fsprogs or GRUB with env (toolEnv); debugfs and mkfs echo a lot on
 // stdout, which is of no use, so only 64 KiB of it are kept.
-func runTool(ctx context.Context, path string, args, env []string) error {
+func runImageTool(ctx context.Context, path string, args, env []string) error {
 	_, err := tool.Run(ctx, tool.Cmd{Path: path, Args: args, Env: env, MaxStdout: 1 << 16, MaxStderr: 1 << 20})
 	return err
 }

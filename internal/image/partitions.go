@@ -400,7 +400,7 @@ func grubMkimage(ctx context.Context, modDir, format, out, workDir string, clamp
 		return err
 	}
 	args := append([]string{"-d", modDir, "-O", format, "-p", "/rugpi", "-c", cfg, "-o", out}, grubModules...)
-	if err := runTool(ctx, grubMkimage, args, toolEnv(clamp)); err != nil {
+	if err := runImageTool(ctx, grubMkimage, args, toolEnv(clamp)); err != nil {
 		return fmt.Errorf("grub-mkimage -O %s: %w", format, err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/otabake/otabake/internal/ctxio"
 )
 
 // maxConfigSize bounds the configuration files read; real ones are a few kilobytes.
@@ -89,29 +91,15 @@ func (d *tomlDoc) where(path ...string) string {
 	return d.name
 }
 
-// readSmallFile reads a configuration file; found is false when it does not exist.
+// readSmallFile reads a configuration file (ctxio.ReadFile's bounds); found is false when it
+// does not exist.
 func readSmallFile(path string) (data []byte, found bool, err error) {
-	f, err := os.Open(path)
+	data, err = ctxio.ReadFile(path, maxConfigSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, false, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, false, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Size() > maxConfigSize {
-		return nil, false, fmt.Errorf("%s: larger than %d bytes", path, maxConfigSize)
-	}
-	data = make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
+		return nil, false, err
 	}
 	return data, true, nil
 }

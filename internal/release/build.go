@@ -183,7 +183,7 @@ func buildBakery(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	for _, what := range []string{"image", "bundle"} {
 		t.begin("bake " + what)
-		if err := runTool(ctx, cfg.Dir, opts.Output, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(bt.Epoch, 10)}, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
+		if err := runBuildTool(ctx, cfg.Dir, opts.Output, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(bt.Epoch, 10)}, "./run-bakery", "bake", what, sys.Name, "--release-version", id.Version); err != nil {
 			return nil, err
 		}
 	}
@@ -426,9 +426,9 @@ func listFiles(r *BuildResult) error {
 	return nil
 }
 
-// runTool runs a build tool in dir with its output on w and env (KEY=VALUE, replacing the
+// runBuildTool runs a build tool in dir with its output on w and env (KEY=VALUE, replacing the
 // process environment's values) added to its environment, and names it in errors.
-func runTool(ctx context.Context, dir string, w io.Writer, env []string, name string, args ...string) error {
+func runBuildTool(ctx context.Context, dir string, w io.Writer, env []string, name string, args ...string) error {
 	if w == nil {
 		w = io.Discard
 	}
