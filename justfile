@@ -26,7 +26,8 @@ agent-artifacts VERSION:
     go run ./cmd/otabake agent build --version {{VERSION}} --output build/agent/v{{VERSION}}
 
 # Pin VERSION's checksums in the otabake-agent Bakery recipe and make it the recipe's default:
-# the release commit. The release workflow rebuilds from the tag and checks these pins.
+# the release commit. The release workflow rebuilds from the tag with the same Go (1.26.8,
+# .github/workflows/release.yml) and checks these pins.
 pin-agent VERSION: (agent-artifacts VERSION)
     install -D -m 0644 build/agent/v{{VERSION}}/SHA256SUMS recipes/otabake-agent/files/releases/{{VERSION}}.sha256
     sed -i 's/^version = { default = "[^"]*" }/version = { default = "{{VERSION}}" }/' recipes/otabake-agent/recipe.toml
