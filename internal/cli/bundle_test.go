@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/testkit"
+	"github.com/otabake/otabake/internal/tool"
 )
 
 func otabake(t *testing.T, args ...string) (string, string, error) {
@@ -36,22 +38,12 @@ func mustOtabake(t *testing.T, args ...string) string {
 	return out
 }
 
-func needTool(t *testing.T, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("SKIPPING: %s not found (install Debian package %s)", tool, pkg)
-	}
-}
-
+// sh runs name with args in dir (testkit.RunCmd with a working directory).
 func sh(t *testing.T, dir string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return testkit.RunCmd(t, cmd)
 }
 
 // makeBundleDir writes a rugix-bundler directory with a slot payload and an execute payload.
@@ -169,7 +161,7 @@ func readCaibx(t *testing.T, path string) ([]uint64, [][]byte) {
 // TestBlocksMatchCasync compares `otabake bundle blocks` with the chunk boundaries and ids of
 // Debian's casync for several inputs and chunk sizes.
 func TestBlocksMatchCasync(t *testing.T) {
-	needTool(t, "casync", "casync")
+	testkit.NeedTool(t, "casync", "casync", "the comparison with casync did not run")
 	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(3, 4))
 	random := make([]byte, 3<<20)
@@ -181,12 +173,10 @@ func TestBlocksMatchCasync(t *testing.T) {
 		fmt.Fprintf(&text, "line %d of a text file with some words %x\n", text.Len(), r.Uint64())
 	}
 	inputs := map[string][]byte{"zeros": make([]byte, 2<<20), "random": random, "text": text.Bytes()}
-	if _, err := exec.LookPath("mkfs.ext4"); err == nil {
-		img := filepath.Join(dir, "ext4.img")
-		tree := filepath.Join(dir, "tree")
-		os.MkdirAll(tree, 0o755)
-		sh(t, dir, "cp", "-a", "/usr/share/i18n", tree+"/")
-		sh(t, dir, "mkfs.ext4", "-q", "-F", "-d", tree, img, "24M")
+	if _, err := tool.Find("mkfs.ext4", "e2fsprogs"); err == nil {
+		// Not testkit.Ext4Image: without mkfs.ext4 only this input is left out, not the test.
+		img, err := testkit.MakeExt4(filepath.Join(dir, "ext4"), testkit.Ext4Options{Size: "24M", Sources: []string{"/usr/share/i18n"}})
+		testkit.Must(t, err)
 		inputs["ext4"], _ = os.ReadFile(img)
 	} else {
 		t.Log("SKIPPING the ext4 input: mkfs.ext4 not found (install Debian package e2fsprogs)")
@@ -258,7 +248,7 @@ func TestBundleIndexAndDelta(t *testing.T) {
 // TestSignWithOpenSSL signs with openssl-made certificates and checks both directions of
 // interoperability: openssl verifies our CMS, and we accept openssl's.
 func TestSignWithOpenSSL(t *testing.T) {
-	needTool(t, "openssl", "openssl")
+	testkit.NeedTool(t, "openssl", "openssl", "the comparison with openssl did not run")
 	dir := makeBundleDir(t, "")
 	w := t.TempDir()
 	out := filepath.Join(w, "b.rugixb")

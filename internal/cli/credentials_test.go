@@ -13,6 +13,7 @@ import (
 
 	"github.com/otabake/otabake/internal/hub/local"
 	"github.com/otabake/otabake/internal/hub/server"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // credToken makes a well-formed Nexigon secret ID (nexigon-ids: tag, "_", base-58 raw part of
@@ -73,24 +74,24 @@ func templateProject(t *testing.T, hubURL, cliConfig string) string {
 	t.Setenv("HOME", home)
 	t.Setenv("OTABAKE_HUB_TOKEN", "")
 	t.Setenv("NEXIGON_HUB_URL", hubURL)
-	write(t, filepath.Join(dir, ".env"), "NEXIGON_HUB_URL=\""+hubURL+"\"\nNEXIGON_TOKEN=\""+credDeployment+"\"\nNEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
+	testkit.WriteFile(t, filepath.Join(dir, ".env"), "NEXIGON_HUB_URL=\""+hubURL+"\"\nNEXIGON_TOKEN=\""+credDeployment+"\"\nNEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
 	cli := "  hub-url = \"" + hubURL + "\"\n  token = \"" + credUser + "\"\n"
 	// nexigon-cli writes its configuration private (mode 0600).
 	switch cliConfig {
 	case ".nexigon-cli.toml":
 		writePrivate(t, filepath.Join(dir, ".nexigon-cli.toml"), cli)
-		write(t, filepath.Join(dir, ".gitignore"), ".otabake/\nbuild/\n.release-env\n.release.env\n.nexigon-cli.toml\n")
+		testkit.WriteFile(t, filepath.Join(dir, ".gitignore"), ".otabake/\nbuild/\n.release-env\n.release.env\n.nexigon-cli.toml\n")
 		git(t, dir, "commit", "-q", "-am", "ignore the CLI configuration")
 	case "~/.nexigon/cli.toml":
 		writePrivate(t, filepath.Join(home, ".nexigon", "cli.toml"), cli)
 	}
-	write(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF downloaded by CI")
+	testkit.WriteFile(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF downloaded by CI")
 	return dir
 }
 
 func writePrivate(t *testing.T, path, content string) {
 	t.Helper()
-	write(t, path, content)
+	testkit.WriteFile(t, path, content)
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestDeploymentTokenOnly(t *testing.T) {
 func TestModifiedTrackedFileRefused(t *testing.T) {
 	_, url := recordingHub(t)
 	dir := templateProject(t, url, "~/.nexigon/cli.toml")
-	write(t, filepath.Join(dir, ".gitignore"), "changed\n")
+	testkit.WriteFile(t, filepath.Join(dir, ".gitignore"), "changed\n")
 	mustFail(t, "M .gitignore", "-C", dir, "prepare-release")
 	code, _, errs := run(t, "-C", dir, "prepare-release")
 	if code == 0 || strings.Contains(errs, "nexigon-cli,") || !strings.Contains(errs, "--allow-dirty") {

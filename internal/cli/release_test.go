@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/otabake/otabake/internal/bundle"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // run runs otabake in-process and returns its exit code, stdout and stderr.
@@ -63,9 +64,7 @@ func git(t *testing.T, dir string, args ...string) {
 // newProject makes a committed git project with .env naming repository demo, package os.
 func newProject(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("SKIPPING: git not installed (apt-get install git)")
-	}
+	testkit.NeedTool(t, "git", "git", "the release tests on a git project did not run")
 	for _, k := range []string{"NEXIGON_HUB_URL", "NEXIGON_TOKEN", "NEXIGON_REPOSITORY", "NEXIGON_PACKAGE",
 		"NEXIGON_OTA_REPOSITORY", "NEXIGON_OTA_PACKAGE", "BUILD_TAG", "FLOATING_TAG", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"} {
 		t.Setenv(k, "")
@@ -75,21 +74,11 @@ func newProject(t *testing.T) string {
 	t.Setenv("HOME", t.TempDir())               // no ~/.nexigon/cli.toml of the developer
 	dir := t.TempDir()
 	git(t, dir, "init", "-q", "-b", "feature/ota")
-	write(t, filepath.Join(dir, ".env"), "NEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
-	write(t, filepath.Join(dir, ".gitignore"), ".otabake/\nbuild/\n.release-env\n")
+	testkit.WriteFile(t, filepath.Join(dir, ".env"), "NEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
+	testkit.WriteFile(t, filepath.Join(dir, ".gitignore"), ".otabake/\nbuild/\n.release-env\n")
 	git(t, dir, "add", ".")
 	git(t, dir, "commit", "-q", "-m", "init")
 	return dir
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // fakeBuild writes build/<system>/ as a native or Bakery build leaves it, with a real bundle.
@@ -98,18 +87,18 @@ func fakeBuild(t *testing.T, dir, system, version string) {
 	b := filepath.Join(dir, "build", system)
 	img := make([]byte, 256<<10)
 	rand.Read(img)
-	write(t, filepath.Join(b, "system.img.xz"), string(img))
-	write(t, filepath.Join(b, "sbom.spdx.json"), `{"spdxVersion":"SPDX-2.3"}`)
-	write(t, filepath.Join(b, "system-build-info.json"), fmt.Sprintf("{\n  \"name\": %q,\n  \"release\": {\n    \"id\": \"%s@%s\",\n    \"version\": %q\n  }\n}", system, system, version, version))
+	testkit.WriteFile(t, filepath.Join(b, "system.img.xz"), string(img))
+	testkit.WriteFile(t, filepath.Join(b, "sbom.spdx.json"), `{"spdxVersion":"SPDX-2.3"}`)
+	testkit.WriteFile(t, filepath.Join(b, "system-build-info.json"), fmt.Sprintf("{\n  \"name\": %q,\n  \"release\": {\n    \"id\": \"%s@%s\",\n    \"version\": %q\n  }\n}", system, system, version, version))
 	payload := filepath.Join(t.TempDir(), "system.img")
-	write(t, payload, strings.Repeat("otabake payload ", 10000))
+	testkit.WriteFile(t, payload, strings.Repeat("otabake payload ", 10000))
 	res, err := bundle.Create(context.Background(), filepath.Join(b, "system.rugixb"), bundle.Spec{
 		Payloads: []bundle.Payload{{Slot: "system", Path: payload, BlockEncoding: &bundle.BlockEncoding{Chunker: "casync-16", Deduplicate: true}}},
 	}, bundle.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(b, "system.rugixb-hash"), res.Hash)
+	testkit.WriteFile(t, filepath.Join(b, "system.rugixb-hash"), res.Hash)
 }
 
 func readEnv(t *testing.T, dir string) map[string]string {
@@ -213,7 +202,7 @@ func TestReleasePipelineLocalHub(t *testing.T) {
 	}
 
 	// Same filename, other content: an error naming both digests.
-	write(t, filepath.Join(dir, "build/efi/sbom.spdx.json"), `{"spdxVersion":"SPDX-2.3","changed":true}`)
+	testkit.WriteFile(t, filepath.Join(dir, "build/efi/sbom.spdx.json"), `{"spdxVersion":"SPDX-2.3","changed":true}`)
 	mustFail(t, "efi.spdx.json", "-C", dir, "upload-release")
 
 	var prom struct {
@@ -249,14 +238,14 @@ func TestReleaseBadInput(t *testing.T) {
 	})
 	t.Run("missing .env keys", func(t *testing.T) {
 		d := newProject(t)
-		write(t, filepath.Join(d, ".env"), "NEXIGON_REPOSITORY=demo\n")
+		testkit.WriteFile(t, filepath.Join(d, ".env"), "NEXIGON_REPOSITORY=demo\n")
 		git(t, d, "commit", "-qam", "env")
 		mustFail(t, "NEXIGON_PACKAGE", "-C", d, "prepare-release")
 		assertNoFile(t, filepath.Join(d, ".release-env"))
 	})
 	t.Run("no git repository", func(t *testing.T) {
 		d := t.TempDir()
-		write(t, filepath.Join(d, ".env"), "NEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
+		testkit.WriteFile(t, filepath.Join(d, ".env"), "NEXIGON_REPOSITORY=demo\nNEXIGON_PACKAGE=os\n")
 		mustFail(t, "git", "-C", d, "prepare-release")
 		assertNoFile(t, filepath.Join(d, ".release-env"))
 	})
@@ -266,14 +255,14 @@ func TestReleaseBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		write(t, gi, "uncommitted")
+		testkit.WriteFile(t, gi, "uncommitted")
 		defer os.WriteFile(gi, orig, 0o644)
 		mustFail(t, "--allow-dirty", "-C", dir, "prepare-release")
 		assertNoFile(t, filepath.Join(dir, ".release-env"))
 	})
 	t.Run("malformed otabake.toml", func(t *testing.T) {
 		d := newProject(t)
-		write(t, filepath.Join(d, "otabake.toml"), "[hub]\nrepositry = \"x\"\n")
+		testkit.WriteFile(t, filepath.Join(d, "otabake.toml"), "[hub]\nrepositry = \"x\"\n")
 		mustFail(t, "otabake.toml", "-C", d, "prepare-release")
 	})
 	t.Run("unreachable Hub", func(t *testing.T) {
@@ -312,7 +301,7 @@ func assertNoFile(t *testing.T, path string) {
 // left out.
 func TestPromoteHalfUploadedVersion(t *testing.T) {
 	dir := newProject(t)
-	write(t, filepath.Join(dir, "rugix-bakery.toml"),
+	testkit.WriteFile(t, filepath.Join(dir, "rugix-bakery.toml"),
 		"[systems.efi]\nlayer = \"customized-efi\"\narchitecture = \"amd64\"\ntarget = \"generic-grub-efi\"\n"+
 			"[systems.pi]\nlayer = \"customized-pi\"\narchitecture = \"arm64\"\ntarget = \"rpi-tryboot\"\n")
 	git(t, dir, "add", ".")

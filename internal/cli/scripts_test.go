@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // The drop-in scripts must run on the bash macOS ships, 3.2 (3.2.57), as well as on current
@@ -67,10 +69,7 @@ type shell struct {
 
 func shells(t *testing.T) []shell {
 	t.Helper()
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("SKIPPING: bash not installed")
-	}
+	bash := testkit.NeedTool(t, "bash", "bash", "the scripts did not run")
 	list := []shell{{"bash", bash, nil}, {"bash BASH_COMPAT=3.2", bash, []string{"BASH_COMPAT=3.2"}}}
 	if b32, why := bash32(t); b32 != "" {
 		list = append(list, shell{"bash 3.2", b32, nil})
@@ -135,7 +134,7 @@ func TestDropInScripts(t *testing.T) {
 					if n, ok := strings.CutSuffix(name, "+x"); ok {
 						name, mode = n, 0o755
 					}
-					write(t, filepath.Join(dir, name), content)
+					testkit.WriteFile(t, filepath.Join(dir, name), content)
 					if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
 						t.Fatal(err)
 					}
@@ -305,10 +304,7 @@ func runBash(path, prog string) (stdout, stderr string, err error) {
 // bash runs as expected and the scanner flags; each guarded form passes the scanner and runs.
 // With a real bash 3.2, each example must break there and each guarded form must not.
 func TestBash32Rules(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("SKIPPING: bash not installed")
-	}
+	bash := testkit.NeedTool(t, "bash", "bash", "the bash 3.2 rules were not checked")
 	b32, why := bash32(t)
 	for _, r := range bash32Rules {
 		if out, _, err := runBash(bash, r.bad); err != nil || out != r.want {
@@ -372,10 +368,7 @@ func TestDropInScriptsPortable(t *testing.T) {
 			t.Errorf("%s: want set -euo pipefail (the template's scripts use it; the tests run with it)", p)
 		}
 	}
-	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		t.Skip("SKIPPED: shellcheck is not installed (Debian package shellcheck); scripts were NOT linted")
-	}
+	sc := testkit.NeedTool(t, "shellcheck", "shellcheck", "scripts were NOT linted")
 	if out, err := exec.Command(sc, append([]string{"--severity=style"}, append(paths, bench...)...)...).CombinedOutput(); err != nil {
 		t.Errorf("shellcheck: %v\n%s", err, out)
 	}
