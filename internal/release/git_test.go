@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // TestDirtyTree: dirty means changes to tracked files, staged or not, as for
@@ -21,32 +23,32 @@ func TestDirtyTree(t *testing.T) {
 	}{
 		{name: "clean", setup: func(*testing.T, string) {}},
 		{name: "untracked nexigon-cli binary", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF")
+			testkit.WriteFile(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF")
 		}, wantUntracked: []string{"nexigon-cli"}},
 		{name: "untracked directory and file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "tools", "a"), "x")
-			writeTestFile(t, filepath.Join(dir, "notes.txt"), "x")
+			testkit.WriteFile(t, filepath.Join(dir, "tools", "a"), "x")
+			testkit.WriteFile(t, filepath.Join(dir, "notes.txt"), "x")
 		}, wantUntracked: []string{"notes.txt", "tools/"}},
 		{name: "ignored file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, ".gitignore"), "*.log\n")
+			testkit.WriteFile(t, filepath.Join(dir, ".gitignore"), "*.log\n")
 			runTestGit(t, dir, "add", ".gitignore")
 			runTestGit(t, dir, "commit", "-q", "-m", "ignore")
-			writeTestFile(t, filepath.Join(dir, "x.log"), "x")
+			testkit.WriteFile(t, filepath.Join(dir, "x.log"), "x")
 		}},
 		{name: "otabake outputs", setup: func(t *testing.T, dir string) {
 			for _, p := range []string{EnvFileName, LegacyEnvFileName, ".env", "build/x/system.img", ".otabake/hub/meta.db"} {
-				writeTestFile(t, filepath.Join(dir, p), "X=1\n")
+				testkit.WriteFile(t, filepath.Join(dir, p), "X=1\n")
 			}
 		}},
 		{name: "modified tracked file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "README"), "changed\n")
+			testkit.WriteFile(t, filepath.Join(dir, "README"), "changed\n")
 		}, wantDirty: "M README"},
 		{name: "staged change", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "README"), "changed\n")
+			testkit.WriteFile(t, filepath.Join(dir, "README"), "changed\n")
 			runTestGit(t, dir, "add", "README")
 		}, wantDirty: "M README"},
 		{name: "staged new file", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "new.go"), "package x\n")
+			testkit.WriteFile(t, filepath.Join(dir, "new.go"), "package x\n")
 			runTestGit(t, dir, "add", "new.go")
 		}, wantDirty: "A new.go"},
 		{name: "deleted tracked file", setup: func(t *testing.T, dir string) {
@@ -55,8 +57,8 @@ func TestDirtyTree(t *testing.T) {
 			}
 		}, wantDirty: "D README"},
 		{name: "modified and untracked", setup: func(t *testing.T, dir string) {
-			writeTestFile(t, filepath.Join(dir, "README"), "changed\n")
-			writeTestFile(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF")
+			testkit.WriteFile(t, filepath.Join(dir, "README"), "changed\n")
+			testkit.WriteFile(t, filepath.Join(dir, "nexigon-cli"), "\x7fELF")
 		}, wantDirty: "M README", wantUntracked: []string{"nexigon-cli"}},
 	}
 	for _, tt := range tests {
@@ -138,15 +140,5 @@ func TestWriteEnvFilesBoth(t *testing.T) {
 	got, _, err := ReadEnvFile(dir)
 	if err != nil || *got != *id {
 		t.Errorf("read back %+v, %v", got, err)
-	}
-}
-
-func writeTestFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -10,15 +10,14 @@ import (
 	"time"
 
 	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // gitRepo creates a repository with one commit made at fixed author and committer dates, so
 // that its commit hash is the same on every run.
 func identityRepo(t *testing.T) (dir, shortSHA string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("SKIPPING: git is not installed (Debian package git); release identity tests need it")
-	}
+	testkit.NeedTool(t, "git", "git", "release identity tests need it")
 	dir = t.TempDir()
 	runTestGit(t, dir, "init", "-q", "-b", "main")
 	if err := os.WriteFile(filepath.Join(dir, "README"), []byte("hello\n"), 0o644); err != nil {
@@ -35,11 +34,7 @@ func runTestGit(t *testing.T, dir string, args ...string) string {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE=2026-01-02T03:04:05Z", "GIT_COMMITTER_DATE=2026-01-02T03:04:05Z",
 		"GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(testkit.RunCmd(t, cmd))
 }
 
 func identityConfig(t *testing.T, dir string, env ...string) *project.Config {
@@ -174,9 +169,7 @@ func TestIdentityDirty(t *testing.T) {
 }
 
 func TestIdentityNoGit(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("SKIPPING: git is not installed (Debian package git)")
-	}
+	testkit.NeedTool(t, "git", "git")
 	dir := t.TempDir()
 	t.Setenv("GIT_CEILING_DIRECTORIES", filepath.Dir(dir))
 	_, err := NewIdentity(context.Background(), dir, identityConfig(t, dir), IdentityOptions{})
@@ -224,9 +217,7 @@ func TestParseStatus(t *testing.T) {
 }
 
 func TestIdentityNoCommit(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("SKIPPING: git is not installed (Debian package git)")
-	}
+	testkit.NeedTool(t, "git", "git")
 	dir := t.TempDir()
 	runTestGit(t, dir, "init", "-q", "-b", "main")
 	_, err := NewIdentity(context.Background(), dir, identityConfig(t, dir), IdentityOptions{})

@@ -3,10 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/project"
 	"github.com/otabake/otabake/internal/sign"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // copyTree copies the quickstart example (regular files, directories and symlinks).
@@ -53,35 +51,14 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
-func sha(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if _, err := os.Stat("/usr/sbin/" + tool); err != nil {
-				t.Skipf("SKIPPING: %s not installed (see .ci/run for the Debian packages)", tool)
-			}
-		}
-	}
-}
-
 // TestNativeQuickstartReproducible builds the quickstart example twice, in different
 // directories at different times, and checks that every artifact is byte-identical, that the
 // bundle's payloads are exactly the image's boot and system partitions, and that the hash file,
 // the verifier and e2fsck agree.
 func TestNativeQuickstartReproducible(t *testing.T) {
-	needTools(t, "mkfs.ext4", "debugfs", "sfdisk", "e2fsck")
+	testkit.NeedTools(t, "the reproducible native quickstart build did not run",
+		testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"}, testkit.Tool{Name: "debugfs", Package: "e2fsprogs"},
+		testkit.Tool{Name: "sfdisk", Package: "fdisk"}, testkit.Tool{Name: "e2fsck", Package: "e2fsprogs"})
 	env := []string{"BUILD_TAG=build-20260101000000-abc1234", "FLOATING_TAG=latest-build-main", "SOURCE_DATE_EPOCH=1767225600"}
 	id := &Identity{Version: "build-20260101000000-abc1234", BuildTag: "build-20260101000000-abc1234"}
 	systems := []string{"quickstart-efi-amd64", "quickstart-pi5"}
@@ -110,8 +87,8 @@ func TestNativeQuickstartReproducible(t *testing.T) {
 		// system.rugixb is signed too: its CMS signingTime is the release's time and the
 		// ECDSA nonce is RFC 6979's, so the signature is as reproducible as the rest.
 		for _, f := range []string{"system.img", "system.img.xz", "system.img.bmap", "system.rugixb", "system.rugixb-hash", "sbom.spdx.json", "system-build-info.json"} {
-			a := sha(t, filepath.Join(BuildDir(dirs[0], sys), f))
-			b := sha(t, filepath.Join(BuildDir(dirs[1], sys), f))
+			a := testkit.SHA256File(t, filepath.Join(BuildDir(dirs[0], sys), f))
+			b := testkit.SHA256File(t, filepath.Join(BuildDir(dirs[1], sys), f))
 			if a != b {
 				t.Errorf("%s/%s differs between builds: %s vs %s", sys, f, a, b)
 			}
@@ -212,7 +189,8 @@ func checkBundleMatchesImage(t *testing.T, dir string) {
 // TestNativeBadInput checks that each broken input fails with an error naming the problem and
 // leaves no build/<system>/ (and no work directory) behind.
 func TestNativeBadInput(t *testing.T) {
-	needTools(t, "mkfs.ext4", "debugfs")
+	testkit.NeedTools(t, "the native build's bad-input checks did not run",
+		testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"}, testkit.Tool{Name: "debugfs", Package: "e2fsprogs"})
 	const sys = "quickstart-efi-amd64"
 	tests := []struct {
 		name   string
