@@ -12,6 +12,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string, links map[string]string) {
@@ -36,15 +38,6 @@ func writeTree(t *testing.T, root string, files map[string]string, links map[str
 	}
 }
 
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 const debianOSRelease = `PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
 VERSION_ID="12"
@@ -61,13 +54,13 @@ func TestBakeBuildInfoExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "{\n  \"name\": \"customized-efi-arm64\",\n  \"release\": {\n    \"id\": \"customized-efi-arm64@20250629165915\",\n    \"version\": \"20250629165915\"\n  }\n}"
-	if got := readFile(t, filepath.Join(root, BuildInfoPath)); got != want {
+	if got := testkit.ReadFile(t, filepath.Join(root, BuildInfoPath)); got != want {
 		t.Fatalf("build info:\n%s\nwant:\n%s", got, want)
 	}
 	if string(res.BuildInfoJSON) != want {
 		t.Fatalf("Result.BuildInfoJSON differs from the file")
 	}
-	if got := readFile(t, filepath.Join(root, OSRelease)); got != "IMAGE_ID=customized-efi-arm64\nIMAGE_VERSION=20250629165915\n" {
+	if got := testkit.ReadFile(t, filepath.Join(root, OSRelease)); got != "IMAGE_ID=customized-efi-arm64\nIMAGE_VERSION=20250629165915\n" {
 		t.Fatalf("created os-release: %q", got)
 	}
 	for _, p := range []string{OTADefaults, SystemTOML} {
@@ -98,7 +91,7 @@ func TestBakeOSRelease(t *testing.T) {
 			if _, err := Bake(context.Background(), root, Options{System: "pc", Version: "1.0 rc"}); err != nil {
 				t.Fatal(err)
 			}
-			if got := readFile(t, filepath.Join(root, tt.edited)); got != wantEdited {
+			if got := testkit.ReadFile(t, filepath.Join(root, tt.edited)); got != wantEdited {
 				t.Fatalf("%s:\n%q\nwant\n%q", tt.edited, got, wantEdited)
 			}
 			for name, target := range tt.links {
@@ -167,8 +160,8 @@ func TestBakeRefusesEscapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				t.Skip("SKIPPING: creating device nodes needs root; this check did not run")
+			if tt.root {
+				testkit.NeedRoot(t, "creating device nodes", "this check did not run")
 			}
 			root := t.TempDir()
 			writeTree(t, root, tt.files, tt.links)
@@ -188,7 +181,7 @@ func TestBakeRefusesEscapes(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 			ents, _ := os.ReadDir(outside)
-			if len(ents) != 1 || readFile(t, filepath.Join(outside, "os-release")) != "ID=host\n" {
+			if len(ents) != 1 || testkit.ReadFile(t, filepath.Join(outside, "os-release")) != "ID=host\n" {
 				t.Fatalf("wrote outside the rootfs: %v", ents)
 			}
 		})
@@ -209,10 +202,10 @@ func TestBakeAbsoluteLinksStayInside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, hostFile); got != "ID=host\n" {
+	if got := testkit.ReadFile(t, hostFile); got != "ID=host\n" {
 		t.Fatalf("the host's file changed: %q", got)
 	}
-	if got := readFile(t, filepath.Join(root, hostFile)); !strings.Contains(got, "ID=rootfs\nIMAGE_ID=pc\n") {
+	if got := testkit.ReadFile(t, filepath.Join(root, hostFile)); !strings.Contains(got, "ID=rootfs\nIMAGE_ID=pc\n") {
 		t.Fatalf("the rootfs's file = %q", got)
 	}
 	if f := res.Files[1]; f.Path != OSRelease || f.Resolved != strings.TrimPrefix(hostFile, "/") {
@@ -227,13 +220,13 @@ func TestBakeOTADefaultsAndSystemTOML(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ota map[string]any
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(root, OTADefaults))), &ota); err != nil {
+	if err := json.Unmarshal([]byte(testkit.ReadFile(t, filepath.Join(root, OTADefaults))), &ota); err != nil {
 		t.Fatal(err)
 	}
 	if ota["path"] != "fleet/rpi/stable" || ota["rugix"].(map[string]any)["useBundleHash"] != true || len(ota) != 2 {
 		t.Fatalf("ota.json = %v", ota)
 	}
-	if !strings.Contains(readFile(t, filepath.Join(root, BuildInfoPath)), `"id": "custom"`) {
+	if !strings.Contains(testkit.ReadFile(t, filepath.Join(root, BuildInfoPath)), `"id": "custom"`) {
 		t.Fatal("release id not used")
 	}
 	for _, tc := range []struct {
@@ -312,7 +305,7 @@ func snapshot(t *testing.T, root string) map[string]snap {
 		}
 		s := snap{mtime: fi.ModTime(), mode: fi.Mode()}
 		if fi.Mode().IsRegular() {
-			s.data = readFile(t, p)
+			s.data = testkit.ReadFile(t, p)
 		} else if fi.Mode()&fs.ModeSymlink != 0 {
 			s.data, _ = os.Readlink(p)
 		}
