@@ -12,19 +12,21 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
-// repoRoot is the repository root, seen from this package's directory.
-var repoRoot = filepath.Join("..", "..", "..")
-
-// layerDir is the Yocto layer under test.
-var layerDir = filepath.Join(repoRoot, "bitbake", "meta-otabake")
+// layerDir returns the Yocto layer under test.
+func layerDir(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(testkit.RepoRoot(t), "bitbake", "meta-otabake")
+}
 
 // layerFiles returns every BitBake file under bitbake/.
 func layerFiles(t *testing.T) []string {
 	t.Helper()
 	var files []string
-	err := filepath.WalkDir(filepath.Join(repoRoot, "bitbake"), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(testkit.RepoRoot(t), "bitbake"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -58,7 +60,7 @@ func parseFile(t *testing.T, path string) *File {
 
 func TestLayerFilesParse(t *testing.T) {
 	for _, p := range layerFiles(t) {
-		t.Run(strings.TrimPrefix(p, repoRoot+"/"), func(t *testing.T) {
+		t.Run(strings.TrimPrefix(p, testkit.RepoRoot(t)+"/"), func(t *testing.T) {
 			f := parseFile(t, p)
 			if len(f.Assignments)+len(f.Functions)+len(f.Directives) == 0 {
 				t.Fatal("parsed to nothing")
@@ -102,7 +104,7 @@ var declaredSeries = map[string]string{"scarthgap": "1.22", "wrynose": "1.26"}
 // goDirective returns the "go" line of a module file of the repository.
 func goDirective(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, name))
+	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func minorVersion(v string) string {
 }
 
 func TestLayerConf(t *testing.T) {
-	f := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
+	f := parseFile(t, filepath.Join(layerDir(t), "conf", "layer.conf"))
 	compat := f.Values("LAYERSERIES_COMPAT_otabake")
 	if len(compat) != 1 {
 		t.Fatalf("LAYERSERIES_COMPAT_otabake assigned %d times", len(compat))
@@ -190,7 +192,7 @@ var commonLicenseMD5 = map[string]string{
 func TestLicenseChecksum(t *testing.T) {
 	for _, recipe := range []string{"otabake-agent_git.bb", "otabake-native_git.bb"} {
 		t.Run(recipe, func(t *testing.T) {
-			f := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", recipe))
+			f := parseFile(t, filepath.Join(layerDir(t), "recipes-otabake", "otabake", recipe))
 			v := f.Values("LIC_FILES_CHKSUM")
 			if len(v) != 1 {
 				t.Fatalf("LIC_FILES_CHKSUM assigned %d times", len(v))
@@ -198,7 +200,7 @@ func TestLicenseChecksum(t *testing.T) {
 			have := map[string]bool{}
 			for _, entry := range strings.Fields(v[0]) {
 				if m := regexp.MustCompile(`^file://src/\$\{GO_IMPORT\}/(\S+);md5=([0-9a-f]{32})$`).FindStringSubmatch(entry); m != nil {
-					data, err := os.ReadFile(filepath.Join(repoRoot, m[1]))
+					data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), m[1]))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -234,7 +236,7 @@ func TestLicenseChecksum(t *testing.T) {
 
 // TestRecipesMatchRepository checks that what the recipes build and install exists here.
 func TestRecipesMatchRepository(t *testing.T) {
-	dir := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	dir := filepath.Join(layerDir(t), "recipes-otabake", "otabake")
 	for _, tc := range []struct{ recipe, cmd string }{
 		{"otabake-agent_git.bb", "otabake-agent"},
 		{"otabake-native_git.bb", "otabake"},
@@ -243,7 +245,7 @@ func TestRecipesMatchRepository(t *testing.T) {
 		if v := f.Values("GO_INSTALL"); len(v) != 1 || v[0] != "${GO_IMPORT}/cmd/"+tc.cmd {
 			t.Errorf("%s: GO_INSTALL = %q", tc.recipe, v)
 		}
-		if _, err := os.Stat(filepath.Join(repoRoot, "cmd", tc.cmd, "main.go")); err != nil {
+		if _, err := os.Stat(filepath.Join(testkit.RepoRoot(t), "cmd", tc.cmd, "main.go")); err != nil {
 			t.Errorf("%s builds cmd/%s: %v", tc.recipe, tc.cmd, err)
 		}
 	}
@@ -253,7 +255,7 @@ func TestRecipesMatchRepository(t *testing.T) {
 		t.Fatalf("SYSTEMD_SERVICE:${PN} assigned %d times", len(units))
 	}
 	for _, u := range strings.Fields(units[0]) {
-		if _, err := os.Stat(filepath.Join(repoRoot, "dist", "systemd", u)); err != nil {
+		if _, err := os.Stat(filepath.Join(testkit.RepoRoot(t), "dist", "systemd", u)); err != nil {
 			t.Errorf("SYSTEMD_SERVICE names %s: %v", u, err)
 		}
 	}
@@ -272,7 +274,7 @@ func TestRecipesMatchRepository(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range refRE.FindAllStringSubmatch(string(src), -1) {
-			if _, err := os.Stat(filepath.Join(repoRoot, m[1])); err != nil {
+			if _, err := os.Stat(filepath.Join(testkit.RepoRoot(t), m[1])); err != nil {
 				t.Errorf("%s uses ${OTABAKE_SRC}/%s: %v", name, m[1], err)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	spdxjson "github.com/spdx/tools-golang/json"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 const (
@@ -41,7 +43,7 @@ func newClassEnv(t *testing.T, local map[string]string) *classEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &classEnv{
-		class:  parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass")),
+		class:  parseFile(t, filepath.Join(layerDir(t), "classes", "otabake-release.bbclass")),
 		rootfs: filepath.Join(dir, "rootfs"),
 		deploy: filepath.Join(dir, "deploy-core-image-minimal-image-complete"),
 		work:   filepath.Join(dir, "work"),
@@ -51,7 +53,7 @@ func newClassEnv(t *testing.T, local map[string]string) *classEnv {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(e.rootfs, "usr", "lib", "os-release"), "ID=poky\nNAME=\"Poky (Yocto Project Reference Distro)\"\nVERSION_ID=5.0.8\nPRETTY_NAME=\"Poky 5.0.8 (scarthgap)\"\n")
+	testkit.WriteFile(t, filepath.Join(e.rootfs, "usr", "lib", "os-release"), "ID=poky\nNAME=\"Poky (Yocto Project Reference Distro)\"\nVERSION_ID=5.0.8\nPRETTY_NAME=\"Poky 5.0.8 (scarthgap)\"\n")
 	if err := os.Symlink("../usr/lib/os-release", filepath.Join(e.rootfs, "etc", "os-release")); err != nil {
 		t.Fatal(err)
 	}
@@ -96,25 +98,6 @@ func (e *classEnv) fail(t *testing.T, shell, call string) string {
 	return stderr
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
 func TestBakeRootfs(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -152,10 +135,10 @@ func TestBakeRootfs(t *testing.T) {
 				e.run(t, sh, "otabake_bake_rootfs")
 
 				info := filepath.Join(e.rootfs, "etc", "rugix", "system-build-info.json")
-				if got := readFile(t, info); got != tc.wantInfo {
+				if got := testkit.ReadFile(t, info); got != tc.wantInfo {
 					t.Errorf("system-build-info.json =\n%s\nwant\n%s", got, tc.wantInfo)
 				}
-				lines := strings.Split(readFile(t, osr), "\n")
+				lines := strings.Split(testkit.ReadFile(t, osr), "\n")
 				for _, want := range tc.wantLines {
 					if !contains(lines, want) {
 						t.Errorf("os-release lacks line %q:\n%s", want, strings.Join(lines, "\n"))
@@ -180,9 +163,9 @@ func TestBakeRootfs(t *testing.T) {
 				}
 
 				// A second run (do_rootfs re-executed) changes nothing.
-				before := readFile(t, info) + readFile(t, osr)
+				before := testkit.ReadFile(t, info) + testkit.ReadFile(t, osr)
 				e.run(t, sh, "otabake_bake_rootfs")
-				if after := readFile(t, info) + readFile(t, osr); after != before {
+				if after := testkit.ReadFile(t, info) + testkit.ReadFile(t, osr); after != before {
 					t.Errorf("second bake changed the rootfs:\n%s\nvs\n%s", before, after)
 				}
 			})
@@ -209,12 +192,12 @@ func TestDeployReleaseInfo(t *testing.T) {
 				{"os-release", "usr/lib/os-release"},
 				{"system-build-info.json", "etc/rugix/system-build-info.json"},
 			} {
-				got := readFile(t, filepath.Join(e.deploy, c.deployed))
-				if want := readFile(t, filepath.Join(e.rootfs, c.inRootfs)); got != want {
+				got := testkit.ReadFile(t, filepath.Join(e.deploy, c.deployed))
+				if want := testkit.ReadFile(t, filepath.Join(e.rootfs, c.inRootfs)); got != want {
 					t.Errorf("deployed %s =\n%s\nwant the rootfs copy\n%s", c.deployed, got, want)
 				}
 			}
-			if !strings.Contains(readFile(t, filepath.Join(e.deploy, "os-release")), "\nIMAGE_VERSION="+testVersion+"\n") {
+			if !strings.Contains(testkit.ReadFile(t, filepath.Join(e.deploy, "os-release")), "\nIMAGE_VERSION="+testVersion+"\n") {
 				t.Error("deployed os-release lacks the baked IMAGE_VERSION")
 			}
 
@@ -233,7 +216,7 @@ func TestDeployReleaseInfo(t *testing.T) {
 func makeBundle(t *testing.T, e *classEnv) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "bundle")
-	writeFile(t, filepath.Join(src, "rugix-bundle.toml"), `update-type = "full"
+	testkit.WriteFile(t, filepath.Join(src, "rugix-bundle.toml"), `update-type = "full"
 hash-algorithm = "sha512-256"
 
 [[payloads]]
@@ -313,9 +296,9 @@ func signingPKI(t *testing.T, dir string) (keyPath, certPath, caPath string) {
 		t.Fatal(err)
 	}
 	keyPath, certPath, caPath = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "ca.pem")
-	writeFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})))
-	writeFile(t, certPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, caPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	testkit.WriteFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})))
+	testkit.WriteFile(t, certPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	testkit.WriteFile(t, caPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
 	return keyPath, certPath, caPath
 }
 
@@ -337,7 +320,7 @@ func TestFinishBundle(t *testing.T) {
 			before := strings.TrimSpace(otabake(t, "bundle", "hash", bundle))
 			e.run(t, sh, "otabake_finish_bundle")
 
-			hash := readFile(t, bundle+".hash")
+			hash := testkit.ReadFile(t, bundle+".hash")
 			if want := strings.TrimSpace(otabake(t, "bundle", "hash", bundle)); hash != want {
 				t.Errorf(".rugixb.hash = %q, otabake bundle hash = %q", hash, want)
 			}
@@ -363,10 +346,7 @@ func TestFinishBundle(t *testing.T) {
 	}
 
 	t.Run("encrypted key, traced", func(t *testing.T) {
-		openssl, err := exec.LookPath("openssl")
-		if err != nil {
-			t.Skip("SKIP (LOUD): openssl not found (Debian package openssl): cannot make an encrypted key to test OTABAKE_SIGNING_PASSWORD_FILE")
-		}
+		openssl := testkit.NeedTool(t, "openssl", "openssl", "cannot make an encrypted key to test OTABAKE_SIGNING_PASSWORD_FILE")
 		const password = "s3cret-pass-phrase"
 		encKey := filepath.Join(keyDir, "key.enc.pem")
 		out, err := exec.Command(openssl, "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", key, "-out", encKey, "-passout", "pass:"+password).CombinedOutput()
@@ -374,7 +354,7 @@ func TestFinishBundle(t *testing.T) {
 			t.Fatalf("openssl pkcs8: %v\n%s", err, out)
 		}
 		passFile := filepath.Join(keyDir, "password")
-		writeFile(t, passFile, password)
+		testkit.WriteFile(t, passFile, password)
 		e := newClassEnv(t, map[string]string{"OTABAKE_SIGNING_KEY": encKey, "OTABAKE_SIGNING_CERT": cert, "OTABAKE_SIGNING_PASSWORD_FILE": passFile})
 		bundle := makeBundle(t, e)
 		// bitbake -v runs shell tasks with set -x: the password must not be traced.
@@ -430,11 +410,11 @@ func TestWriteSBOM(t *testing.T) {
 				"(internal/sbom.Generate exists; the command in internal/cli is missing)")
 		}
 		e := newClassEnv(t, nil)
-		status, err := os.ReadFile(filepath.Join(repoRoot, "examples", "quickstart", "rootfs", "var", "lib", "dpkg", "status"))
+		status, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "examples", "quickstart", "rootfs", "var", "lib", "dpkg", "status"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(e.rootfs, "var", "lib", "dpkg", "status"), string(status))
+		testkit.WriteFile(t, filepath.Join(e.rootfs, "var", "lib", "dpkg", "status"), string(status))
 		e.run(t, sh, "otabake_write_sbom")
 		data, err := os.ReadFile(filepath.Join(e.deploy, testImageName+".sbom.spdx.json"))
 		if err != nil {
@@ -460,7 +440,7 @@ func TestWriteSBOM(t *testing.T) {
 // and failed every image of the build. An image without IMAGE_VERSION or IMAGE_ID builds, as
 // with meta-nexigon: version "dev", system MACHINE.
 func TestReleaseCheck(t *testing.T) {
-	class := parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass"))
+	class := parseFile(t, filepath.Join(layerDir(t), "classes", "otabake-release.bbclass"))
 	fn, ok := class.Function("otabake_release_check")
 	if !ok || fn.Kind != Python {
 		t.Fatal("the class has no python otabake_release_check")
@@ -513,7 +493,7 @@ func TestReleaseCheck(t *testing.T) {
 // TestClassAnonymousPython checks that the class never fails at parse time and that the
 // image depends on otabake-native exactly where the series' Go builds it.
 func TestClassAnonymousPython(t *testing.T) {
-	class := parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass"))
+	class := parseFile(t, filepath.Join(layerDir(t), "classes", "otabake-release.bbclass"))
 	fn, ok := class.Function("")
 	if !ok {
 		t.Fatal("the class has no anonymous python () function")
@@ -540,7 +520,7 @@ func TestClassAnonymousPython(t *testing.T) {
 // TestClassHooks checks that every function the class hooks into BitBake exists as a shell
 // function of the class, and that the bundle step runs in the rugixb image task.
 func TestClassHooks(t *testing.T) {
-	class := parseFile(t, filepath.Join(layerDir, "classes", "otabake-release.bbclass"))
+	class := parseFile(t, filepath.Join(layerDir(t), "classes", "otabake-release.bbclass"))
 	hooks := map[string]string{}
 	for _, a := range class.Assignments {
 		switch {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // seriesVars are the variables BitBake and openembedded-core define on every declared series
@@ -79,7 +81,7 @@ func TestReferencesDefinedOnEverySeries(t *testing.T) {
 // then the :remove tokens. src is the repository root (OTABAKE_SRC).
 func layerGoFlags(t *testing.T, recipe, src string) (flags []string, ldflags string, vars map[string]string) {
 	t.Helper()
-	dir := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	dir := filepath.Join(layerDir(t), "recipes-otabake", "otabake")
 	inc, rec := parseFile(t, filepath.Join(dir, "otabake.inc")), parseFile(t, filepath.Join(dir, recipe))
 	vars = datastore(map[string]string{"PV": "0.1+git"}, []*File{inc, rec}, map[string]string{"OTABAKE_SRC": src})
 	// The appends of OTABAKE_GOFLAGS (the recipes' own flags).
@@ -172,7 +174,7 @@ func TestAgentBuildsStatic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: -short: no cross builds")
 	}
-	root, err := filepath.Abs(repoRoot)
+	root, err := filepath.Abs(testkit.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +214,7 @@ func TestAgentBuildsStatic(t *testing.T) {
 // (go list -deps with the recipe's flags, files from the module cache) and checks that the
 // recipe's LICENSE names each license found, plus BSD-3-Clause for the Go standard library.
 func TestLicenseNamesLinkedModules(t *testing.T) {
-	root, err := filepath.Abs(repoRoot)
+	root, err := filepath.Abs(testkit.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +288,7 @@ func TestLicenseNamesLinkedModules(t *testing.T) {
 					found[k] = append(found[k], filepath.Base(d))
 				}
 			}
-			lic := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", tc.recipe)).Values("LICENSE")
+			lic := parseFile(t, filepath.Join(layerDir(t), "recipes-otabake", "otabake", tc.recipe)).Values("LICENSE")
 			names := strings.Fields(strings.ReplaceAll(strings.Join(lic, " "), "&", " "))
 			var missing []string
 			for k, mods := range found {
@@ -311,8 +313,8 @@ func TestLicenseNamesLinkedModules(t *testing.T) {
 // TestNativeFromSource checks conf/layer.conf's choice between building otabake-native and
 // using the build host's otabake, and the recipes' skip messages.
 func TestNativeFromSource(t *testing.T) {
-	conf := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
-	dir := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	conf := parseFile(t, filepath.Join(layerDir(t), "conf", "layer.conf"))
+	dir := filepath.Join(layerDir(t), "recipes-otabake", "otabake")
 	inc := parseFile(t, filepath.Join(dir, "otabake.inc"))
 	native := parseFile(t, filepath.Join(dir, "otabake-native_git.bb"))
 	for _, tc := range []struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // The real otabake binary, built at most once per test binary, on first use: fuzz workers
@@ -37,11 +39,7 @@ func needOtabake(t *testing.T) string {
 		if otabakeErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(otabakeDir, "otabake"), "./cmd/otabake")
-		cmd.Dir = repoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			otabakeErr = fmt.Errorf("go build ./cmd/otabake: %v\n%s", err, out)
-		}
+		otabakeErr = testkit.GoBuild(filepath.Join(otabakeDir, "otabake"), "./cmd/otabake")
 	})
 	if otabakeErr != nil {
 		t.Fatal(otabakeErr)
@@ -154,7 +152,8 @@ func shells(t *testing.T) []string {
 		}
 	}
 	if len(out) == 0 {
-		t.Skip("SKIP: neither bash nor sh found")
+		// Either shell will do, so not testkit.NeedTools (which needs every tool it names).
+		t.Skip("SKIPPING: neither bash nor sh installed (Debian packages bash dash); the layer's shell functions did not run")
 	}
 	return out
 }
@@ -196,11 +195,8 @@ var (
 // cost a second or more per start.
 func python3(t *testing.T) string {
 	t.Helper()
+	py := testkit.NeedTool(t, "python3", "python3", "cannot run or compile the layer's Python functions")
 	pythonOnce.Do(func() {
-		py, err := exec.LookPath("python3")
-		if err != nil {
-			return
-		}
 		out, err := exec.Command(py, "-c", "import sys; print(sys.executable)").Output()
 		if err != nil {
 			return
@@ -208,7 +204,7 @@ func python3(t *testing.T) string {
 		pythonPath = strings.TrimSpace(string(out))
 	})
 	if pythonPath == "" {
-		t.Skip("SKIP: python3 not found: cannot run or compile the layer's Python functions")
+		t.Skipf("SKIPPING: %s does not report its executable (sys.executable); cannot run or compile the layer's Python functions", py)
 	}
 	return pythonPath
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // kasRepo is one entry of a kas configuration's repos.
@@ -52,7 +54,7 @@ func loadKas(t *testing.T, path string) kasConfig {
 		t.Fatalf("%s: not YAML: %v", path, err)
 	}
 	for _, inc := range k.Header.Includes {
-		sub := loadKas(t, filepath.Join(repoRoot, inc))
+		sub := loadKas(t, filepath.Join(testkit.RepoRoot(t), inc))
 		if k.Machine == "" {
 			k.Machine = sub.Machine
 		}
@@ -108,13 +110,13 @@ const metaNexigonCompat = "scarthgap"
 // meta-rugix-core depends on), meta-rugix on the series' branch, meta-nexigon with the Nexigon
 // agent installed, this layer, the class and the agent, and every variable the layer needs.
 func TestKasExamples(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(repoRoot, "bitbake", "kas", "*.yml"))
+	files, err := filepath.Glob(filepath.Join(testkit.RepoRoot(t), "bitbake", "kas", "*.yml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no kas configuration under bitbake/kas: %v", err)
 	}
-	layerConf := parseFile(t, filepath.Join(layerDir, "conf", "layer.conf"))
+	layerConf := parseFile(t, filepath.Join(layerDir(t), "conf", "layer.conf"))
 	compat := strings.Fields(strings.Join(layerConf.Values("LAYERSERIES_COMPAT_otabake"), " "))
-	agent := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake-agent_git.bb"))
+	agent := parseFile(t, filepath.Join(layerDir(t), "recipes-otabake", "otabake", "otabake-agent_git.bb"))
 	agentVars := map[string]bool{}
 	for _, a := range agent.Assignments {
 		agentVars[a.Name] = true
@@ -188,7 +190,7 @@ func TestKasExamples(t *testing.T) {
 				t.Error("repos.otabake has a url: want the repository holding this file")
 			}
 			for layer := range self.Layers {
-				if _, err := os.Stat(filepath.Join(repoRoot, layer, "conf", "layer.conf")); err != nil {
+				if _, err := os.Stat(filepath.Join(testkit.RepoRoot(t), layer, "conf", "layer.conf")); err != nil {
 					t.Errorf("repos.otabake.layers: %s: %v", layer, err)
 				}
 			}

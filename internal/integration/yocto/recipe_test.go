@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // agentEnv is a scratch do_install of otabake-agent: B holds the built binary where
@@ -20,14 +22,14 @@ type agentEnv struct {
 func newAgentEnv(t *testing.T, local map[string]string) *agentEnv {
 	t.Helper()
 	dir := t.TempDir()
-	recipes := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	recipes := filepath.Join(layerDir(t), "recipes-otabake", "otabake")
 	e := &agentEnv{
 		files: []*File{parseFile(t, filepath.Join(recipes, "otabake.inc")), parseFile(t, filepath.Join(recipes, "otabake-agent_git.bb"))},
 		d:     filepath.Join(dir, "image"),
 	}
 	b, s := filepath.Join(dir, "build"), filepath.Join(dir, "otabake-agent-0.1+git")
-	writeFile(t, filepath.Join(b, "bin", "linux_amd64", "otabake-agent"), "#!/bin/sh\necho otabake-agent\n")
-	root, err := filepath.Abs(repoRoot)
+	testkit.WriteFile(t, filepath.Join(b, "bin", "linux_amd64", "otabake-agent"), "#!/bin/sh\necho otabake-agent\n")
+	root, err := filepath.Abs(testkit.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func newAgentEnv(t *testing.T, local map[string]string) *agentEnv {
 }
 
 func TestAgentInstall(t *testing.T) {
-	units := filepath.Join(repoRoot, "dist", "systemd")
+	units := filepath.Join(testkit.RepoRoot(t), "dist", "systemd")
 	for _, tc := range []struct {
 		name     string
 		local    map[string]string
@@ -100,34 +102,34 @@ func TestAgentInstall(t *testing.T) {
 				}
 				unitDir := filepath.Join(e.d, "usr", "lib", "systemd", "system")
 				for _, u := range []string{"otabake-agent.service", "otabake-agent.timer", "otabake-agent-watchdog.service", "otabake-agent-watchdog.timer"} {
-					src := readFile(t, filepath.Join(units, u))
+					src := testkit.ReadFile(t, filepath.Join(units, u))
 					want := strings.ReplaceAll(strings.ReplaceAll(src, "@@INTERVAL@@", tc.interval), "@@TIMEOUT@@", tc.timeout)
-					if got := readFile(t, filepath.Join(unitDir, u)); got != want {
+					if got := testkit.ReadFile(t, filepath.Join(unitDir, u)); got != want {
 						t.Errorf("%s =\n%s\nwant\n%s", u, got, want)
 					}
 				}
-				if got := readFile(t, filepath.Join(unitDir, "otabake-agent.timer")); !strings.Contains(got, "\nOnUnitActiveSec="+tc.interval+"\n") {
+				if got := testkit.ReadFile(t, filepath.Join(unitDir, "otabake-agent.timer")); !strings.Contains(got, "\nOnUnitActiveSec="+tc.interval+"\n") {
 					t.Errorf("otabake-agent.timer lacks OnUnitActiveSec=%s", tc.interval)
 				}
-				if got := readFile(t, filepath.Join(unitDir, "otabake-agent-watchdog.timer")); !strings.Contains(got, "\nOnBootSec="+tc.timeout+"s\n") {
+				if got := testkit.ReadFile(t, filepath.Join(unitDir, "otabake-agent-watchdog.timer")); !strings.Contains(got, "\nOnBootSec="+tc.timeout+"s\n") {
 					t.Errorf("otabake-agent-watchdog.timer lacks OnBootSec=%ss", tc.timeout)
 				}
 				cmdDef := "etc/nexigon/agent/commands/nexigon.ota.check.toml"
-				if got, want := readFile(t, filepath.Join(e.d, cmdDef)), readFile(t, filepath.Join(repoRoot, "dist", "nexigon", "commands", "nexigon.ota.check.toml")); got != want {
+				if got, want := testkit.ReadFile(t, filepath.Join(e.d, cmdDef)), testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(t), "dist", "nexigon", "commands", "nexigon.ota.check.toml")); got != want {
 					t.Errorf("%s differs from dist/", cmdDef)
 				}
 				// Rugix Ctrl keeps the agent's state across reboots and updates: the same rule
 				// as the Rugix Bakery recipe's.
 				state := filepath.Join(e.d, "etc", "rugix", "state", "otabake-agent.toml")
 				if tc.state {
-					if got, want := readFile(t, state), readFile(t, filepath.Join(repoRoot, "recipes", "otabake-agent", "files", "otabake-agent-state.toml")); got != want || !strings.Contains(got, `directory = "/var/lib/otabake-agent"`) {
+					if got, want := testkit.ReadFile(t, state), testkit.ReadFile(t, filepath.Join(testkit.RepoRoot(t), "recipes", "otabake-agent", "files", "otabake-agent-state.toml")); got != want || !strings.Contains(got, `directory = "/var/lib/otabake-agent"`) {
 						t.Errorf("/etc/rugix/state/otabake-agent.toml =\n%s\nwant the Bakery recipe's\n%s", got, want)
 					}
 				} else if _, err := os.Stat(state); err == nil {
 					t.Error("/etc/rugix/state/otabake-agent.toml installed on a RAUC image")
 				}
 
-				got := readFile(t, filepath.Join(e.d, "etc", "otabake", "ota.json"))
+				got := testkit.ReadFile(t, filepath.Join(e.d, "etc", "otabake", "ota.json"))
 				var defaults struct {
 					Path  string `json:"path"`
 					Rugix struct {
@@ -147,7 +149,7 @@ func TestAgentInstall(t *testing.T) {
 					args = append(args, "--use-bundle-hash")
 				}
 				otabake(t, args...)
-				if want := readFile(t, filepath.Join(rootfs, "etc", "otabake", "ota.json")); got != want {
+				if want := testkit.ReadFile(t, filepath.Join(rootfs, "etc", "otabake", "ota.json")); got != want {
 					t.Errorf("ota.json from the recipe =\n%s\nfrom otabake bake =\n%s", got, want)
 				}
 			})
@@ -188,7 +190,7 @@ func TestAgentDependencies(t *testing.T) {
 			}
 		})
 	}
-	agent := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake-agent_git.bb"))
+	agent := parseFile(t, filepath.Join(layerDir(t), "recipes-otabake", "otabake", "otabake-agent_git.bb"))
 	if v := agent.Values("RCONFLICTS:${PN}"); len(v) != 1 || !strings.Contains(v[0], "nexigon-rugix-ota") || !strings.Contains(v[0], "nexigon-rugix-watchdog") {
 		t.Errorf("RCONFLICTS:${PN} = %q, want meta-nexigon's own update loop and watchdog", v)
 	}
@@ -196,7 +198,7 @@ func TestAgentDependencies(t *testing.T) {
 
 // TestTimespan checks the systemd time span parser the watchdog timeout goes through.
 func TestTimespan(t *testing.T) {
-	agent := parseFile(t, filepath.Join(layerDir, "recipes-otabake", "otabake", "otabake-agent_git.bb"))
+	agent := parseFile(t, filepath.Join(layerDir(t), "recipes-otabake", "otabake", "otabake-agent_git.bb"))
 	body := `    import json
     bb.note(json.dumps({v: otabake_timespan_seconds(v) for v in json.loads(d.getVar("VALUES"))}))`
 	cases := map[string]any{
@@ -229,7 +231,7 @@ func TestTimespan(t *testing.T) {
 }
 
 func TestAgentValidation(t *testing.T) {
-	recipes := filepath.Join(layerDir, "recipes-otabake", "otabake")
+	recipes := filepath.Join(layerDir(t), "recipes-otabake", "otabake")
 	recipe := parseFile(t, filepath.Join(recipes, "otabake-agent_git.bb"))
 	fn, ok := recipe.Function("do_validate_otabake")
 	if !ok || fn.Kind != Python {
@@ -280,10 +282,7 @@ func TestAgentValidation(t *testing.T) {
 // would expand it, inside a script with the bb* stubs: as bash (what the brief asks) and as
 // POSIX sh (what BitBake runs).
 func TestShellcheck(t *testing.T) {
-	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		t.Skip("SKIP (LOUD): shellcheck not found (Debian package shellcheck): the layer's shell functions are not linted")
-	}
+	sc := testkit.NeedTool(t, "shellcheck", "shellcheck", "the layer's shell functions are not linted")
 	dir := t.TempDir()
 	sample := map[string]string{
 		"IMAGE_ROOTFS": "/work/rootfs", "IMGDEPLOYDIR": "/work/deploy", "DEPLOY_DIR_IMAGE": "/deploy", "WORKDIR": "/work",
@@ -313,7 +312,7 @@ func TestShellcheck(t *testing.T) {
 		for _, shell := range []string{"bash", "sh"} {
 			n++
 			path := filepath.Join(dir, strings.ReplaceAll(filepath.Base(p), ".", "_")+"."+shell)
-			writeFile(t, path, "#!/bin/"+shell+"\n"+src)
+			testkit.WriteFile(t, path, "#!/bin/"+shell+"\n"+src)
 			if out, err := exec.Command(sc, "-s", shell, path).CombinedOutput(); err != nil {
 				t.Errorf("shellcheck -s %s %s: %v\n%s", shell, p, err, out)
 			}
