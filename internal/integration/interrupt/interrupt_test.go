@@ -17,15 +17,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // exitBound is how soon after SIGTERM otabake must have exited (issue 21: "within a second").
 // Commands return through their context in milliseconds; cli.Main ends a command still
 // blocked after 700 ms itself.
 const exitBound = time.Second
-
-// repoRoot is the repository root, seen from this package's directory.
-var repoRoot = filepath.Join("..", "..", "..")
 
 const system = "big-efi"
 
@@ -55,12 +54,9 @@ func TestSIGTERMStopsPromptlyAndLeavesNothingPartial(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 128 MiB release; skipped with -short")
 	}
-	for _, tool := range []string{"git", "mkfs.ext4"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: %s not installed (Debian: git, e2fsprogs); .ci/run installs it", tool)
-		}
-	}
-	bin := buildOtabake(t)
+	testkit.NeedTools(t, "the interrupt test did not run; .ci/run installs them",
+		testkit.Tool{Name: "git", Package: "git"}, testkit.Tool{Name: "mkfs.ext4", Package: "e2fsprogs"})
+	bin := testkit.BuildOtabake(t, t.TempDir())
 	proj := newProject(t)
 	run := func(args ...string) string {
 		t.Helper()
@@ -73,7 +69,7 @@ func TestSIGTERMStopsPromptlyAndLeavesNothingPartial(t *testing.T) {
 	}
 	run("hub", "init", "--repository", "interrupt", "--package", "system")
 	run("prepare-release")
-	releaseEnv := readFile(t, filepath.Join(proj, ".release-env"))
+	releaseEnv := testkit.ReadFile(t, filepath.Join(proj, ".release-env"))
 	out := filepath.Join(proj, "build", system)
 
 	t.Run("build-release", func(t *testing.T) {
@@ -105,7 +101,7 @@ func TestSIGTERMStopsPromptlyAndLeavesNothingPartial(t *testing.T) {
 	t.Run("upload-release", func(t *testing.T) {
 		interrupt(t, bin, proj, after(200*time.Millisecond), "upload-release")
 		noTempFiles(t, proj)
-		if got := readFile(t, filepath.Join(proj, ".release-env")); got != releaseEnv {
+		if got := testkit.ReadFile(t, filepath.Join(proj, ".release-env")); got != releaseEnv {
 			t.Errorf(".release-env changed by an interrupted upload:\n%s\nwant\n%s", got, releaseEnv)
 		}
 		// Blobs that made it are complete (their name is their digest); a re-run finishes the
@@ -246,7 +242,7 @@ func blobsIntact(t *testing.T, dir string) {
 func newProject(t *testing.T) string {
 	t.Helper()
 	proj := t.TempDir()
-	qs := filepath.Join(repoRoot, "examples", "quickstart")
+	qs := filepath.Join(testkit.RepoRoot(t), "examples", "quickstart")
 	if err := os.CopyFS(proj, os.DirFS(qs)); err != nil {
 		t.Fatal(err)
 	}
@@ -274,22 +270,9 @@ func newProject(t *testing.T) string {
 	} {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = proj
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		testkit.RunCmd(t, cmd)
 	}
 	return proj
-}
-
-func buildOtabake(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "otabake")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/otabake")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/otabake: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func list(t *testing.T, dir string) []string {
@@ -303,13 +286,4 @@ func list(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
