@@ -39,7 +39,7 @@ func release(t *testing.T) string {
 		if releaseErr != nil {
 			return
 		}
-		_, releaseErr = agentbuild.BuildAll(context.Background(), agentbuild.Options{Source: repoPath(), Version: testVersion}, agentbuild.Names(), releaseDir)
+		_, releaseErr = agentbuild.BuildAll(context.Background(), agentbuild.Options{Source: repoPath(t), Version: testVersion}, agentbuild.Names(), releaseDir)
 	})
 	if releaseErr != nil {
 		t.Fatal(releaseErr)
@@ -51,6 +51,7 @@ func release(t *testing.T) string {
 // mirror with presigned URLs does, and needs curl or wget, which the recipe downloads with.
 func serveRelease(t *testing.T, dir string) string {
 	t.Helper()
+	// Either downloader will do, so not testkit.NeedTools (which needs every tool it names).
 	_, curlErr := exec.LookPath("curl")
 	_, wgetErr := exec.LookPath("wget")
 	if curlErr != nil && wgetErr != nil {
@@ -73,7 +74,7 @@ func serveRelease(t *testing.T, dir string) string {
 func pinnedRecipes(t *testing.T, sums []byte) string {
 	t.Helper()
 	dst := t.TempDir()
-	cmd := exec.Command("cp", "-a", repoPath("recipes")+"/.", dst)
+	cmd := exec.Command("cp", "-a", repoPath(t, "recipes")+"/.", dst)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
@@ -333,7 +334,7 @@ func TestAgentRecipeFailures(t *testing.T) {
 // architectures, and the recipe's default version is one of them, so that a plain
 // `./run-bakery bake` finds its pins.
 func TestPinnedReleases(t *testing.T) {
-	files, err := filepath.Glob(repoPath("recipes", "otabake-agent", "files", "releases", "*.sha256"))
+	files, err := filepath.Glob(repoPath(t, "recipes", "otabake-agent", "files", "releases", "*.sha256"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no pinned releases in recipes/otabake-agent/files/releases (%v)", err)
 	}

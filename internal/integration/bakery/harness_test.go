@@ -38,7 +38,7 @@ func newBakery(t *testing.T, arch string) *bakery {
 		root:    filepath.Join(dir, "layer", "roots", "system"),
 		project: filepath.Join(dir, "project"),
 		layer:   filepath.Join(dir, "layer"),
-		recipes: repoPath("recipes"),
+		recipes: repoPath(t, "recipes"),
 	}
 	layerOut := filepath.Join(b.project, ".rugix", "layers", "0123456789abcdef")
 	b.rebuild = filepath.Join(layerOut, "rebuild-if-changed.txt")

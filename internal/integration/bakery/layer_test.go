@@ -14,6 +14,7 @@ import (
 
 	"github.com/otabake/otabake/internal/agent"
 	"github.com/otabake/otabake/internal/agent/agentcli"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 var binDir string
@@ -32,26 +33,17 @@ func TestMain(m *testing.M) {
 // otabakeBinary builds the real otabake CLI once per test binary.
 var otabakeBinary = sync.OnceValues(func() (string, error) {
 	out := filepath.Join(binDir, "otabake")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/otabake")
-	cmd.Dir = repoRoot()
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", &buildError{err: err, out: string(msg)}
+	if err := testkit.GoBuild(out, "./cmd/otabake"); err != nil {
+		return "", err
 	}
 	return out, nil
 })
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "go build ./cmd/otabake: " + e.err.Error() + "\n" + e.out }
 
 // otabakeSchema compiles one of otabake's own schemas (schemas/*.schema.json, referenced by
 // their $id).
 func otabakeSchema(t *testing.T, id string) *jsonschema.Schema {
 	t.Helper()
-	files, err := filepath.Glob(repoPath("schemas", "*.schema.json"))
+	files, err := filepath.Glob(repoPath(t, "schemas", "*.schema.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no schemas in schemas/ (%v)", err)
 	}
@@ -64,15 +56,15 @@ func otabakeSchema(t *testing.T, id string) *jsonschema.Schema {
 		doc, err := jsonschema.UnmarshalJSON(r)
 		r.Close()
 		if err != nil {
-			t.Fatalf("%s: %v", rel(f), err)
+			t.Fatalf("%s: %v", rel(t, f), err)
 		}
 		m, _ := doc.(map[string]any)
 		sid, _ := m["$id"].(string)
 		if sid == "" {
-			t.Fatalf("%s: no $id", rel(f))
+			t.Fatalf("%s: no $id", rel(t, f))
 		}
 		if err := c.AddResource(sid, doc); err != nil {
-			t.Fatalf("%s: %v", rel(f), err)
+			t.Fatalf("%s: %v", rel(t, f), err)
 		}
 	}
 	s, err := c.Compile(id)

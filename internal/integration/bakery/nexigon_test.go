@@ -177,7 +177,7 @@ func TestRecipesRunAfterNexigonRugix(t *testing.T) {
 
 // TestClashDocumented: README.md quotes the recipes' fix and has the migration subsection.
 func TestClashDocumented(t *testing.T) {
-	data, err := os.ReadFile(repoPath("README.md"))
+	data, err := os.ReadFile(repoPath(t, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestClashDocumented(t *testing.T) {
 		}
 	}
 	for _, r := range []string{"otabake-ota", "otabake-watchdog"} {
-		step, err := os.ReadFile(repoPath("recipes", r, "steps", "00-install.sh"))
+		step, err := os.ReadFile(repoPath(t, "recipes", r, "steps", "00-install.sh"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +208,7 @@ func TestClashDocumented(t *testing.T) {
 // recipes and core's; and the repository has no layers (they would need nexigon/… recipes).
 func TestNoRepositoryPins(t *testing.T) {
 	var repo map[string]any
-	if _, err := toml.DecodeFile(repoPath("rugix-repository.toml"), &repo); err != nil {
+	if _, err := toml.DecodeFile(repoPath(t, "rugix-repository.toml"), &repo); err != nil {
 		t.Fatal(err)
 	}
 	if deps, ok := repo["repositories"]; ok {
@@ -224,7 +224,7 @@ func TestNoRepositoryPins(t *testing.T) {
 			}
 		}
 	}
-	if layers, _ := filepath.Glob(repoPath("layers", "*.toml")); len(layers) > 0 {
+	if layers, _ := filepath.Glob(repoPath(t, "layers", "*.toml")); len(layers) > 0 {
 		t.Errorf("layers in otabake's repository: %v; they could name only core and otabake recipes (keep example layers in %s)", layers, exampleProject)
 	}
 }
@@ -240,7 +240,7 @@ func TestExampleProject(t *testing.T) {
 			Layer string `toml:"layer"`
 		} `toml:"systems"`
 	}
-	if _, err := toml.DecodeFile(examplePath("rugix-bakery.toml"), &project); err != nil {
+	if _, err := toml.DecodeFile(examplePath(t, "rugix-bakery.toml"), &project); err != nil {
 		t.Fatal(err)
 	}
 	wantRepos := map[string][2]string{

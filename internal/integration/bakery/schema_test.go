@@ -17,28 +17,14 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
-// repoRoot is the module root, which is also the Rugix Bakery repository's root.
-var repoRoot = sync.OnceValue(func() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		panic(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			panic("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-})
-
-func repoPath(elem ...string) string {
-	return filepath.Join(append([]string{repoRoot()}, elem...)...)
+// repoPath joins elem to the module root, which is also the Rugix Bakery repository's root.
+func repoPath(t testing.TB, elem ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{testkit.RepoRoot(t)}, elem...)...)
 }
 
 // Upstream schema files in schemas/upstream/.
@@ -66,7 +52,7 @@ func upstreamSchema(t *testing.T, name string) *jsonschema.Schema {
 	if s, ok := upstreamSchemas[name]; ok {
 		return s
 	}
-	path := repoPath("schemas", "upstream", name)
+	path := repoPath(t, "schemas", "upstream", name)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -126,12 +112,13 @@ func validateTOMLFile(t *testing.T, schema, path string) {
 		t.Fatalf("%s: %v", path, err)
 	}
 	if err := upstreamSchema(t, schema).Validate(doc); err != nil {
-		t.Errorf("%s does not validate against %s:\n%v", rel(path), schema, err)
+		t.Errorf("%s does not validate against %s:\n%v", rel(t, path), schema, err)
 	}
 }
 
-func rel(path string) string {
-	if r, err := filepath.Rel(repoRoot(), path); err == nil {
+func rel(t testing.TB, path string) string {
+	t.Helper()
+	if r, err := filepath.Rel(testkit.RepoRoot(t), path); err == nil {
 		return r
 	}
 	return path
@@ -139,7 +126,7 @@ func rel(path string) string {
 
 func glob(t *testing.T, pattern ...string) []string {
 	t.Helper()
-	m, err := filepath.Glob(repoPath(pattern...))
+	m, err := filepath.Glob(repoPath(t, pattern...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +146,9 @@ var (
 // has no layers of its own (see rugix-repository.toml for why).
 const exampleProject = "examples/bakery"
 
-func examplePath(elem ...string) string {
-	return repoPath(append([]string{exampleProject}, elem...)...)
+func examplePath(t testing.TB, elem ...string) string {
+	t.Helper()
+	return repoPath(t, append([]string{exampleProject}, elem...)...)
 }
 
 // thisRepo is the name the example project gives otabake's repository.
@@ -193,20 +181,20 @@ func TestRepositoryValidatesAgainstUpstreamSchemas(t *testing.T) {
 	}
 
 	files := []struct{ schema, path string }{
-		{schemaRepository, repoPath("rugix-repository.toml")},
-		{schemaProject, examplePath("rugix-bakery.toml")},
+		{schemaRepository, repoPath(t, "rugix-repository.toml")},
+		{schemaProject, examplePath(t, "rugix-bakery.toml")},
 	}
 	for _, r := range recipes {
-		files = append(files, struct{ schema, path string }{schemaRecipe, repoPath("recipes", r, "recipe.toml")})
+		files = append(files, struct{ schema, path string }{schemaRecipe, repoPath(t, "recipes", r, "recipe.toml")})
 	}
 	for _, l := range layers {
-		files = append(files, struct{ schema, path string }{schemaLayer, examplePath("layers", l+".toml")})
+		files = append(files, struct{ schema, path string }{schemaLayer, examplePath(t, "layers", l+".toml")})
 	}
 	for _, p := range glob(t, "recipes", "*", "files", "*state*.toml") {
 		files = append(files, struct{ schema, path string }{schemaState, p})
 	}
 	for _, f := range files {
-		t.Run(rel(f.path), func(t *testing.T) { validateTOMLFile(t, f.schema, f.path) })
+		t.Run(rel(t, f.path), func(t *testing.T) { validateTOMLFile(t, f.schema, f.path) })
 	}
 }
 
@@ -267,7 +255,7 @@ type layerConfig struct {
 func loadRecipe(t *testing.T, name string) recipeConfig {
 	t.Helper()
 	var rc recipeConfig
-	if _, err := toml.DecodeFile(repoPath("recipes", name, "recipe.toml"), &rc); err != nil {
+	if _, err := toml.DecodeFile(repoPath(t, "recipes", name, "recipe.toml"), &rc); err != nil {
 		t.Fatalf("recipe %s: %v", name, err)
 	}
 	return rc
@@ -276,7 +264,7 @@ func loadRecipe(t *testing.T, name string) recipeConfig {
 func loadLayer(t *testing.T, name string) layerConfig {
 	t.Helper()
 	var lc layerConfig
-	if _, err := toml.DecodeFile(examplePath("layers", name+".toml"), &lc); err != nil {
+	if _, err := toml.DecodeFile(examplePath(t, "layers", name+".toml"), &lc); err != nil {
 		t.Fatalf("layer %s: %v", name, err)
 	}
 	return lc
@@ -325,7 +313,7 @@ func schedule(t *testing.T, lc layerConfig) []job {
 			if strings.Contains(d, "/") {
 				continue
 			}
-			if _, err := os.Stat(repoPath("recipes", d, "recipe.toml")); err != nil {
+			if _, err := os.Stat(repoPath(t, "recipes", d, "recipe.toml")); err != nil {
 				t.Fatalf("recipe %s depends on %s, which does not exist", r, d)
 			}
 			if !enabled[d] {
@@ -397,7 +385,7 @@ func TestLayersFollowBakeryRules(t *testing.T) {
 	var project struct {
 		Repositories map[string]any `toml:"repositories"`
 	}
-	if _, err := toml.DecodeFile(examplePath("rugix-bakery.toml"), &project); err != nil {
+	if _, err := toml.DecodeFile(examplePath(t, "rugix-bakery.toml"), &project); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range wantLayers {
@@ -407,7 +395,7 @@ func TestLayersFollowBakeryRules(t *testing.T) {
 				t.Errorf("layer has neither parent, url nor root = true")
 			}
 			if lc.Parent != "" && !strings.Contains(lc.Parent, "/") {
-				if _, err := os.Stat(examplePath("layers", lc.Parent+".toml")); err != nil {
+				if _, err := os.Stat(examplePath(t, "layers", lc.Parent+".toml")); err != nil {
 					t.Errorf("parent layer %s does not exist", lc.Parent)
 				}
 			}
@@ -421,7 +409,7 @@ func TestLayersFollowBakeryRules(t *testing.T) {
 					t.Errorf("recipe %s: repository %s is not declared in %s/rugix-bakery.toml", r, repo, exampleProject)
 				}
 				if repo == thisRepo {
-					if _, err := os.Stat(repoPath("recipes", recipe, "recipe.toml")); err != nil {
+					if _, err := os.Stat(repoPath(t, "recipes", recipe, "recipe.toml")); err != nil {
 						t.Errorf("recipe %s does not exist", r)
 					}
 				}
@@ -440,7 +428,7 @@ var stepName = regexp.MustCompile(`^([0-9]+)-(packages|install|run)(\.[A-Za-z0-9
 
 func steps(t *testing.T, recipe string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(repoPath("recipes", recipe, "steps"))
+	entries, err := os.ReadDir(repoPath(t, "recipes", recipe, "steps"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,16 +451,16 @@ func TestStepFiles(t *testing.T) {
 			t.Errorf("recipe %s has no steps", r)
 		}
 		for _, s := range list {
-			path := repoPath("recipes", r, "steps", s)
+			path := repoPath(t, "recipes", r, "steps", s)
 			m := stepName.FindStringSubmatch(s)
 			if m == nil {
-				t.Errorf("%s: not a Bakery step name NN-packages|install|run[.ext]", rel(path))
+				t.Errorf("%s: not a Bakery step name NN-packages|install|run[.ext]", rel(t, path))
 				continue
 			}
 			if n, err := strconv.ParseUint(m[1], 10, 16); err != nil {
-				t.Errorf("%s: prefix %s is not a u16", rel(path), m[1])
+				t.Errorf("%s: prefix %s is not a u16", rel(t, path), m[1])
 			} else if n > 99 {
-				t.Errorf("%s: prefix %d: keep two digits", rel(path), n)
+				t.Errorf("%s: prefix %d: keep two digits", rel(t, path), n)
 			}
 			if m[2] == "packages" {
 				continue
@@ -482,24 +470,21 @@ func TestStepFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			if fi.Mode().Perm()&0o111 != 0o111 {
-				t.Errorf("%s: mode %v, want executable (Bakery executes it directly)", rel(path), fi.Mode().Perm())
+				t.Errorf("%s: mode %v, want executable (Bakery executes it directly)", rel(t, path), fi.Mode().Perm())
 			}
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.HasPrefix(data, []byte("#!/bin/sh\n")) {
-				t.Errorf("%s: want a #!/bin/sh shebang (the image may have no bash)", rel(path))
+				t.Errorf("%s: want a #!/bin/sh shebang (the image may have no bash)", rel(t, path))
 			}
 		}
 	}
 }
 
 func TestShellcheck(t *testing.T) {
-	sc, err := exec.LookPath("shellcheck")
-	if err != nil {
-		t.Skip("SKIPPED: shellcheck is not installed (Debian package shellcheck); step scripts were NOT linted")
-	}
+	sc := testkit.NeedTool(t, "shellcheck", "shellcheck", "step scripts were NOT linted")
 	scripts := glob(t, "recipes", "*", "steps", "*.sh")
 	if len(scripts) == 0 {
 		t.Fatal("no step scripts found")
@@ -523,11 +508,11 @@ func TestFilesMatchDist(t *testing.T) {
 		{"otabake-watchdog/files/otabake-agent-watchdog.timer", "dist/systemd/otabake-agent-watchdog.timer"},
 	}
 	for _, p := range pairs {
-		got, err := os.ReadFile(repoPath("recipes", p.recipeFile))
+		got, err := os.ReadFile(repoPath(t, "recipes", p.recipeFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(repoPath(p.dist))
+		want, err := os.ReadFile(repoPath(t, p.dist))
 		if err != nil {
 			t.Fatal(err)
 		}
