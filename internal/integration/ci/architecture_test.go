@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // layers are the headings of docs/architecture.md's package tables, bottom up.
@@ -16,7 +18,7 @@ var layers = []string{"**Foundations**", "**Formats and images**", "**The pipeli
 // internal/ is in one of its layer tables, and no package imports one from a layer above its
 // own (a package may use its own layer and those below).
 func TestArchitectureDoc(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot, "docs", "architecture.md"))
+	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "docs", "architecture.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestArchitectureDoc(t *testing.T) {
 	}
 
 	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./internal/...")
-	cmd.Dir = repoRoot
+	cmd.Dir = testkit.RepoRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -84,7 +86,7 @@ func TestArchitectureDoc(t *testing.T) {
 		}
 	}
 	for pkg := range layerOf {
-		if _, err := os.Stat(filepath.Join(repoRoot, "internal", pkg)); err != nil {
+		if _, err := os.Stat(filepath.Join(testkit.RepoRoot(t), "internal", pkg)); err != nil {
 			t.Errorf("docs/architecture.md lists internal/%s, which does not exist", pkg)
 		}
 	}

@@ -13,9 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/otabake/otabake/internal/schema"
+	"github.com/otabake/otabake/internal/testkit"
 )
-
-var repoRoot = filepath.Join("..", "..", "..")
 
 // The pipeline steps every template must run.
 var pipeline = [][]string{
@@ -24,7 +23,7 @@ var pipeline = [][]string{
 
 func loadYAML(t *testing.T, name string) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "docs", "ci", name))
+	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "docs", "ci", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +106,8 @@ var ghExpr = regexp.MustCompile(`\$\{\{[^}]*\}\}`)
 // shellcheck runs shellcheck on every script, as bash (what both runners use here).
 func shellcheck(t *testing.T, file string, scripts map[string]string) {
 	t.Helper()
+	// Not testkit.NeedTool: without shellcheck only this check is left out; the rest of the
+	// caller's test still runs.
 	bin, err := exec.LookPath("shellcheck")
 	if err != nil {
 		t.Logf("SKIPPING shellcheck of %s: shellcheck is not installed (Debian package shellcheck)", file)
@@ -189,7 +190,7 @@ func TestGitHubActions(t *testing.T) {
 		}
 	}
 	// The token comes from the repository's secrets, never from the file.
-	raw, _ := os.ReadFile(filepath.Join(repoRoot, "docs", "ci", file))
+	raw, _ := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "docs", "ci", file))
 	if !strings.Contains(string(raw), "NEXIGON_TOKEN: ${{ secrets.NEXIGON_TOKEN }}") {
 		t.Error("NEXIGON_TOKEN is not taken from secrets")
 	}
@@ -292,7 +293,7 @@ func TestCheckRejects(t *testing.T) {
 // justfile uses, checks them against the recipe's pins before publishing, and publishes them
 // where the otabake-agent recipe's default base_url looks.
 func TestReleaseWorkflow(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot, ".github", "workflows", "release.yml"))
+	data, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), ".github", "workflows", "release.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,14 +320,14 @@ func TestReleaseWorkflow(t *testing.T) {
 	if !strings.Contains(all, "recipes/otabake-agent/files/releases/$version.sha256") {
 		t.Error("release workflow does not check the recipe's pinned checksums")
 	}
-	just, err := os.ReadFile(filepath.Join(repoRoot, "justfile"))
+	just, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "justfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(just), "go run ./cmd/otabake agent build --version {{VERSION}} --output build/agent/v{{VERSION}}") {
 		t.Error("justfile agent-artifacts does not build what the release workflow builds")
 	}
-	recipe, err := os.ReadFile(filepath.Join(repoRoot, "recipes", "otabake-agent", "recipe.toml"))
+	recipe, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "recipes", "otabake-agent", "recipe.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/otabake/otabake/internal/cli"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 // fencedBlock matches fenced code blocks in Markdown, with their language.
@@ -51,14 +52,14 @@ func docCommands(t *testing.T) []docCommand {
 	t.Helper()
 	var files []string
 	for _, f := range []string{"README.md", "bitbake/meta-otabake/README.md"} {
-		files = append(files, filepath.Join(repoRoot, f))
+		files = append(files, filepath.Join(testkit.RepoRoot(t), f))
 	}
 	for _, dir := range []string{"docs", "examples", "scripts"} {
-		err := filepath.WalkDir(filepath.Join(repoRoot, dir), func(path string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(testkit.RepoRoot(t), dir), func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(repoRoot, path)
+			rel, _ := filepath.Rel(testkit.RepoRoot(t), path)
 			switch {
 			case d.IsDir():
 			case dir == "docs" && (strings.HasSuffix(path, ".md") || filepath.Dir(rel) == filepath.Join("docs", "ci") && strings.HasSuffix(path, ".yml")),
@@ -103,7 +104,7 @@ func docCommands(t *testing.T) []docCommand {
 		if err != nil {
 			t.Fatal(err)
 		}
-		file, _ := filepath.Rel(repoRoot, path)
+		file, _ := filepath.Rel(testkit.RepoRoot(t), path)
 		text := string(data)
 		switch {
 		case strings.HasSuffix(path, ".sh"):
@@ -223,7 +224,7 @@ outer:
 // and that every top-level command is mentioned in the README.
 func TestHelpComplete(t *testing.T) {
 	app := cli.NewApp(strings.NewReader(""), io.Discard, io.Discard)
-	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
