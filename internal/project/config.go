@@ -40,6 +40,16 @@ const (
 	BackendYocto = "yocto"
 )
 
+// Update engines: what installs a system's updates on the device, and so which bundle
+// build-release writes. The names are otabake-agent's (internal/agent/engine.New, agent.toml's
+// engine).
+const (
+	// EngineRugix is Rugix Ctrl with Rugix bundles (system.rugixb), the default.
+	EngineRugix = "rugix"
+	// EngineRauc is RAUC with RAUC bundles (system.raucb).
+	EngineRauc = "rauc"
+)
+
 // Defaults applied when nothing configures a value.
 const (
 	DefaultTag                = "stable"
@@ -121,6 +131,10 @@ type System struct {
 	Target  string `json:"target,omitempty"`
 	Arch    string `json:"architecture,omitempty"`
 	Backend string `json:"backend"`
+	// Engine is the update engine of the system's devices, EngineRugix or EngineRauc.
+	Engine string `json:"engine"`
+	// Rauc holds the settings of an EngineRauc system.
+	Rauc Rauc `json:"rauc,omitzero"`
 	// Rootfs is the native backend's input: a directory or a tarball, relative to Config.Dir.
 	Rootfs string `json:"rootfs,omitempty"`
 	// Boot is an optional directory of boot-partition files (Bakery's roots/boot), relative to
@@ -188,6 +202,13 @@ type Yocto struct {
 	// after the deployed os-release's IMAGE_ID anyway, as meta-nexigon's scripts name them;
 	// set, it is a check: upload-release refuses a build whose IMAGE_ID is another.
 	ImageID string `json:"imageId,omitempty"`
+}
+
+// Rauc holds the RAUC settings of a system whose engine is EngineRauc.
+type Rauc struct {
+	// Compatible is the bundle's [update] compatible and the device's /etc/rauc/system.conf
+	// [system] compatible, which RAUC requires to be equal. Default: the system name.
+	Compatible string `json:"compatible,omitempty"`
 }
 
 // Grub holds efi-grub options.

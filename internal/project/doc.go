@@ -25,6 +25,11 @@
 //	architecture = "amd64"       # amd64 | arm64 | armhf
 //	backend = "native"           # native | bakery | yocto; default: native with rootfs,
 //	                             # yocto with yocto.machine, bakery for rugix-bakery.toml systems
+//	engine = "rugix"             # rugix | rauc: the devices' update engine; default rugix.
+//	                             # rauc: build-release writes system.raucb instead of system.rugixb
+//	                             # (native: target efi-grub and a signing key are required)
+//	rauc = { compatible = "acme-gadget" }  # engine rauc: the bundle's and /etc/rauc/system.conf's
+//	                             # compatible; default: the system name
 //	rootfs = "rootfs/"           # native: a directory or tarball, relative to the project
 //	boot = "bootfiles/"          # native: boot-partition files (Bakery's roots/boot), e.g. grub.cfg
 //	sizes = { config = "256M", boot = "256M", system = "2G", total = "4G" }  # Bakery size syntax

@@ -12,8 +12,12 @@ var (
 	targets  = []string{TargetEFIGrub, TargetRPiTryboot, TargetRPiUBoot}
 	archs    = []string{ArchAMD64, ArchARM64, ArchARMHF}
 	backends = []string{BackendNative, BackendBakery, BackendYocto}
+	engines  = []string{EngineRugix, EngineRauc}
 	hashes   = []string{"sha256", "sha512-256", "sha512"}
 )
+
+// Engines lists the update engines, the default first.
+func Engines() []string { return append([]string(nil), engines...) }
 
 // Backends lists the build backends, in the order help texts name them.
 func Backends() []string { return append([]string(nil), backends...) }
@@ -93,6 +97,18 @@ func (l *loader) applyFileSystem(s *System, fs *fileSystem) error {
 			return bad("architecture", fs.Architecture, archs)
 		}
 		s.Arch = fs.Architecture
+	}
+	if fs.Engine != "" {
+		if !oneOf(fs.Engine, engines) {
+			return bad("engine", fs.Engine, engines)
+		}
+		s.Engine = fs.Engine
+	}
+	if c := fs.Rauc.Compatible; c != "" {
+		if err := validCompatible(c); err != nil {
+			return fmt.Errorf("%s: systems.%s.rauc.compatible: %w", at("rauc", "compatible"), s.Name, err)
+		}
+		s.Rauc.Compatible = c
 	}
 	if fs.Rootfs != "" {
 		s.Rootfs = fs.Rootfs
@@ -240,6 +256,26 @@ func (l *loader) validateSystem(s *System) error {
 			s.Yocto.DeployDir = path.Join("build/tmp/deploy/images", s.Yocto.Machine)
 		}
 	}
+	if s.Engine == "" {
+		s.Engine = EngineRugix
+	}
+	if s.Engine == EngineRauc {
+		if s.Rauc.Compatible == "" {
+			s.Rauc.Compatible = s.Name
+		}
+		// The native backend builds RAUC's boot flow only for efi-grub (RAUC's grub backend).
+		if s.Backend == BackendNative && s.Target != TargetEFIGrub {
+			return fmt.Errorf("%s: systems.%s.engine: the native backend builds RAUC systems for target %s only, not %q", at("engine"), s.Name, TargetEFIGrub, s.Target)
+		}
+		if s.Backend == BackendNative && s.Signing.Key == "" {
+			return fmt.Errorf("%s: systems.%s: engine rauc needs signing.key and signing.cert: RAUC installs signed bundles only; create development keys with `otabake keys init`", at("signing"), s.Name)
+		}
+		if s.UseBundleHash {
+			return fmt.Errorf("%s: systems.%s.use_bundle_hash: a Rugix bundle hash (rugix-ctrl --bundle-hash); RAUC checks the bundle's signature against the keyring instead", at("use_bundle_hash"), s.Name)
+		}
+	} else if s.Rauc.Compatible != "" {
+		return fmt.Errorf("%s: systems.%s.rauc.compatible: only applies to engine = %q, not %q", at("rauc", "compatible"), s.Name, EngineRauc, s.Engine)
+	}
 	if s.Grub.EFIBinary != "" && s.Target != TargetEFIGrub {
 		return fmt.Errorf("%s: systems.%s.grub.efi_binary: only applies to target %s, not %q", at("grub", "efi_binary"), s.Name, TargetEFIGrub, s.Target)
 	}
@@ -255,6 +291,20 @@ func (l *loader) validateSystem(s *System) error {
 	}
 	if sg.Key != "" && sg.InsecureUnsigned {
 		return fmt.Errorf("%s: systems.%s.signing: insecure_unsigned contradicts key; remove insecure_unsigned", at("signing", "insecure_unsigned"), s.Name)
+	}
+	return nil
+}
+
+// validCompatible checks a RAUC compatible string with the rules of raucb (what GKeyFile keeps
+// as it is): no control characters, no leading or trailing white space.
+func validCompatible(c string) error {
+	if strings.TrimSpace(c) != c {
+		return fmt.Errorf("%q starts or ends with white space", c)
+	}
+	for _, r := range c {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%q has a control character", c)
+		}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ func TestMalformedConfig(t *testing.T) {
 		{"unknown top-level key", "colour = \"red\"\n", "otabake.toml:1: unknown key colour (allowed at the top level: hub, release, systems)"},
 		{"unknown hub key", "[hub]\nurl = \"https://x.example\"\n\nrepsitory = \"x\"\n", "otabake.toml:4: unknown key hub.repsitory: did you mean repository? (allowed in [hub]: default_tag, package, repository, token_env, url)"},
 		{"token in file", "[hub]\ntoken = \"u_sk_x\"\n", "otabake.toml:2: unknown key hub.token"},
-		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, boot, bundle, grub, rootfs, signing, sizes, target, use_bundle_hash, yocto)"},
+		{"unknown system key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsize = \"16G\"\n", "otabake.toml:5: unknown key systems.a.size: did you mean sizes? (allowed in [systems.a]: architecture, backend, boot, bundle, engine, grub, rauc, rootfs, signing, sizes, target, use_bundle_hash, yocto)"},
 		{"unknown nested table", "[systems.a]\nrootfs = \"r\"\n[systems.a.bundel]\nhash = \"sha256\"\n", "otabake.toml:3: unknown key systems.a.bundel"},
 		{"unknown key in inline table", "[systems.a]\nrootfs = \"r\"\nbundle = { chunker = \"casync-64\", hsh = \"x\" }\n", "otabake.toml:3: unknown key systems.a.bundle.hsh"},
 		{"wrong type string for int", "[systems.a]\nrootfs = \"r\"\n\n[systems.a.bundle]\nxz_preset = \"6\"\n", "otabake.toml:5: systems.a.bundle.xz_preset: wrong type"},
@@ -42,6 +42,12 @@ func TestMalformedConfig(t *testing.T) {
 		{"empty root", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\nkey = \"k\"\ncert = \"c\"\nroots = [\"\"]\n", "systems.a.signing.roots[0]: empty path"},
 		{"insecure and key", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\n[systems.a.signing]\nkey = \"k\"\ncert = \"c\"\ninsecure_unsigned = true\n", "insecure_unsigned contradicts key"},
 		{"use_bundle_hash not a bool", "[systems.a]\nrootfs = \"r\"\nuse_bundle_hash = \"yes\"\n", "systems.a.use_bundle_hash: wrong type"},
+		{"bad engine", "[systems.a]\nrootfs = \"r\"\nengine = \"swupdate\"\n", "otabake.toml:3: systems.a.engine: unknown value \"swupdate\"; want rugix, rauc"},
+		{"rauc on rpi", "[systems.a]\nrootfs = \"r\"\ntarget = \"rpi-tryboot\"\narchitecture = \"arm64\"\nengine = \"rauc\"\nsigning = { key = \"k\", cert = \"c\" }\n", "otabake.toml:5: systems.a.engine: the native backend builds RAUC systems for target efi-grub only"},
+		{"rauc unsigned", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nengine = \"rauc\"\n", "systems.a: engine rauc needs signing.key and signing.cert"},
+		{"rauc with bundle hash", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nengine = \"rauc\"\nuse_bundle_hash = true\nsigning = { key = \"k\", cert = \"c\" }\n", "otabake.toml:6: systems.a.use_bundle_hash: a Rugix bundle hash"},
+		{"compatible without rauc", "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nrauc.compatible = \"x\"\n", "otabake.toml:5: systems.a.rauc.compatible: only applies to engine = \"rauc\", not \"rugix\""},
+		{"bad compatible", "[systems.a]\nrootfs = \"r\"\nengine = \"rauc\"\n[systems.a.rauc]\ncompatible = \" x\"\n", "otabake.toml:5: systems.a.rauc.compatible: \" x\" starts or ends with white space"},
 		{"bad system name", "[systems.\"my system\"]\nrootfs = \"r\"\n", `otabake.toml:1: invalid system name "my system"`},
 	}
 	for _, tt := range tests {
@@ -337,6 +343,30 @@ func TestTrustSettings(t *testing.T) {
 			}
 			if !tt.want(s) {
 				t.Errorf("system = %+v", *s)
+			}
+		})
+	}
+}
+
+func TestEngine(t *testing.T) {
+	const base = "[systems.a]\nrootfs = \"r\"\ntarget = \"efi-grub\"\narchitecture = \"amd64\"\nsigning = { key = \"k\", cert = \"c\" }\n"
+	for _, tc := range []struct {
+		name, extra, engine, compatible string
+	}{
+		{"default", "", EngineRugix, ""},
+		{"rugix", "engine = \"rugix\"\n", EngineRugix, ""},
+		{"rauc", "engine = \"rauc\"\n", EngineRauc, "a"},
+		{"rauc compatible", "engine = \"rauc\"\n[systems.a.rauc]\ncompatible = \"Acme Gadget v2\"\n", EngineRauc, "Acme Gadget v2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeProject(t, map[string]string{FileName: base + tc.extra})
+			cfg, err := Load(dir, LoadOptions{Env: []string{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cfg.Systems[0]
+			if s.Engine != tc.engine || s.Rauc.Compatible != tc.compatible {
+				t.Errorf("engine %q, compatible %q; want %q, %q", s.Engine, s.Rauc.Compatible, tc.engine, tc.compatible)
 			}
 		})
 	}

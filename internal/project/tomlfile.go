@@ -40,9 +40,13 @@ type fileSystem struct {
 	Target       string `toml:"target"`
 	Architecture string `toml:"architecture"`
 	Backend      string `toml:"backend"`
-	Rootfs       string `toml:"rootfs"`
-	Boot         string `toml:"boot"`
-	Sizes        struct {
+	Engine       string `toml:"engine"`
+	Rauc         struct {
+		Compatible string `toml:"compatible"`
+	} `toml:"rauc"`
+	Rootfs string `toml:"rootfs"`
+	Boot   string `toml:"boot"`
+	Sizes  struct {
 		Config Size `toml:"config"`
 		Boot   Size `toml:"boot"`
 		System Size `toml:"system"`
