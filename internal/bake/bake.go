@@ -22,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/hub"
@@ -32,6 +33,9 @@ import (
 const (
 	BuildInfoPath = "etc/rugix/system-build-info.json"
 	OTADefaults   = "etc/otabake/ota.json"
+	// AgentSettings is otabake-agent's own configuration (agent.SettingsFile), where Bake sets
+	// the engine.
+	AgentSettings = "etc/otabake/agent.toml"
 	SystemTOML    = "etc/rugix/system.toml"
 	OSRelease     = "etc/os-release"
 	usrOSRelease  = "usr/lib/os-release"
@@ -53,8 +57,14 @@ type Options struct {
 	UseBundleHash bool
 	// TrustRoots, when set, makes Bake write the trust roots Rugix Ctrl verifies bundle
 	// signatures against: RootPath(i) for each, RootsBundle with all of them, and CtrlConfig
-	// listing them (see trust.go for the upstream locations).
+	// listing them (see trust.go for the upstream locations). With Engine "rauc" they are
+	// RAUC's keyring instead, RaucKeyring, and no Rugix Ctrl file is written.
 	TrustRoots []*x509.Certificate
+	// Engine, when set ("rugix" or "rauc", otabake-agent's engine names), makes Bake set
+	// engine in AgentSettings, keeping the file's other lines, as the otabake-ota Bakery recipe
+	// does (recipes/otabake-ota/steps/00-install.sh). Unset, the agent takes whichever of
+	// rugix-ctrl and rauc is on PATH, Rugix Ctrl first.
+	Engine string
 	// Target, when set, makes Bake write SystemTOML with Rugix Ctrl's defaults for the target
 	// (efi-grub, rpi-tryboot, rpi-uboot; generic-grub-efi is accepted as Bakery's alias).
 	Target string
@@ -117,6 +127,9 @@ func (o Options) Validate() error {
 			}
 		}
 	}
+	if o.Engine != "" && o.Engine != "rugix" && o.Engine != "rauc" {
+		return fmt.Errorf("bake: engine %q: want rugix or rauc", o.Engine)
+	}
 	if o.Target != "" {
 		if _, err := SystemConfig(o.Target); err != nil {
 			return err
@@ -177,7 +190,20 @@ func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	if len(opts.TrustRoots) > 0 {
+	if opts.Engine != "" {
+		if err := b.put(ctx, AgentSettings, func(old []byte) ([]byte, error) { return agentSettings(old, opts.Engine), nil }); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.TrustRoots) > 0 && opts.Engine == "rauc" {
+		var all []byte
+		for _, c := range opts.TrustRoots {
+			all = append(all, rootPEM(c)...)
+		}
+		if err := b.put(ctx, RaucKeyring, func([]byte) ([]byte, error) { return all, nil }); err != nil {
+			return nil, err
+		}
+	} else if len(opts.TrustRoots) > 0 {
 		var all []byte
 		paths := make([]string, len(opts.TrustRoots))
 		for i, c := range opts.TrustRoots {
@@ -221,6 +247,28 @@ func marshalOTADefaults(path string, useHash bool) ([]byte, error) {
 		return nil, err
 	}
 	return append(data, '\n'), nil
+}
+
+// engineLineRE is a top-level engine key of agent.toml, the line the recipe replaces.
+var engineLineRE = regexp.MustCompile(`^[ \t]*engine[ \t]*=`)
+
+// agentSettings is agent.toml with engine set: the engine line first (top-level keys go before
+// any table), then the old file's lines except its engine lines.
+func agentSettings(old []byte, engine string) []byte {
+	out := []byte(fmt.Sprintf("engine = %q\n", engine))
+	if len(old) == 0 {
+		return out
+	}
+	for _, line := range bytes.SplitAfter(old, []byte("\n")) {
+		if len(line) == 0 || engineLineRE.Match(line) {
+			continue
+		}
+		out = append(out, line...)
+		if line[len(line)-1] != '\n' {
+			out = append(out, '\n')
+		}
+	}
+	return out
 }
 
 // maxFileSize bounds the files Bake reads before rewriting them (os-release, the build info,

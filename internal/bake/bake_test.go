@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
 
+	"github.com/otabake/otabake/internal/schema"
 	"github.com/otabake/otabake/internal/testkit"
 )
 
@@ -377,5 +378,49 @@ func TestSetOSRelease(t *testing.T) {
 	}
 	if got := quoteOSRelease(`a "b" $c`); got != `"a \"b\" \$c"` {
 		t.Errorf("quote = %s", got)
+	}
+}
+
+// TestBakeEngine sets the agent's engine in agent.toml, keeping the other settings, as the
+// otabake-ota recipe does, and the result is a valid agent.toml.
+func TestBakeEngine(t *testing.T) {
+	root := t.TempDir()
+	old := "# site settings\nengine = \"rugix\"\ntransport = \"hub\"\n\n[hub]\nurl = \"http://127.0.0.1:8080\""
+	if err := os.MkdirAll(filepath.Join(root, "etc/otabake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WriteFile(t, filepath.Join(root, AgentSettings), old)
+	for i := range 2 {
+		res, err := Bake(context.Background(), root, Options{System: "pc", Version: "1", Engine: "rauc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := testkit.ReadFile(t, filepath.Join(root, AgentSettings))
+		want := "engine = \"rauc\"\n# site settings\ntransport = \"hub\"\n\n[hub]\nurl = \"http://127.0.0.1:8080\"\n"
+		if got != want {
+			t.Fatalf("agent.toml = %q, want %q", got, want)
+		}
+		if err := schema.ValidateTOML(schema.KindAgent, []byte(got)); err != nil {
+			t.Error(err)
+		}
+		changed := false
+		for _, f := range res.Files {
+			if f.Path == AgentSettings {
+				changed = f.Changed
+			}
+		}
+		if changed != (i == 0) {
+			t.Errorf("run %d: agent.toml changed = %v", i, changed)
+		}
+	}
+	fresh := t.TempDir()
+	if _, err := Bake(context.Background(), fresh, Options{System: "pc", Version: "1", Engine: "rauc"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testkit.ReadFile(t, filepath.Join(fresh, AgentSettings)); got != "engine = \"rauc\"\n" {
+		t.Errorf("new agent.toml = %q", got)
+	}
+	if _, err := Bake(context.Background(), fresh, Options{System: "pc", Version: "1", Engine: "swupdate"}); err == nil || !strings.Contains(err.Error(), "want rugix or rauc") {
+		t.Errorf("engine swupdate: err = %v", err)
 	}
 }

@@ -32,6 +32,11 @@ const (
 	RootsBundle = "etc/rugix/roots.pem"
 )
 
+// RaucKeyring is the keyring RAUC verifies bundle signatures against: a PEM file of one or more
+// CA certificates, named by system.conf's [keyring] path (rauc docs/reference.rst, "[keyring]
+// section", whose example is path=/etc/rauc/keyring.pem).
+const RaucKeyring = "etc/rauc/keyring.pem"
+
 // RootPath is the image path of the i-th (0-based) trust root: etc/rugix/root.crt, then
 // etc/rugix/root-2.crt, root-3.crt, ….
 func RootPath(i int) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/otabake/otabake/internal/sign"
+	"github.com/otabake/otabake/internal/testkit"
 )
 
 func devCA(t *testing.T) (ca, signer *x509.Certificate) {
@@ -100,5 +101,24 @@ func TestTrustRoots(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBakeRaucKeyring: with engine rauc the trust roots are RAUC's keyring, one PEM file, and
+// none of Rugix Ctrl's files is written.
+func TestBakeRaucKeyring(t *testing.T) {
+	root := t.TempDir()
+	a, _ := devCA(t)
+	b, _ := devCA(t)
+	if _, err := Bake(context.Background(), root, Options{System: "pc", Version: "1", Engine: "rauc", TrustRoots: []*x509.Certificate{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := testkit.ReadFile(t, filepath.Join(root, RaucKeyring)), string(rootPEM(a))+string(rootPEM(b)); got != want {
+		t.Errorf("keyring = %q, want both roots", got)
+	}
+	for _, f := range []string{CtrlConfig, RootsBundle, RootPath(0)} {
+		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
+			t.Errorf("a RAUC system has %s", f)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/otabake/otabake/internal/bundle"
 	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/project"
+	"github.com/otabake/otabake/internal/raucb"
 	"github.com/otabake/otabake/internal/rootfs"
 	"github.com/otabake/otabake/internal/sbom"
 	"github.com/otabake/otabake/internal/sign"
@@ -95,11 +96,17 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if cfg.Hub.Repository != "" && cfg.Hub.Package != "" {
 		otaPath = cfg.Hub.Repository + "/" + cfg.Hub.Package + "/" + cfg.Hub.DefaultTag
 	}
-	baked, err := bake.Bake(ctx, rootDir, bake.Options{
+	bakeOpts := bake.Options{
 		System: sys.Name, Version: id.Version, ReleaseID: releaseID,
 		OTAPath: otaPath, UseBundleHash: sys.UseBundleHash, Target: sys.Target,
 		TrustRoots: trust.roots,
-	})
+	}
+	if sys.Engine == project.EngineRauc {
+		// The agent drives rauc (agent.toml engine); RAUC's keyring holds the trust roots,
+		// and Rugix Ctrl's system.toml has no business on the device.
+		bakeOpts.Engine, bakeOpts.Target = project.EngineRauc, ""
+	}
+	baked, err := bake.Bake(ctx, rootDir, bakeOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -152,36 +159,44 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		return nil, err
 	}
 
-	t.begin("bundle")
-	bundlePath := out.Bundle()
-	spec, err := bundleSpec(sys, layout, parts)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := bundle.Create(ctx, bundlePath, spec, bundle.CreateOptions{TempDir: work}); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	if sys.Signing.Key != "" {
-		t.begin("sign")
-		signer, err := sign.LoadSigner(ctx, signingRef(cfg, sys.Signing.Key), cfg.Path(sys.Signing.Cert), paths(cfg, sys.Signing.Chain), sys.Signing.PasswordEnv)
+	if sys.Engine == project.EngineRauc {
+		// A RAUC system's devices install RAUC bundles only: it gets system.raucb and no
+		// system.rugixb (nor its hash), so that nothing Rugix Ctrl cannot use is published.
+		t.begin("rauc bundle")
+		signer, err := loadSigner(ctx, cfg, sys, trust, sde)
 		if err != nil {
-			return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
+			return nil, err
 		}
-		if len(trust.roots) > 0 {
-			// Validity is checked at the clock's time on purpose: a rebuild must not sign with
-			// a certificate that has expired since. It writes nothing.
-			if err := signer.CheckChainsTo(trust.roots, time.Now()); err != nil {
-				return nil, fmt.Errorf("[systems.%s.signing]: %w; set roots to the CA that issued %s", sys.Name, err, sys.Signing.Cert)
+		spec, err := raucSpec(sys, id, releaseID, layout, parts, signer, sde)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := raucb.Create(ctx, out.RaucBundle(), spec); err != nil {
+			return nil, err
+		}
+	} else {
+		t.begin("bundle")
+		bundlePath := out.Bundle()
+		spec, err := bundleSpec(sys, layout, parts)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := bundle.Create(ctx, bundlePath, spec, bundle.CreateOptions{TempDir: work}); err != nil {
+			return nil, fmt.Errorf("bundle: %w", err)
+		}
+		if sys.Signing.Key != "" {
+			t.begin("sign")
+			signer, err := loadSigner(ctx, cfg, sys, trust, sde)
+			if err != nil {
+				return nil, err
+			}
+			if err := bundle.Sign(ctx, bundlePath, bundlePath, signer); err != nil {
+				return nil, fmt.Errorf("sign %s: %w", bundlePath, err)
 			}
 		}
-		// The release's time, not the clock: building the release again signs the same bytes.
-		signer.SigningTime = sde
-		if err := bundle.Sign(ctx, bundlePath, bundlePath, signer); err != nil {
-			return nil, fmt.Errorf("sign %s: %w", bundlePath, err)
+		if err := writeBundleHash(bundlePath); err != nil {
+			return nil, err
 		}
-	}
-	if err := writeBundleHash(bundlePath); err != nil {
-		return nil, err
 	}
 
 	t.begin("compress image")
@@ -197,6 +212,64 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		return nil, err
 	}
 	return r, listFiles(r)
+}
+
+// loadSigner loads the system's signer, checks that it chains to the trust roots baked into
+// the image, and sets its signing time to the build's time sde.
+func loadSigner(ctx context.Context, cfg *project.Config, sys *project.System, trust *trustPlan, sde time.Time) (*sign.Signer, error) {
+	if sys.Signing.Key == "" {
+		return nil, fmt.Errorf("[systems.%s.signing]: no key: the bundle must be signed", sys.Name)
+	}
+	signer, err := sign.LoadSigner(ctx, signingRef(cfg, sys.Signing.Key), cfg.Path(sys.Signing.Cert), paths(cfg, sys.Signing.Chain), sys.Signing.PasswordEnv)
+	if err != nil {
+		return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
+	}
+	if len(trust.roots) > 0 {
+		// Validity is checked at the clock's time on purpose: a rebuild must not sign with
+		// a certificate that has expired since. It writes nothing.
+		if err := signer.CheckChainsTo(trust.roots, time.Now()); err != nil {
+			return nil, fmt.Errorf("[systems.%s.signing]: %w; set roots to the CA that issued %s", sys.Name, err, sys.Signing.Cert)
+		}
+	}
+	// The release's time, not the clock: building the release again signs the same bytes.
+	signer.SigningTime = sde
+	return signer, nil
+}
+
+// RAUC slot classes of a native RAUC system (efi-grub): the A/B root filesystems are the
+// "rootfs" class (rootfs.0, rootfs.1, the name RAUC's docs use for an A/B rootfs, e.g.
+// docs/integration.rst), and each rootfs's boot partition (kernel, initrd, GRUB's second
+// stage: the efi-grub layout's boot-a and boot-b) is a "boot" child slot (boot.0 with
+// parent=rootfs.0, boot.1 with parent=rootfs.1), so RAUC writes both of the spare side.
+const (
+	RaucSlotRootfs = "rootfs"
+	RaucSlotBoot   = "boot"
+)
+
+// raucSpec is the native RAUC bundle: the same boot and system partition images the disk
+// image holds, as rootfs.ext4 and boot.ext4 (RAUC picks the ext4 image-to-slot handler by the
+// .ext4 suffix, rauc src/update_handler.c updatehandlers), compatible from the system,
+// version the release's, build the release id, signed by signer at the build's time.
+func raucSpec(sys *project.System, id *Identity, releaseID string, layout image.Layout, parts *image.Partitions, signer *sign.Signer, sde time.Time) (raucb.Spec, error) {
+	spec := raucb.Spec{Compatible: sys.Rauc.Compatible, Version: id.Version, Build: releaseID, Signer: signer, Time: sde}
+	if spec.Compatible == "" {
+		spec.Compatible = sys.Name
+	}
+	for _, p := range []struct {
+		role image.Role
+		slot string
+		path string
+	}{{image.RoleSystemA, RaucSlotRootfs, parts.System}, {image.RoleBootA, RaucSlotBoot, parts.Boot}} {
+		part, ok := layout.ByRole(p.role)
+		if !ok || p.path == "" {
+			return raucb.Spec{}, fmt.Errorf("layout has no %s partition image", p.role)
+		}
+		if part.FS != image.FSExt4 {
+			return raucb.Spec{}, fmt.Errorf("[systems.%s]: the %s partition is %q, not ext4: target %s has no RAUC layout", sys.Name, p.role, part.FS, sys.Target)
+		}
+		spec.Images = append(spec.Images, raucb.Image{SlotClass: p.slot, Path: p.path, Filename: p.slot + ".ext4"})
+	}
+	return spec, nil
 }
 
 // bundleSpec is the full update bundle Bakery builds for a target (rugix-images.md §9): the

@@ -62,7 +62,7 @@ func (d SystemDir) CompressedImage(ext string) string { return d.Image() + ext }
 // Bmap is the block map of the raw image, system.img.bmap, for bmaptool.
 func (d SystemDir) Bmap() string { return d.Image() + bmapExt }
 
-// Bundle is the Rugix update bundle, system.rugixb.
+// Bundle is the Rugix update bundle, system.rugixb (not written for engine = "rauc" systems).
 func (d SystemDir) Bundle() string { return d.file(rugixFile) }
 
 // BundleHash is the file holding the Rugix bundle's hash without a newline, as Rugix Bakery
@@ -72,7 +72,8 @@ func (d SystemDir) BundleHash() string { return BundleHashPath(d.Bundle()) }
 // BundleHashPath is the hash file written next to a bundle: <bundle>-hash.
 func BundleHashPath(bundlePath string) string { return bundlePath + bundleHashExt }
 
-// RaucBundle is the RAUC update bundle, system.raucb (Yocto builds with meta-rauc).
+// RaucBundle is the RAUC update bundle, system.raucb: the native backend's for a system with
+// engine = "rauc" (which then writes no Bundle), or what a Yocto build with meta-rauc deployed.
 func (d SystemDir) RaucBundle() string { return d.file(raucFile) }
 
 // SBOM is the SPDX SBOM of the image, sbom.spdx.json.

@@ -106,7 +106,12 @@ func CollectArtifacts(dir, system, name, version string) ([]*Artifact, error) {
 		}
 	}
 	if exists(d.RaucBundle()) {
-		add(d.RaucBundle(), name+assetRauc, hub.BundleAssetMetadata{Version: version})
+		// <name>.raucb is the file nexigon-rauc-ota looks up ($IMAGE_ID.raucb, nexigon/meta-nexigon
+		// meta-nexigon-rauc/recipes-nexigon/nexigon-rauc-ota/files/nexigon-rauc-ota) and that
+		// meta-nexigon's scripts/upload-release.sh attaches, there without metadata: RAUC needs
+		// no bundle hash (it checks the signature against its keyring), so the metadata is the
+		// version and, as for a Rugix bundle, the SBOM it relates to.
+		add(d.RaucBundle(), name+assetRauc, hub.BundleAssetMetadata{Relations: rel, Version: version})
 	}
 	if len(arts) == 0 {
 		return nil, fmt.Errorf("%s: nothing to upload (no %s, %s or %s): run 'otabake build-release %s'", dir, imageFile+".xz", rugixFile, raucFile, system)
