@@ -26,6 +26,7 @@ import (
 
 	"github.com/otabake/otabake/internal/atomicfile"
 	"github.com/otabake/otabake/internal/hub"
+	"github.com/otabake/otabake/internal/image"
 	"github.com/otabake/otabake/internal/rootfs"
 )
 
@@ -37,8 +38,10 @@ const (
 	// the engine.
 	AgentSettings = "etc/otabake/agent.toml"
 	SystemTOML    = "etc/rugix/system.toml"
-	OSRelease     = "etc/os-release"
-	usrOSRelease  = "usr/lib/os-release"
+	// RaucSystemConf is RAUC's system configuration (rauc docs/reference.rst).
+	RaucSystemConf = "etc/rauc/system.conf"
+	OSRelease      = "etc/os-release"
+	usrOSRelease   = "usr/lib/os-release"
 )
 
 // Options is the release identity and the defaults to bake.
@@ -65,6 +68,9 @@ type Options struct {
 	// does (recipes/otabake-ota/steps/00-install.sh). Unset, the agent takes whichever of
 	// rugix-ctrl and rauc is on PATH, Rugix Ctrl first.
 	Engine string
+	// RaucCompatible, with Engine "rauc" and Target efi-grub, makes Bake write RaucSystemConf
+	// for the RAUC layout (image.RaucSystemConf) instead of SystemTOML.
+	RaucCompatible string
 	// Target, when set, makes Bake write SystemTOML with Rugix Ctrl's defaults for the target
 	// (efi-grub, rpi-tryboot, rpi-uboot; generic-grub-efi is accepted as Bakery's alias).
 	Target string
@@ -129,6 +135,14 @@ func (o Options) Validate() error {
 	}
 	if o.Engine != "" && o.Engine != "rugix" && o.Engine != "rauc" {
 		return fmt.Errorf("bake: engine %q: want rugix or rauc", o.Engine)
+	}
+	if o.RaucCompatible != "" {
+		if o.Engine != "rauc" || (o.Target != "efi-grub" && o.Target != "generic-grub-efi") {
+			return fmt.Errorf("bake: a RAUC compatible needs engine rauc and target efi-grub, not %q and %q", o.Engine, o.Target)
+		}
+		if _, err := image.RaucSystemConf(o.RaucCompatible, "/"+RaucKeyring); err != nil {
+			return fmt.Errorf("bake: %w", err)
+		}
 	}
 	if o.Target != "" {
 		if _, err := SystemConfig(o.Target); err != nil {
@@ -221,7 +235,12 @@ func Bake(ctx context.Context, rootfsDir string, opts Options) (*Result, error) 
 			return nil, err
 		}
 	}
-	if opts.Target != "" {
+	if opts.RaucCompatible != "" {
+		data, _ := image.RaucSystemConf(opts.RaucCompatible, "/"+RaucKeyring)
+		if err := b.put(ctx, RaucSystemConf, func([]byte) ([]byte, error) { return []byte(data), nil }); err != nil {
+			return nil, err
+		}
+	} else if opts.Target != "" {
 		data, _ := SystemConfig(opts.Target)
 		if err := b.put(ctx, SystemTOML, func([]byte) ([]byte, error) { return data, nil }); err != nil {
 			return nil, err

@@ -424,3 +424,30 @@ func TestBakeEngine(t *testing.T) {
 		t.Errorf("engine swupdate: err = %v", err)
 	}
 }
+
+// TestBakeRaucSystemConf: a RAUC efi-grub system gets /etc/rauc/system.conf and no Rugix
+// system.toml; a compatible without engine rauc and target efi-grub is refused.
+func TestBakeRaucSystemConf(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Bake(context.Background(), root, Options{System: "pc", Version: "1", Engine: "rauc", Target: "efi-grub", RaucCompatible: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	conf := testkit.ReadFile(t, filepath.Join(root, RaucSystemConf))
+	for _, want := range []string{"compatible=acme\n", "bootloader=grub\n", "path=/" + RaucKeyring + "\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("system.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, SystemTOML)); err == nil {
+		t.Error("a RAUC system got Rugix Ctrl's system.toml")
+	}
+	for _, o := range []Options{
+		{System: "pc", Version: "1", Target: "efi-grub", RaucCompatible: "acme"},
+		{System: "pc", Version: "1", Engine: "rauc", Target: "rpi-tryboot", RaucCompatible: "acme"},
+		{System: "pc", Version: "1", Engine: "rauc", Target: "efi-grub", RaucCompatible: "a\nb"},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}

@@ -37,7 +37,8 @@ func FuzzRewriteCmdline(f *testing.F) {
 
 func TestGrubScriptsParse(t *testing.T) {
 	check := testkit.NeedTool(t, "grub-script-check", "grub-common")
-	for name, script := range map[string]string{"first": GrubFirstStage, "second": GrubSecondStage, "embedded": grubEmbedded} {
+	for name, script := range map[string]string{"first": GrubFirstStage, "second": GrubSecondStage, "embedded": grubEmbedded,
+		"rauc first": RaucGrubFirstStage("PARTUUID=a", "PARTUUID=b")} {
 		p := filepath.Join(t.TempDir(), name+".cfg")
 		if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
 			t.Fatal(err)

@@ -40,6 +40,8 @@ type Partition struct {
 	Start   int64  `json:"start"`
 	Sectors int64  `json:"sectors"`
 	FS      FSType `json:"fs,omitempty"`
+	// Label is the GPT partition name, when the target gives one.
+	Label string `json:"label,omitempty"`
 }
 
 // Offset returns the byte offset of the partition in the disk image.
@@ -127,7 +129,7 @@ func Plan(t Target, s Sizes, rootfsBytes int64) (Layout, error) {
 	var extIndex = -1
 	number := 1
 	for _, spec := range t.Partitions {
-		p := Partition{Role: spec.Role, Type: spec.Type, FS: spec.FS}
+		p := Partition{Role: spec.Role, Type: spec.Type, FS: spec.FS, Label: spec.Label}
 		size := spec.Size
 		switch spec.Role {
 		case RoleConfig:
@@ -136,6 +138,11 @@ func Plan(t Target, s Sizes, rootfsBytes int64) (Layout, error) {
 			size = pick(s.BootA, size)
 		case RoleBootB:
 			size = pick(s.BootB, size)
+		case RoleSystemB:
+			// The spare rootfs slot takes what system-a may grow to.
+			if a, ok := l.ByRole(RoleSystemA); ok {
+				size = a.Bytes()
+			}
 		case RoleSystemA:
 			if s.System > 0 {
 				if rootfsBytes > s.System {

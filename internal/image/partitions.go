@@ -310,6 +310,9 @@ func (st *stager) grub(ctx context.Context, root string) error {
 			return err
 		}
 	}
+	if in.Target.RAUC {
+		return st.raucGrub()
+	}
 	if err := writeFile(cfgDir, "rugpi/grub.cfg", []byte(GrubFirstStage)); err != nil {
 		return err
 	}
@@ -327,7 +330,49 @@ func (st *stager) grub(ctx context.Context, root string) error {
 		return err
 	}
 
-	// Boot partition: the boot tree if given, otherwise kernel and initrd from the rootfs.
+	if err := st.bootFiles(); err != nil {
+		return err
+	}
+	env, err := bootenv.EncodeGrubEnv([]bootenv.Var{{Name: "rugpi_bootargs", Value: "ro init=/usr/bin/rugix-ctrl root=" + root}}, 0)
+	if err != nil {
+		return err
+	}
+	return writeFile(bootDir, "boot.grubenv", env)
+}
+
+// raucGrub writes the RAUC boot flow's files: the first stage and RAUC's environment on the
+// config partition, and a boot partition without a root device of its own (the first stage
+// sets rugpi_bootargs per slot, so the same boot image serves boot-a and boot-b).
+func (st *stager) raucGrub() error {
+	rootA, rootB, err := raucRoots(st.in.Layout, st.in.IDs)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(st.cfgDir, "rugpi/grub.cfg", []byte(RaucGrubFirstStage(rootA, rootB))); err != nil {
+		return err
+	}
+	env, err := RaucGrubEnvInitial()
+	if err != nil {
+		return err
+	}
+	if err := writeFile(st.cfgDir, RaucGrubEnv, env); err != nil {
+		return err
+	}
+	if err := st.bootFiles(); err != nil {
+		return err
+	}
+	// An empty boot.grubenv: the second stage's load_env keeps the first stage's values.
+	empty, err := bootenv.EncodeGrubEnv(nil, 0)
+	if err != nil {
+		return err
+	}
+	return writeFile(st.bootDir, "boot.grubenv", empty)
+}
+
+// bootFiles stages the efi-grub boot partition: the boot tree if given, otherwise kernel and
+// initrd from the rootfs, and GrubSecondStage unless the tree brings a grub.cfg.
+func (st *stager) bootFiles() error {
+	in, bootDir := st.in, st.bootDir
 	if in.BootDir != "" {
 		if err := st.copyConfiguredDir(in.BootDir, bootDir, st.boot); err != nil {
 			return fmt.Errorf("boot files from %s: %w", in.BootDir, err)
@@ -360,11 +405,7 @@ func (st *stager) grub(ctx context.Context, root string) error {
 			return err
 		}
 	}
-	env, err := bootenv.EncodeGrubEnv([]bootenv.Var{{Name: "rugpi_bootargs", Value: "ro init=/usr/bin/rugix-ctrl root=" + root}}, 0)
-	if err != nil {
-		return err
-	}
-	return writeFile(bootDir, "boot.grubenv", env)
+	return nil
 }
 
 // maxGrubModules bounds the copy of a rootfs's GRUB module directory (about 4 MiB in Debian).

@@ -33,7 +33,7 @@ func writeGPT(w gpt.ReadWriterAt, l Layout, ids Identifiers) error {
 		if err != nil {
 			return fmt.Errorf("write GPT: partition %d type: %w", p.Number, err)
 		}
-		if err := t.SetPartition(gpt.Partition{Number: p.Number, Type: typ, UUID: ids.PartitionGUID(p.Number),
+		if err := t.SetPartition(gpt.Partition{Number: p.Number, Type: typ, UUID: ids.PartitionGUID(p.Number), Name: p.Label,
 			First: uint64(p.Start), Last: uint64(p.Start + p.Sectors - 1)}); err != nil {
 			return fmt.Errorf("write GPT: %w", err)
 		}

@@ -67,6 +67,8 @@ type PartitionSpec struct {
 	Type string
 	Size int64
 	FS   FSType
+	// Label is the GPT partition name ("" for none; the RAUC layout names each by its role).
+	Label string
 }
 
 // Target is a boot architecture Rugix Ctrl knows how to update: which table, which partitions
@@ -80,6 +82,8 @@ type Target struct {
 	Table TableType
 	// Partitions is the default layout in table order, before sizes are resolved by Plan.
 	Partitions []PartitionSpec
+	// RAUC marks the RAUC layout and boot flow (WithRAUC) instead of Rugix Ctrl's.
+	RAUC bool
 }
 
 // BootCtrlFlow returns the boot-flow type Rugix Ctrl uses for this target ("grub",

@@ -43,6 +43,11 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	if err != nil {
 		return nil, fmt.Errorf("[systems.%s]: %w", sys.Name, err)
 	}
+	if sys.Engine == project.EngineRauc {
+		if target, err = target.WithRAUC(); err != nil {
+			return nil, fmt.Errorf("[systems.%s]: %w", sys.Name, err)
+		}
+	}
 	compression, err := image.ParseCompression(opts.ImageCompression)
 	if err != nil {
 		return nil, err
@@ -102,9 +107,12 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 		TrustRoots: trust.roots,
 	}
 	if sys.Engine == project.EngineRauc {
-		// The agent drives rauc (agent.toml engine); RAUC's keyring holds the trust roots,
-		// and Rugix Ctrl's system.toml has no business on the device.
-		bakeOpts.Engine, bakeOpts.Target = project.EngineRauc, ""
+		// The agent drives rauc (agent.toml engine); RAUC's keyring holds the trust roots and
+		// /etc/rauc/system.conf replaces Rugix Ctrl's system.toml.
+		bakeOpts.Engine, bakeOpts.RaucCompatible = project.EngineRauc, sys.Rauc.Compatible
+		if bakeOpts.RaucCompatible == "" {
+			bakeOpts.RaucCompatible = sys.Name
+		}
 	}
 	baked, err := bake.Bake(ctx, rootDir, bakeOpts)
 	if err != nil {
@@ -236,18 +244,10 @@ func loadSigner(ctx context.Context, cfg *project.Config, sys *project.System, t
 	return signer, nil
 }
 
-// RAUC slot classes of a native RAUC system (efi-grub): the A/B root filesystems are the
-// "rootfs" class (rootfs.0, rootfs.1, the name RAUC's docs use for an A/B rootfs, e.g.
-// docs/integration.rst), and each rootfs's boot partition (kernel, initrd, GRUB's second
-// stage: the efi-grub layout's boot-a and boot-b) is a "boot" child slot (boot.0 with
-// parent=rootfs.0, boot.1 with parent=rootfs.1), so RAUC writes both of the spare side.
-const (
-	RaucSlotRootfs = "rootfs"
-	RaucSlotBoot   = "boot"
-)
-
 // raucSpec is the native RAUC bundle: the same boot and system partition images the disk
-// image holds, as rootfs.ext4 and boot.ext4 (RAUC picks the ext4 image-to-slot handler by the
+// image holds, for the slot classes of the RAUC layout (image.RaucSlotRootfs: system-a and
+// system-b; image.RaucSlotBoot: boot-a and boot-b, child slots of the rootfs slots, so RAUC
+// writes both of the spare side), as rootfs.ext4 and boot.ext4 (RAUC picks the ext4 image-to-slot handler by the
 // .ext4 suffix, rauc src/update_handler.c updatehandlers), compatible from the system,
 // version the release's, build the release id, signed by signer at the build's time.
 func raucSpec(sys *project.System, id *Identity, releaseID string, layout image.Layout, parts *image.Partitions, signer *sign.Signer, sde time.Time) (raucb.Spec, error) {
@@ -259,7 +259,7 @@ func raucSpec(sys *project.System, id *Identity, releaseID string, layout image.
 		role image.Role
 		slot string
 		path string
-	}{{image.RoleSystemA, RaucSlotRootfs, parts.System}, {image.RoleBootA, RaucSlotBoot, parts.Boot}} {
+	}{{image.RoleSystemA, image.RaucSlotRootfs, parts.System}, {image.RoleBootA, image.RaucSlotBoot, parts.Boot}} {
 		part, ok := layout.ByRole(p.role)
 		if !ok || p.path == "" {
 			return raucb.Spec{}, fmt.Errorf("layout has no %s partition image", p.role)

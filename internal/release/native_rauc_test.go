@@ -115,6 +115,16 @@ func TestNativeRAUCSystem(t *testing.T) {
 	if got := debugfsCat(t, rootfs, "/"+bake.AgentSettings); got != "engine = \"rauc\"\n" {
 		t.Errorf("agent.toml = %q", got)
 	}
+	conf := debugfsCat(t, rootfs, "/"+bake.RaucSystemConf)
+	for _, want := range []string{"compatible=otabake-quickstart\n", "bootloader=grub\n", "[slot.rootfs.1]\ndevice=/dev/disk/by-partlabel/system-b\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("%s lacks %q:\n%s", bake.RaucSystemConf, want, conf)
+		}
+	}
+	// The disk: the RAUC layout (system-b and data exist, named as system.conf names them).
+	if names := partitionNames(t, d.Image()); names != "config,boot-a,boot-b,system-a,system-b,data" {
+		t.Errorf("partitions %s", names)
+	}
 	for _, f := range []string{bake.SystemTOML, bake.CtrlConfig, bake.RootPath(0)} {
 		if got := debugfsCat(t, rootfs, "/"+f); got != "" {
 			t.Errorf("a RAUC system has %s:\n%s", f, got)
@@ -200,4 +210,26 @@ func debugfsCat(t *testing.T, img, path string) string {
 		t.Fatalf("debugfs cat %s: %v", path, err)
 	}
 	return string(out)
+}
+
+// partitionNames lists the GPT partition names of a disk image, comma-separated.
+func partitionNames(t *testing.T, img string) string {
+	t.Helper()
+	out, err := exec.Command("sfdisk", "--json", img).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json %s: %v", img, err)
+	}
+	var table struct {
+		PartitionTable struct {
+			Partitions []struct{ Name string } `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(out, &table); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range table.PartitionTable.Partitions {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ",")
 }
