@@ -26,8 +26,9 @@
 //	backend = "native"           # native | bakery | yocto; default: native with rootfs,
 //	                             # yocto with yocto.machine, bakery for rugix-bakery.toml systems
 //	engine = "rugix"             # rugix | rauc: the devices' update engine; default rugix.
-//	                             # rauc: build-release writes system.raucb instead of system.rugixb
-//	                             # (native: target efi-grub and a signing key are required)
+//	                             # rauc: build-release writes system.raucb instead of system.rugixb,
+//	                             # the image gets RAUC's layout, GRUB flow, system.conf and keyring
+//	                             # (native: target efi-grub and signing are required; README "RAUC systems")
 //	rauc = { compatible = "acme-gadget" }  # engine rauc: the bundle's and /etc/rauc/system.conf's
 //	                             # compatible; default: the system name
 //	rootfs = "rootfs/"           # native: a directory or tarball, relative to the project
