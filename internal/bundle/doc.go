@@ -14,11 +14,14 @@
 // only its headers; Verify streams every block; ExtractPayload decodes a payload. HashFile reads
 // only the header. Sign and AddSignature insert signatures without changing the hash.
 // ComputeBlockIndex and the BlockIndex type produce the on-device index files used for delta
-// updates, and Delta estimates what a device holding such indices would download.
+// updates, and Delta estimates what a device holding such indices would download (dynamic
+// deltas). CreateDeltaFile writes static delta bundles as rugix-bundler delta does: xdelta3
+// patches of slot payloads against an old bundle's (delta.go); ExtractFile with a Source applies
+// such a patch.
 //
 // The otabake bundle commands each call one function of this package that works on files by
 // path and returns the command's result (files.go, inspect.go): InspectFile, VerifyFile,
-// ExtractFile, DeltaFile, HashFileBlocks, WriteBlockIndexFile, WriteHashFile,
+// ExtractFile, DeltaFile, CreateDeltaFile, HashFileBlocks, WriteBlockIndexFile, WriteHashFile,
 // WriteSignedMetadata, SignFile and AddSignatureFile. Bundle.CheckHash is the one check of a
 // header against an expected bundle hash, used by Verify and ExtractFile alike.
 //

@@ -109,6 +109,12 @@ type ExtractFileOptions struct {
 	// MaxSize is the most decoded bytes the payload may declare; the free space of the output's
 	// file system lowers it. Zero means that free space (DefaultMaxPayloadSize when unknown).
 	MaxSize int64
+	// Source, for a static-delta payload, is the old payload (a slot's content) its patch
+	// applies to: the patch is decoded through xdelta3 and the new payload written, checked
+	// against the original hash. A source that does not hash to the patch's input hash is
+	// refused (ErrDeltaInput) before out is touched. Without Source a static-delta payload
+	// extracts to its patch, as rugix-bundler extract does.
+	Source string
 }
 
 // ExtractFile decodes one payload of the bundle at path into the file out, written atomically,
@@ -134,12 +140,29 @@ func ExtractFile(ctx context.Context, path, out string, opts ExtractFileOptions)
 	if _, err := b.CheckPayloadSize(ctx, i, limit); err != nil {
 		return i, nil, err
 	}
+	d := b.payloads[i].Entry.DeltaEncoding
+	if opts.Source != "" {
+		if d == nil {
+			return i, nil, fmt.Errorf("payload %d is not a static delta: a source applies only to static-delta payloads", i)
+		}
+		if err := checkDeltaSource(ctx, d, opts.Source); err != nil {
+			return i, nil, fmt.Errorf("payload %d: %w", i, err)
+		}
+	}
 	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
 		return i, nil, err
 	}
 	defer f.Close()
-	st, err := b.Extract(ctx, i, f.File, ExtractOptions{MaxSize: limit})
+	var st *PayloadStats
+	if opts.Source != "" {
+		st, err = b.applyDelta(ctx, i, opts.Source, f.File, limit)
+		if err != nil {
+			err = fmt.Errorf("payload %d: %w", i, err)
+		}
+	} else {
+		st, err = b.Extract(ctx, i, f.File, ExtractOptions{MaxSize: limit})
+	}
 	if err != nil {
 		return i, nil, err
 	}
