@@ -269,6 +269,7 @@ func bundleExtractCommand() *ucli.Command {
 		&ucli.StringFlag{Name: "payload", Aliases: []string{"p"}, Required: true, Usage: "payload index or slot name"},
 		outputFlag(true, "file to write"),
 		&ucli.StringFlag{Name: "bundle-hash", Usage: "expected bundle hash"},
+		&ucli.StringFlag{Name: "source", Usage: "for a static-delta payload: the old payload the patch applies to (writes the new payload; default: write the patch)"},
 		maxPayloadSizeFlag("the free space of the output's file system"))
 	return withOneArg(cmd, "the bundle file", func(c *ucli.Context, path string) error {
 		limit, err := maxPayloadSize(c)
@@ -276,7 +277,7 @@ func bundleExtractCommand() *ucli.Command {
 			return err
 		}
 		i, st, err := bundle.ExtractFile(c.Context, path, c.String("output"),
-			bundle.ExtractFileOptions{Payload: c.String("payload"), BundleHash: c.String("bundle-hash"), MaxSize: limit})
+			bundle.ExtractFileOptions{Payload: c.String("payload"), BundleHash: c.String("bundle-hash"), MaxSize: limit, Source: c.String("source")})
 		if err != nil {
 			return err
 		}
@@ -383,7 +384,77 @@ func bundleIndexCommand() *ucli.Command {
 }
 
 func bundleDeltaCommand() *ucli.Command {
-	cmd := command("delta", "NEW.rugixb", "estimate what a device holding the indexed data downloads of a bundle",
+	return &ucli.Command{
+		Name:        "delta",
+		Usage:       "static delta bundles (create) and dynamic delta estimates (estimate)",
+		Subcommands: []*ucli.Command{bundleDeltaCreateCommand(), bundleDeltaEstimateCommand()},
+	}
+}
+
+func bundleDeltaCreateCommand() *ucli.Command {
+	cmd := command("create", "OLD.rugixb NEW.rugixb", "write a static delta bundle: xdelta3 patches of NEW's slot payloads against OLD's (like rugix-bundler delta)",
+		outputFlag(true, "delta bundle to write"),
+		&ucli.StringSliceFlag{Name: "slot", Usage: "slot pair NEW[:OLD] to patch (repeatable; default: system and boot:system, as rugix-bundler)"},
+		&ucli.BoolFlag{Name: "without-compression", Usage: "store the patch blocks uncompressed"},
+		&ucli.StringFlag{Name: "key", Usage: "sign the delta bundle with this key: PEM file or KMS URI (with --cert)"},
+		&ucli.StringFlag{Name: "cert", Usage: "signer certificate (PEM) for --key"},
+		&ucli.StringSliceFlag{Name: "chain", Usage: "intermediate certificates to embed (PEM, repeatable)"},
+		&ucli.StringFlag{Name: "password-env", Value: "OTABAKE_KEY_PASSWORD", Usage: "environment variable holding the key's password"},
+		&ucli.IntFlag{Name: "workers", Usage: "goroutines hashing and compressing blocks (default: all cores)"},
+		maxPayloadSizeFlag("64GiB"))
+	cmd.Description = "For each slot pair, the payload of NEW going to slot NEW is replaced by an xdelta3 patch\n" +
+		"against the payload of OLD going to slot OLD (<file>.xdelta, fixed-256 blocks with xz, and a\n" +
+		"delta encoding naming the old payload's hash as input and the new payload's as original), as\n" +
+		"`rugix-bundler delta OLD NEW OUT` writes it. A device installs it with rugix-ctrl >= 0.8.12\n" +
+		"when a slot's stored hash equals the input hash; it needs xdelta3. The default pairs are\n" +
+		"system and boot:system (the boot payload against the old system, whose hash the device keeps);\n" +
+		"default pairs missing from the bundles are left out."
+	return withArgs(cmd, func(c *ucli.Context, args []string) error {
+		if len(args) != 2 {
+			return usageError(c, "want the old and the new bundle")
+		}
+		var slots []bundle.DeltaSlot
+		for _, v := range c.StringSlice("slot") {
+			s, err := bundle.ParseDeltaSlot(v)
+			if err != nil {
+				return usageError(c, "--slot: %v", err)
+			}
+			slots = append(slots, s)
+		}
+		limit, err := maxPayloadSize(c)
+		if err != nil {
+			return err
+		}
+		opts := bundle.DeltaOptions{Slots: slots, WithoutCompression: c.Bool("without-compression"),
+			Create: bundle.CreateOptions{Workers: c.Int("workers")}, MaxPayloadSize: limit}
+		if c.String("key") != "" || c.String("cert") != "" {
+			if c.String("key") == "" || c.String("cert") == "" {
+				return usageError(c, "--key and --cert go together")
+			}
+			s, err := sign.LoadSigner(c.Context, c.String("key"), c.String("cert"), c.StringSlice("chain"), c.String("password-env"))
+			if err != nil {
+				return err
+			}
+			opts.Signer = s
+		}
+		r, err := bundle.CreateDeltaFile(c.Context, args[0], args[1], c.String("output"), opts)
+		if err != nil {
+			return err
+		}
+		g := globals(c)
+		if g.JSON {
+			return printJSON(g.Stdout, r)
+		}
+		for _, p := range r.Payloads {
+			fmt.Fprintf(g.Stdout, "payload %d %s (%s): %d -> %d bytes patch against %s\n", p.Payload, p.Filename, p.Slot, p.NewSize, p.DataSize, p.InputHash)
+		}
+		fmt.Fprintf(g.Stdout, "%s: %s, %d bytes (full bundle %d bytes, ratio %.4f), %d signature(s)\n", r.Output, r.Hash, r.Size, r.NewSize, float64(r.Size)/float64(r.NewSize), r.Signatures)
+		return nil
+	})
+}
+
+func bundleDeltaEstimateCommand() *ucli.Command {
+	cmd := command("estimate", "NEW.rugixb", "estimate what a device holding the indexed data downloads of a bundle (dynamic delta)",
 		&ucli.StringSliceFlag{Name: "index", Required: true, Usage: "block index file of data the device holds (repeatable)"})
 	return withOneArg(cmd, "the new bundle", func(c *ucli.Context, path string) error {
 		r, err := bundle.DeltaFile(path, c.StringSlice("index"))

@@ -233,13 +233,13 @@ func TestBundleIndexAndDelta(t *testing.T) {
 		Payloads []bundle.PayloadDelta
 		Ratio    float64
 	}
-	json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "delta", out, "--index", idx)), &d)
+	json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "delta", "estimate", out, "--index", idx)), &d)
 	if d.Payloads[0].DownloadBlocks != 0 || !d.Payloads[0].Reusable || d.Payloads[1].Reusable || d.Ratio > 0.01 {
 		t.Fatalf("delta against the same image: %+v", d)
 	}
 	other := filepath.Join(work, "fixed.idx")
 	mustOtabake(t, "bundle", "index", img, "--chunker", "fixed-4", "-o", other)
-	json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "delta", out, "--index", other)), &d)
+	json.Unmarshal([]byte(mustOtabake(t, "--json", "bundle", "delta", "estimate", out, "--index", other)), &d)
 	if d.Payloads[0].Reusable || d.Payloads[0].DownloadBlocks != d.Payloads[0].Blocks {
 		t.Fatalf("delta with a non-matching chunker must download everything: %+v", d)
 	}
@@ -388,5 +388,40 @@ func TestInspectAppBundle(t *testing.T) {
 	}
 	if v := mustOtabake(t, "bundle", "verify", fixture, "--bundle-hash", insp.Hash); !strings.Contains(v, "OK "+insp.Hash+": 3 payloads") {
 		t.Fatalf("verify: %s", v)
+	}
+}
+
+// TestBundleDeltaCreate runs bundle delta create with its flags after the arguments, then
+// applies the patch with bundle extract --source.
+func TestBundleDeltaCreate(t *testing.T) {
+	testkit.NeedTool(t, "xdelta3", "xdelta3", "the static delta command test did not run")
+	oldDir, newDir := makeBundleDir(t, ", compression = { type = \"xz\" }"), makeBundleDir(t, ", compression = { type = \"xz\" }")
+	img := filepath.Join(newDir, "payloads", "system.img")
+	data, _ := os.ReadFile(img)
+	copy(data[300<<10:], "release 2")
+	os.WriteFile(img, data, 0o644)
+	work := t.TempDir()
+	oldB, newB, delta := filepath.Join(work, "old.rugixb"), filepath.Join(work, "new.rugixb"), filepath.Join(work, "delta.rugixb")
+	mustOtabake(t, "bundle", "create", oldDir, "-o", oldB)
+	mustOtabake(t, "bundle", "create", newDir, "-o", newB)
+	var r bundle.DeltaResult
+	if err := json.Unmarshal([]byte(mustOtabake(t, "bundle", "delta", "create", oldB, newB, "-o", delta, "--json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Payloads) != 1 || r.Payloads[0].Slot.New != "system" || r.Payloads[0].Filename != "system.img.xdelta" || r.Size >= r.NewSize/4 {
+		t.Fatalf("delta create: %+v", r)
+	}
+	t.Logf("delta bundle %d bytes, full bundle %d bytes", r.Size, r.NewSize)
+	mustOtabake(t, "bundle", "verify", delta)
+	got := filepath.Join(work, "system.img")
+	mustOtabake(t, "bundle", "extract", delta, "-p", "system", "--source", filepath.Join(oldDir, "payloads", "system.img"), "-o", got)
+	if testkit.SHA256File(t, got) != testkit.SHA256File(t, img) {
+		t.Fatal("extract --source does not give the new payload")
+	}
+	if _, _, err := otabake(t, "bundle", "delta", "create", oldB, newB, "-o", delta, "--slot", "boot"); err == nil || !strings.Contains(err.Error(), `no payload for slot "boot"`) {
+		t.Fatalf("--slot boot: %v", err)
+	}
+	if _, _, err := otabake(t, "bundle", "delta", "create", oldB, "-o", delta); err == nil {
+		t.Fatal("one bundle accepted")
 	}
 }
