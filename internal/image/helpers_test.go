@@ -57,6 +57,13 @@ func buildImage(t *testing.T, dir, target, arch, rootfs string) built {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return buildTarget(t, dir, tgt, "demo-"+target, rootfs)
+}
+
+// buildTarget is buildImage for a target already chosen (and perhaps changed, as WithRAUC
+// does), its identifiers derived from name.
+func buildTarget(t *testing.T, dir string, tgt Target, name, rootfs string) built {
+	t.Helper()
 	size, err := TreeSize(rootfs)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +72,7 @@ func buildImage(t *testing.T, dir, target, arch, rootfs string) built {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := DeriveIdentifiers("demo-"+target, "demo@1.0.0")
+	ids := DeriveIdentifiers(name, "demo@1.0.0")
 	parts, err := BuildPartitions(context.Background(), Input{
 		Target: tgt, Layout: layout, IDs: ids, RootfsDir: rootfs,
 		WorkDir: filepath.Join(dir, "work"), SourceDateEpoch: testEpoch,

@@ -1,8 +1,8 @@
 package image
 
 import (
-	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,24 +29,8 @@ func TestRaucLayout(t *testing.T) {
 	if tgt, err = tgt.WithRAUC(); err != nil {
 		t.Fatal(err)
 	}
-	size, err := TreeSize(rootfs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layout, err := Plan(tgt, Sizes{Config: 16 * MiB, BootA: 16 * MiB, BootB: 16 * MiB}, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := DeriveIdentifiers("demo-rauc", "demo-rauc@1")
-	parts, err := BuildPartitions(context.Background(), Input{Target: tgt, Layout: layout, IDs: ids, RootfsDir: rootfs,
-		WorkDir: filepath.Join(dir, "work"), SourceDateEpoch: testEpoch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "system.img")
-	if err := Assemble(context.Background(), layout, parts, img, ids); err != nil {
-		t.Fatal(err)
-	}
+	b := buildTarget(t, dir, tgt, "demo-rauc", rootfs)
+	layout, ids, parts, img := b.layout, b.ids, b.parts, b.img
 
 	var table struct {
 		PartitionTable struct {
@@ -93,7 +77,7 @@ func TestRaucLayout(t *testing.T) {
 
 	env := filepath.Join(cfg, RaucGrubEnv)
 	want := map[string]string{"ORDER": "A B", "A_OK": "1", "A_TRY": "0", "B_OK": "0", "B_TRY": "0"}
-	if got := grubList(t, env); !equalMaps(got, want) {
+	if got := grubList(t, env); !maps.Equal(got, want) {
 		t.Errorf("rauc/grubenv = %v, want %v", got, want)
 	}
 	// What RAUC 1.8's grub backend runs after installing into B (rauc src/bootchooser.c
@@ -102,7 +86,7 @@ func TestRaucLayout(t *testing.T) {
 	editenv := testkit.NeedTool(t, "grub-editenv", "grub-common")
 	testkit.Run(t, editenv, env, "set", "B_OK=1", "B_TRY=0", "ORDER=B A")
 	want["ORDER"], want["B_OK"] = "B A", "1"
-	if got := grubList(t, env); !equalMaps(got, want) {
+	if got := grubList(t, env); !maps.Equal(got, want) {
 		t.Errorf("after rauc's edit: %v, want %v", got, want)
 	}
 	if st, _ := os.Stat(env); st.Size() != 1024 {
@@ -115,18 +99,6 @@ func TestRaucLayout(t *testing.T) {
 	if got := grubList(t, out); len(got) != 0 && !(len(got) == 1 && got[""] == "") {
 		t.Errorf("boot.grubenv of a RAUC image = %v, want empty", got)
 	}
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRaucOnlyEFIGrub(t *testing.T) {
