@@ -17,29 +17,33 @@ var testEpoch = time.Unix(1700000000, 0).UTC()
 func fakeRootfs(t *testing.T, dir string) string {
 	t.Helper()
 	root := filepath.Join(dir, "rootfs")
-	testkit.WriteFile(t, filepath.Join(root, "etc/os-release"), "ID=demo\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/bin/rugix-ctrl"), "#!/bin/sh\n")
-	testkit.WriteFile(t, filepath.Join(root, "etc/rugix/system-build-info.json"), `{"name":"demo"}`)
-	testkit.WriteFile(t, filepath.Join(root, "boot/vmlinuz-6.1.0-13-amd64"), "fake kernel\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/initrd.img-6.1.0-13-amd64"), "fake initrd\n")
+	for _, f := range [][2]string{
+		{"etc/os-release", "ID=demo\n"},
+		{"usr/bin/rugix-ctrl", "#!/bin/sh\n"},
+		{"etc/rugix/system-build-info.json", `{"name":"demo"}`},
+		{"boot/vmlinuz-6.1.0-13-amd64", "fake kernel\n"},
+		{"boot/initrd.img-6.1.0-13-amd64", "fake initrd\n"},
+		{"boot/firmware/cmdline.txt", "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/sbin/init\n"},
+		{"boot/firmware/config.txt", "dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\n"},
+		{"boot/firmware/kernel8.img", "fake rpi kernel\n"},
+		{"boot/firmware/start4.elf", "fake firmware\n"},
+		{"boot/firmware/fixup4.dat", "fake fixup\n"},
+		{"boot/firmware/bcm2711-rpi-4-b.dtb", "fake dtb\n"},
+		{"boot/firmware/overlays/vc4-kms-v3d.dtbo", "fake overlay\n"},
+		{"boot/firmware/second.scr", "fake second stage\n"},
+		{"usr/share/rugix/u-boot/u-boot-arm64.bin", "fake u-boot\n"},
+		{"usr/share/rugix/u-boot/boot.scr", "fake boot.scr\n"},
+		{"usr/share/rugix/grub/BOOTX64.efi", "fake grub\n"},
+		{"usr/share/rugix/grub/BOOTAA64.efi", "fake grub arm64\n"},
+		{"usr/share/doc/a-file-with-a-rather-long-name.txt", "long names\n"},
+	} {
+		testkit.WriteFile(t, filepath.Join(root, f[0]), f[1])
+	}
 	for _, l := range [][2]string{{"boot/vmlinuz-6.1.0-13-amd64", "vmlinuz"}, {"/boot/initrd.img-6.1.0-13-amd64", "initrd.img"}} {
 		if err := os.Symlink(l[0], filepath.Join(root, l[1])); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/cmdline.txt"), "console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/sbin/init\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/config.txt"), "dtoverlay=vc4-kms-v3d\nmax_framebuffers=2\narm_64bit=1\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/kernel8.img"), "fake rpi kernel\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/start4.elf"), "fake firmware\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/fixup4.dat"), "fake fixup\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/bcm2711-rpi-4-b.dtb"), "fake dtb\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/overlays/vc4-kms-v3d.dtbo"), "fake overlay\n")
-	testkit.WriteFile(t, filepath.Join(root, "boot/firmware/second.scr"), "fake second stage\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/u-boot/u-boot-arm64.bin"), "fake u-boot\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/u-boot/boot.scr"), "fake boot.scr\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/grub/BOOTX64.efi"), "fake grub\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/share/rugix/grub/BOOTAA64.efi"), "fake grub arm64\n")
-	testkit.WriteFile(t, filepath.Join(root, "usr/share/doc/a-file-with-a-rather-long-name.txt"), "long names\n")
 	return root
 }
 
