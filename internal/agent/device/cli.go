@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otabake/otabake/internal/hub"
@@ -20,6 +20,9 @@ import (
 type CLITransport struct {
 	exe      string
 	deviceID string
+	// noEmittedAt is set once exe refused `events emit --emitted-at` (see PublishEvent); a
+	// process opens one transport, so this lasts for the life of the process.
+	noEmittedAt atomic.Bool
 }
 
 // NewCLI returns a transport running exe (a name on PATH or a path).
@@ -128,34 +131,6 @@ func (t *CLITransport) SetProperty(ctx context.Context, name string, value json.
 	return err
 }
 
-// emittedAtSupport remembers, per nexigon-agent executable and for the life of the process,
-// whether `events emit` takes --emitted-at: the option exists only since nexigon/nexigon
-// commit 3aef777 ("agent: add [telemetry] config and --emitted-at on events emit",
-// crates/apps/nexigon-agent/src/main.rs `EventsCmd::Emit`); older agents, such as the v0.5
-// the Rugix template pins, refuse the whole call with a usage error.
-var emittedAtSupport = struct {
-	sync.Mutex
-	unsupported map[string]bool
-}{unsupported: map[string]bool{}}
-
-// maxRememberedAgents bounds emittedAtSupport (a process runs one or two executables).
-const maxRememberedAgents = 16
-
-func emittedAtUnsupported(exe string) bool {
-	emittedAtSupport.Lock()
-	defer emittedAtSupport.Unlock()
-	return emittedAtSupport.unsupported[exe]
-}
-
-func rememberEmittedAtUnsupported(exe string) {
-	emittedAtSupport.Lock()
-	defer emittedAtSupport.Unlock()
-	if len(emittedAtSupport.unsupported) >= maxRememberedAgents {
-		clear(emittedAtSupport.unsupported)
-	}
-	emittedAtSupport.unsupported[exe] = true
-}
-
 // Attributes the CLI transport adds, since `events emit` cannot carry them otherwise.
 const (
 	// AttrEventID is otabake's event ID: the CLI generates its own ID for every call
@@ -168,14 +143,18 @@ const (
 )
 
 // PublishEvent implements Transport. The CLI generates its own event ID; otabake's travels as
-// the AttrEventID attribute. --emitted-at is used when the agent supports it; the first usage
-// error naming it switches to calls without it for the rest of the process (a usage error
-// means the call did nothing, so repeating it cannot duplicate the event).
+// the AttrEventID attribute. --emitted-at is used when the agent supports it: the option
+// exists only since nexigon/nexigon commit 3aef777 ("agent: add [telemetry] config and
+// --emitted-at on events emit", crates/apps/nexigon-agent/src/main.rs `EventsCmd::Emit`), and
+// older agents, such as the v0.5 the Rugix template pins, refuse the whole call with a usage
+// error. The first usage error naming it switches to calls without it for the rest of the
+// transport's life (a usage error means the call did nothing, so repeating it cannot
+// duplicate the event).
 func (t *CLITransport) PublishEvent(ctx context.Context, ev hub.Event) error {
-	withTime := !ev.EmittedAt.IsZero() && !emittedAtUnsupported(t.exe)
+	withTime := !ev.EmittedAt.IsZero() && !t.noEmittedAt.Load()
 	_, err := t.run(ctx, emitArgs(ev, withTime)...)
 	if err != nil && withTime && rejectsArgument(err, "--emitted-at") {
-		rememberEmittedAtUnsupported(t.exe)
+		t.noEmittedAt.Store(true)
 		_, err = t.run(ctx, emitArgs(ev, false)...)
 	}
 	if err != nil {
