@@ -35,13 +35,18 @@ const RugixCtrlConfig = "/etc/rugix/ctrl.toml"
 // -CAfile). otabake bake writes it next to ctrl.toml.
 const rugixRootsBundle = "roots.pem"
 
+// configPath is Rugix Ctrl's configuration file: ctrlConfig, or RugixCtrlConfig.
+func (r *Rugix) configPath() string {
+	if r.ctrlConfig == "" {
+		return RugixCtrlConfig
+	}
+	return r.ctrlConfig
+}
+
 // signatureRoots returns the roots listed in ctrl.toml's [signatures] roots; none when the
 // file does not exist.
 func (r *Rugix) signatureRoots() ([]string, error) {
-	path := r.ctrlConfig
-	if path == "" {
-		path = RugixCtrlConfig
-	}
+	path := r.configPath()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -217,11 +222,7 @@ func (r *Rugix) installArgs(ctx context.Context, url string, opts InstallOptions
 		case len(roots) == 1:
 			args = append(args, "--verify-signature", "--root-cert", roots[0])
 		case len(roots) > 1:
-			dir := filepath.Dir(r.ctrlConfig)
-			if r.ctrlConfig == "" {
-				dir = filepath.Dir(RugixCtrlConfig)
-			}
-			bundle := filepath.Join(dir, rugixRootsBundle)
+			bundle := filepath.Join(filepath.Dir(r.configPath()), rugixRootsBundle)
 			if _, err := os.Stat(bundle); err != nil {
 				return nil, fmt.Errorf("rugix-ctrl 0.8 takes one --root-cert, ctrl.toml lists %d roots and %s is missing: rebuild the image with otabake (it writes the bundle) or list one root", len(roots), bundle)
 			}
