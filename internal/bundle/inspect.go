@@ -157,7 +157,7 @@ func (b *Bundle) inspectPayload(ctx context.Context, p *PayloadInfo) InspectedPa
 		if ib.Blocks > 0 {
 			ib.DedupRatio = float64(ib.UniqueBlocks) / float64(ib.Blocks)
 		}
-		d, _ := b.DeclaredSize(p.Index)
+		d := declared(p, t)
 		ib.DecodedMin, ib.DecodedMax = d.Min, d.Max
 	}
 	ip.BlockEncoding = ib
