@@ -334,15 +334,25 @@ func makePatch(ctx context.Context, oldB, newB *Bundle, pr deltaPair, alg HashAl
 	}
 	untrack := atomicfile.Track(src.Name())
 	defer func() { src.Close(); os.Remove(src.Name()); untrack() }()
+	// Extract checks the old payload against its file hash, so with the same algorithm that
+	// hash is the input hash; only with another algorithm is the payload hashed again.
+	var w io.Writer = src
 	h := alg.New()
-	st, err := oldB.Extract(ctx, pr.oldIndex, io.MultiWriter(src, h), ExtractOptions{MaxSize: opts.MaxPayloadSize})
+	if oldB.alg != alg {
+		w = io.MultiWriter(src, h)
+	}
+	st, err := oldB.Extract(ctx, pr.oldIndex, w, ExtractOptions{MaxSize: opts.MaxPayloadSize})
 	if err != nil {
 		return dp, nil, fmt.Errorf("old bundle: %w", err)
 	}
 	if err := src.Sync(); err != nil {
 		return dp, nil, err
 	}
-	dp.InputHash, dp.OldSize = Digest{alg, h.Sum(nil)}.String(), st.FileSize
+	inSum := oldB.payloads[pr.oldIndex].Entry.FileHash
+	if oldB.alg != alg {
+		inSum = h.Sum(nil)
+	}
+	dp.InputHash, dp.OldSize = Digest{alg, inSum}.String(), st.FileSize
 	dp.OriginalHash = Digest{alg, newB.payloads[pr.newIndex].Entry.FileHash}.String()
 
 	patch, err := tempFile(opts.Create.TempDir)
