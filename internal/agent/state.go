@@ -108,17 +108,20 @@ const (
 	MaxPendingEventBytes = 512 << 10
 )
 
-// queueEvent appends ev to the pending events, dropping the oldest while a bound is exceeded.
-// It returns how many were dropped.
+// queueEvent appends ev to the pending events, dropping the oldest while a bound is exceeded
+// (an event alone over the byte bound is dropped too). It returns how many were dropped.
 func (st *State) queueEvent(ev hub.Event) int {
 	st.PendingEvents = append(st.PendingEvents, ev)
-	dropped := 0
-	for len(st.PendingEvents) > 1 && (len(st.PendingEvents) > MaxPendingEvents || pendingBytes(st.PendingEvents) > MaxPendingEventBytes) {
-		st.PendingEvents = st.PendingEvents[1:]
-		dropped++
+	sizes := make([]int, len(st.PendingEvents))
+	total := 0
+	for i, e := range st.PendingEvents {
+		sizes[i] = eventBytes(e)
+		total += sizes[i]
 	}
-	if len(st.PendingEvents) == 1 && pendingBytes(st.PendingEvents) > MaxPendingEventBytes {
-		st.PendingEvents = nil
+	dropped := 0
+	for len(st.PendingEvents) > 0 && (len(st.PendingEvents) > MaxPendingEvents || total > MaxPendingEventBytes) {
+		total -= sizes[dropped]
+		st.PendingEvents = st.PendingEvents[1:]
 		dropped++
 	}
 	st.DroppedEvents += dropped
@@ -128,16 +131,13 @@ func (st *State) queueEvent(ev hub.Event) int {
 	return dropped
 }
 
-func pendingBytes(evs []hub.Event) int {
-	n := 0
-	for _, ev := range evs {
-		data, err := json.Marshal(ev)
-		if err != nil {
-			return MaxPendingEventBytes + 1
-		}
-		n += len(data)
+// eventBytes is ev's size in the state file; one that cannot be encoded is over the bound.
+func eventBytes(ev hub.Event) int {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return MaxPendingEventBytes + 1
 	}
-	return n
+	return len(data)
 }
 
 func (a *Agent) loadState() (State, bool, error) {
