@@ -98,6 +98,7 @@ func TestNativeRAUCSystem(t *testing.T) {
 		t.Errorf("images %v, want rootfs=rootfs.ext4, boot=boot.ext4", images)
 	}
 
+	disk := readDiskTable(t, d.Image())
 	extracted := filepath.Join(t.TempDir(), "extracted")
 	rauc("extract", "--keyring", ca, d.RaucBundle(), extracted)
 	for file, part := range map[string]string{"boot.ext4": "2", "rootfs.ext4": "4"} {
@@ -105,7 +106,7 @@ func TestNativeRAUCSystem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := partitionBytes(t, d.Image(), part); !bytes.Equal(got, want) {
+		if want := disk.bytes(t, part); !bytes.Equal(got, want) {
 			t.Errorf("%s (%d bytes) differs from partition %s of system.img (%d bytes)", file, len(got), part, len(want))
 		}
 	}
@@ -122,7 +123,7 @@ func TestNativeRAUCSystem(t *testing.T) {
 		}
 	}
 	// The disk: the RAUC layout (system-b and data exist, named as system.conf names them).
-	if names := partitionNames(t, d.Image()); names != "config,boot-a,boot-b,system-a,system-b,data" {
+	if names := disk.names(); names != "config,boot-a,boot-b,system-a,system-b,data" {
 		t.Errorf("partitions %s", names)
 	}
 	for _, f := range []string{bake.SystemTOML, bake.CtrlConfig, bake.RootPath(0)} {
@@ -166,27 +167,39 @@ func TestNativeRAUCSystem(t *testing.T) {
 	}
 }
 
-// partitionBytes reads partition n of a disk image as sfdisk reports it.
-func partitionBytes(t *testing.T, img, n string) []byte {
+// diskTable is a disk image's partition table as sfdisk --json reports it.
+type diskTable struct {
+	img        string
+	Label      string `json:"label"`
+	Partitions []struct {
+		Node, Name  string
+		Start, Size int64
+	} `json:"partitions"`
+}
+
+// readDiskTable runs sfdisk --json on a disk image once.
+func readDiskTable(t *testing.T, img string) diskTable {
 	t.Helper()
 	out, err := exec.Command("sfdisk", "--json", img).Output()
 	if err != nil {
 		t.Fatalf("sfdisk --json %s: %v", img, err)
 	}
-	var table struct {
-		PartitionTable struct {
-			Partitions []struct {
-				Node        string `json:"node"`
-				Start, Size int64
-			} `json:"partitions"`
-		} `json:"partitiontable"`
+	var doc struct {
+		PartitionTable diskTable `json:"partitiontable"`
 	}
-	if err := json.Unmarshal(out, &table); err != nil {
+	if err := json.Unmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range table.PartitionTable.Partitions {
+	doc.PartitionTable.img = img
+	return doc.PartitionTable
+}
+
+// bytes reads partition n of the disk image.
+func (d diskTable) bytes(t *testing.T, n string) []byte {
+	t.Helper()
+	for _, p := range d.Partitions {
 		if strings.HasSuffix(p.Node, "img"+n) {
-			f, err := os.Open(img)
+			f, err := os.Open(d.img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,8 +211,17 @@ func partitionBytes(t *testing.T, img, n string) []byte {
 			return b
 		}
 	}
-	t.Fatalf("%s has no partition %s", img, n)
+	t.Fatalf("%s has no partition %s", d.img, n)
 	return nil
+}
+
+// names lists the GPT partition names, comma-separated.
+func (d diskTable) names() string {
+	var names []string
+	for _, p := range d.Partitions {
+		names = append(names, p.Name)
+	}
+	return strings.Join(names, ",")
 }
 
 // debugfsCat returns a file of an ext4 image, "" when it does not exist.
@@ -210,26 +232,4 @@ func debugfsCat(t *testing.T, img, path string) string {
 		t.Fatalf("debugfs cat %s: %v", path, err)
 	}
 	return string(out)
-}
-
-// partitionNames lists the GPT partition names of a disk image, comma-separated.
-func partitionNames(t *testing.T, img string) string {
-	t.Helper()
-	out, err := exec.Command("sfdisk", "--json", img).Output()
-	if err != nil {
-		t.Fatalf("sfdisk --json %s: %v", img, err)
-	}
-	var table struct {
-		PartitionTable struct {
-			Partitions []struct{ Name string } `json:"partitions"`
-		} `json:"partitiontable"`
-	}
-	if err := json.Unmarshal(out, &table); err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, p := range table.PartitionTable.Partitions {
-		names = append(names, p.Name)
-	}
-	return strings.Join(names, ",")
 }

@@ -3,7 +3,6 @@ package release
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,34 +111,9 @@ func TestNativeQuickstartReproducible(t *testing.T) {
 func checkBundleMatchesImage(t *testing.T, dir string) {
 	t.Helper()
 	img := filepath.Join(dir, "system.img")
-	out, err := exec.Command("sfdisk", "--json", img).Output()
-	if err != nil {
-		t.Fatalf("sfdisk --json %s: %v", img, err)
-	}
-	var table struct {
-		PartitionTable struct {
-			Label      string `json:"label"`
-			Partitions []struct {
-				Node  string `json:"node"`
-				Start int64  `json:"start"`
-				Size  int64  `json:"size"`
-			} `json:"partitions"`
-		} `json:"partitiontable"`
-	}
-	if err := json.Unmarshal(out, &table); err != nil {
-		t.Fatal(err)
-	}
-	part := func(n string) (int64, int64) {
-		for _, p := range table.PartitionTable.Partitions {
-			if strings.HasSuffix(p.Node, "img"+n) {
-				return p.Start * 512, p.Size * 512
-			}
-		}
-		t.Fatalf("%s has no partition %s", img, n)
-		return 0, 0
-	}
+	disk := readDiskTable(t, img)
 	systemPart := "4"
-	if table.PartitionTable.Label == "dos" {
+	if disk.Label == "dos" {
 		systemPart = "5"
 	}
 	b, err := bundle.Open(filepath.Join(dir, "system.rugixb"))
@@ -154,24 +128,15 @@ func checkBundleMatchesImage(t *testing.T, dir string) {
 	if string(hash) != b.Hash() {
 		t.Errorf("system.rugixb-hash %q != bundle hash %q", hash, b.Hash())
 	}
-	imgFile, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer imgFile.Close()
 	for i, n := range []string{"2", systemPart} {
 		var buf bytes.Buffer
 		if _, err := b.ExtractPayload(context.Background(), i, &buf); err != nil {
 			t.Fatalf("extract payload %d: %v", i, err)
 		}
-		off, size := part(n)
-		if int64(buf.Len()) != size {
-			t.Errorf("payload %d is %d bytes, partition %s is %d", i, buf.Len(), n, size)
+		want := disk.bytes(t, n)
+		if buf.Len() != len(want) {
+			t.Errorf("payload %d is %d bytes, partition %s is %d", i, buf.Len(), n, len(want))
 			continue
-		}
-		want := make([]byte, size)
-		if _, err := imgFile.ReadAt(want, off); err != nil {
-			t.Fatal(err)
 		}
 		if !bytes.Equal(buf.Bytes(), want) {
 			t.Errorf("payload %d differs from partition %s", i, n)
@@ -305,11 +270,11 @@ func checkTrust(t *testing.T, caPath, dir string) {
 	}
 	f.Close()
 	cat := func(p string) []byte {
-		out, err := exec.Command("debugfs", "-R", "cat "+p, img).Output()
-		if err != nil || len(out) == 0 {
-			t.Fatalf("debugfs cat %s: %v (%d bytes)", p, err, len(out))
+		out := debugfsCat(t, img, p)
+		if out == "" {
+			t.Fatalf("debugfs cat %s: empty", p)
 		}
-		return out
+		return []byte(out)
 	}
 	ctrl := string(cat("/etc/rugix/ctrl.toml"))
 	if !strings.Contains(ctrl, "[signatures]\nroots = [\"/etc/rugix/root.crt\"]\n") {
