@@ -54,7 +54,7 @@ func planTrust(cfg *project.Config, sys *project.System) (*trustPlan, error) {
 		}
 		return p, nil
 	}
-	paths := append([]string{cfg.Path(sg.Cert)}, projectPaths(cfg, sg.Chain)...)
+	paths := append([]string{cfg.Path(sg.Cert)}, paths(cfg, sg.Chain)...)
 	certs, err := sign.LoadCertificates(paths...)
 	if err != nil {
 		return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
@@ -71,12 +71,4 @@ func planTrust(cfg *project.Config, sys *project.System) (*trustPlan, error) {
 		return nil, fmt.Errorf("[systems.%s.signing]: refusing to build a system whose devices could not verify their next update: the chain of %s does not end in a self-signed root, so there is no root to bake into the image; set roots = [\"CA.crt\"] (the CA that issued the signer), or use_bundle_hash = true in [systems.%s]", sys.Name, sg.Cert, sys.Name)
 	}
 	return p, nil
-}
-
-func projectPaths(cfg *project.Config, ps []string) []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = cfg.Path(p)
-	}
-	return out
 }
