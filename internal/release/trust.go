@@ -54,8 +54,8 @@ func planTrust(cfg *project.Config, sys *project.System) (*trustPlan, error) {
 		}
 		return p, nil
 	}
-	paths := append([]string{cfg.Path(sg.Cert)}, paths(cfg, sg.Chain)...)
-	certs, err := sign.LoadCertificates(paths...)
+	files := append([]string{cfg.Path(sg.Cert)}, paths(cfg, sg.Chain)...)
+	certs, err := sign.LoadCertificates(files...)
 	if err != nil {
 		return nil, fmt.Errorf("[systems.%s.signing]: %w", sys.Name, err)
 	}
