@@ -159,14 +159,14 @@ func (c *Completeness) String() string {
 // bundle carries a well-formed rugix.bundleHash, every file upload-release recorded for it is
 // attached, and each of its attached files is Available.
 func CheckComplete(d *hub.VersionDetails, projectSystems, only []string) *Completeness {
+	rec := readRecord(d.Metadata)
 	known := map[string]bool{}
-	for _, s := range readRecord(d.Metadata).Systems {
+	for _, s := range rec.Systems {
 		known[s] = true
 	}
 	for _, s := range projectSystems {
 		known[s] = true
 	}
-	rec := readRecord(d.Metadata)
 	for _, a := range d.Assets {
 		// A recorded file belongs to the system that recorded it, whatever its name says: a
 		// Yocto system's files carry its image's IMAGE_ID.
