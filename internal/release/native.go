@@ -29,13 +29,9 @@ import (
 // build/<system>/ and moved into place only when complete, so a failed build never leaves a
 // build directory that looks finished.
 //
-// Every time written into the artifacts is bt.Time (BuildTimeOf's rule), never the clock.
+// Every time written into the artifacts is bt.Time (BuildTimeOf's rule), never the clock;
+// trust is the plan Build made with planTrust before building any system.
 func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *project.System, trust *trustPlan, bt BuildTime, opts BuildOptions) (_ *BuildResult, err error) {
-	if trust == nil {
-		if trust, err = planTrust(cfg, sys); err != nil {
-			return nil, err
-		}
-	}
 	if sys.Rootfs == "" {
 		return nil, fmt.Errorf("the native backend needs rootfs = \"DIR or TARBALL\" in [systems.%s]", sys.Name)
 	}
