@@ -179,9 +179,22 @@ func Build(ctx context.Context, opts Options, a Arch, path string) (Result, erro
 	return res, nil
 }
 
-// BuildAll builds every named architecture into dir as FileName(arch) and writes
+// BuildAll builds every named architecture into dir as FileName(arch) (BuildEach) and writes
 // ChecksumsFile for them (again only when its bytes change).
 func BuildAll(ctx context.Context, opts Options, arches []string, dir string) ([]Result, error) {
+	out, err := BuildEach(ctx, opts, arches, dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := WriteChecksums(filepath.Join(dir, ChecksumsFile), out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BuildEach builds every named architecture into dir as FileName(arch), without a checksums
+// file.
+func BuildEach(ctx context.Context, opts Options, arches []string, dir string) ([]Result, error) {
 	var out []Result
 	for _, name := range arches {
 		a, err := Lookup(name)
@@ -193,9 +206,6 @@ func BuildAll(ctx context.Context, opts Options, arches []string, dir string) ([
 			return nil, err
 		}
 		out = append(out, r)
-	}
-	if _, err := WriteChecksums(filepath.Join(dir, ChecksumsFile), out); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

@@ -41,19 +41,7 @@ func BuildAgents(ctx context.Context, projectDir, version string, arches []strin
 	if err != nil {
 		return nil, err
 	}
-	var out []agentbuild.Result
-	for _, name := range arches {
-		a, err := agentbuild.Lookup(name)
-		if err != nil {
-			return nil, err
-		}
-		r, err := agentbuild.Build(ctx, agentbuild.Options{Source: src, Version: version}, a, filepath.Join(AgentDir(projectDir), agentbuild.FileName(name)))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return agentbuild.BuildEach(ctx, agentbuild.Options{Source: src, Version: version}, arches, AgentDir(projectDir))
 }
 
 // agentRecipeSource is the otabake-agent recipe's `source` parameter as the Bakery project
