@@ -104,11 +104,9 @@ func buildNative(ctx context.Context, cfg *project.Config, id *Identity, sys *pr
 	}
 	if sys.Engine == project.EngineRauc {
 		// The agent drives rauc (agent.toml engine); RAUC's keyring holds the trust roots and
-		// /etc/rauc/system.conf replaces Rugix Ctrl's system.toml.
+		// /etc/rauc/system.conf replaces Rugix Ctrl's system.toml. project.Load defaults the
+		// compatible to the system name.
 		bakeOpts.Engine, bakeOpts.RaucCompatible = project.EngineRauc, sys.Rauc.Compatible
-		if bakeOpts.RaucCompatible == "" {
-			bakeOpts.RaucCompatible = sys.Name
-		}
 	}
 	baked, err := bake.Bake(ctx, rootDir, bakeOpts)
 	if err != nil {
@@ -244,13 +242,11 @@ func loadSigner(ctx context.Context, cfg *project.Config, sys *project.System, t
 // image holds, for the slot classes of the RAUC layout (image.RaucSlotRootfs: system-a and
 // system-b; image.RaucSlotBoot: boot-a and boot-b, child slots of the rootfs slots, so RAUC
 // writes both of the spare side), as rootfs.ext4 and boot.ext4 (RAUC picks the ext4 image-to-slot handler by the
-// .ext4 suffix, rauc src/update_handler.c updatehandlers), compatible from the system,
-// version the release's, build the release id, signed by signer at the build's time.
+// .ext4 suffix, rauc src/update_handler.c updatehandlers), compatible from the system (project.Load
+// defaults it to the system name), version the release's, build the release id, signed by
+// signer at the build's time.
 func raucSpec(sys *project.System, id *Identity, releaseID string, layout image.Layout, parts *image.Partitions, signer *sign.Signer, sde time.Time) (raucb.Spec, error) {
 	spec := raucb.Spec{Compatible: sys.Rauc.Compatible, Version: id.Version, Build: releaseID, Signer: signer, Time: sde}
-	if spec.Compatible == "" {
-		spec.Compatible = sys.Name
-	}
 	for _, p := range []struct {
 		role image.Role
 		slot string
